@@ -1,0 +1,233 @@
+"""Normalized records: the one shape every source (X, Reddit, the sandbox, archives) produces.
+
+Collectors and importers turn raw API JSON into these records; ``models.store.write_page`` is the
+only code that writes them.  Keeping the shape small and platform-neutral is what lets one write
+path serve every source.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol
+
+Platform = Literal["x", "reddit"]
+PLATFORMS: tuple[str, ...] = ("x", "reddit")
+
+PostKind = Literal["post", "reply", "quote", "repost", "submission", "comment"]
+POST_KINDS: tuple[str, ...] = ("post", "reply", "quote", "repost", "submission", "comment")
+
+MatchKind = Literal["handle", "hashtag", "name", "alias", "community", "thread"]
+MATCH_KINDS: tuple[str, ...] = ("handle", "hashtag", "name", "alias", "community", "thread")
+
+#: Longest text a post may carry (X note tweets reach 25,000 characters, Reddit self posts 40,000).
+MAX_TEXT_CHARS = 60_000
+
+
+class RecordError(ValueError):
+    """A raw record that cannot be normalized; the message is the reason kept in rejected_payloads."""
+
+
+@dataclass(slots=True)
+class Metrics:
+    """Engagement counters at one observation; None where the platform does not report one."""
+
+    likes: int | None = None
+    reposts: int | None = None
+    replies: int | None = None
+    quotes: int | None = None
+    score: int | None = None
+
+
+@dataclass(slots=True)
+class AuthorRecord:
+    """An account as seen in one response."""
+
+    platform: str
+    platform_user_id: str
+    username: str | None = None
+    display_name: str | None = None
+    followers_count: int | None = None
+    following_count: int | None = None
+    post_count: int | None = None
+    account_created_at: dt.datetime | None = None
+    verified: bool | None = None
+    location: str | None = None
+
+
+@dataclass(slots=True)
+class PostRecord:
+    """A post, reply, repost, quote, submission or comment, platform ids kept as text."""
+
+    platform: str
+    platform_post_id: str
+    kind: str
+    created_at: dt.datetime
+    text: str = ""
+    author_platform_id: str | None = None
+    title: str | None = None
+    lang: str | None = None
+    url: str | None = None
+    conversation_id: str | None = None
+    parent_platform_id: str | None = None
+    #: For Reddit comments: the submission's id; for X: the referenced (reposted/quoted) tweet's id.
+    root_platform_id: str | None = None
+    community: str | None = None
+    metrics: Metrics = field(default_factory=Metrics)
+    #: Countries where the content is withheld (X), or None.
+    withheld: list[str] | None = None
+    #: '[deleted]' / '[removed]' state as the platform reported it at collection time.
+    deleted_reason: str | None = None
+    removed_by_category: str | None = None
+    edit_history_ids: list[str] | None = None
+    raw: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
+class MentionRecord:
+    """Evidence that a post mentions an agency: which term matched, of which kind, where."""
+
+    platform: str
+    platform_post_id: str
+    agency_slug: str
+    matched_term: str
+    match_kind: str
+    start: int | None = None
+    end: int | None = None
+
+
+@dataclass(slots=True)
+class RejectRecord:
+    """A raw record that could not be normalized, kept aside with the reason."""
+
+    platform: str
+    reason: str
+    payload: Any
+    source: str | None = None
+    platform_post_id: str | None = None
+
+
+@dataclass(slots=True)
+class Page:
+    """One page of normalized records plus the bookkeeping for the ledger.
+
+    ``cursor`` is the pagination token that fetches the *next* page; it is committed together with
+    the page's rows so a crashed run resumes exactly after the last committed page.
+    """
+
+    authors: list[AuthorRecord] = field(default_factory=list)
+    posts: list[PostRecord] = field(default_factory=list)
+    mentions: list[MentionRecord] = field(default_factory=list)
+    rejects: list[RejectRecord] = field(default_factory=list)
+    cursor: str | None = None
+    requests: int = 1
+    api_errors: int = 0
+    rate_limit_waits: int = 0
+    rate_limit_wait_seconds: float = 0.0
+    #: True when the source could not reach back to the window start (Reddit's ~1,000-item listings).
+    coverage_gap: bool = False
+    #: Parts of the source left out with the reason, e.g. "r/foo: 403 private"; kept in the ledger notes.
+    skipped: list[str] = field(default_factory=list)
+
+    def extend(self, other: Page) -> None:
+        """Merge another page's records into this one (used when a source yields sub-pages)."""
+        self.authors.extend(other.authors)
+        self.posts.extend(other.posts)
+        self.mentions.extend(other.mentions)
+        self.rejects.extend(other.rejects)
+        self.api_errors += other.api_errors
+        self.coverage_gap = self.coverage_gap or other.coverage_gap
+        self.skipped.extend(other.skipped)
+
+
+@dataclass(slots=True)
+class Window:
+    """A half-open time window [start, end) in UTC."""
+
+    start: dt.datetime
+    end: dt.datetime
+
+    def __post_init__(self) -> None:
+        for name in ("start", "end"):
+            value = getattr(self, name)
+            if value.tzinfo is None:
+                raise ValueError(f"window {name} must be timezone-aware, got {value.isoformat()}")
+            setattr(self, name, value.astimezone(dt.UTC))
+        if self.end <= self.start:
+            raise ValueError(
+                f"window end {self.end.isoformat()} must be after start {self.start.isoformat()}"
+            )
+
+    def __contains__(self, moment: dt.datetime) -> bool:
+        return self.start <= moment < self.end
+
+
+class Collector(Protocol):
+    """What every source offers the runner: pages of normalized records for one query and window."""
+
+    platform: str
+
+    def pages(self, query: Any, window: Window, cursor: str | None) -> Iterator[Page]:
+        """Yield pages newest first, resuming after ``cursor`` when given."""
+        ...
+
+
+def ensure_utc(value: dt.datetime) -> dt.datetime:
+    """Return ``value`` as an aware UTC datetime; naive values are refused, not guessed."""
+    if value.tzinfo is None:
+        raise RecordError(f"timestamp without a timezone: {value.isoformat()}")
+    return value.astimezone(dt.UTC)
+
+
+def parse_timestamp(value: Any, field_name: str = "created_at") -> dt.datetime:
+    """Parse an ISO-8601 string or epoch seconds (number or numeric string) into aware UTC."""
+    if isinstance(value, bool) or value is None:
+        raise RecordError(f"{field_name} is missing")
+    if isinstance(value, int | float):
+        try:
+            return dt.datetime.fromtimestamp(float(value), tz=dt.UTC)
+        except (OverflowError, OSError, ValueError) as exc:
+            raise RecordError(f"{field_name} is not a valid epoch time: {value!r}") from exc
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return dt.datetime.fromtimestamp(float(text), tz=dt.UTC)
+        except ValueError:
+            pass
+        except (OverflowError, OSError) as exc:
+            raise RecordError(f"{field_name} is not a valid epoch time: {value[:40]!r}") from exc
+        try:
+            parsed = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        except ValueError as exc:
+            raise RecordError(f"{field_name} is not an ISO-8601 time: {value[:40]!r}") from exc
+        return ensure_utc(parsed)
+    raise RecordError(f"{field_name} has type {type(value).__name__}, expected a time")
+
+
+def validate_post(post: PostRecord) -> None:
+    """Check what the store relies on; raise RecordError with the reason otherwise."""
+    if post.platform not in PLATFORMS:
+        raise RecordError(f"unknown platform {post.platform!r}")
+    if not isinstance(post.platform_post_id, str) or not post.platform_post_id.strip():
+        raise RecordError("post id is missing")
+    if len(post.platform_post_id) > 64:
+        raise RecordError("post id is longer than 64 characters")
+    if post.kind not in POST_KINDS:
+        raise RecordError(f"unknown post kind {post.kind!r}")
+    if not isinstance(post.created_at, dt.datetime) or post.created_at.tzinfo is None:
+        raise RecordError("created_at is missing or has no timezone")
+    if not isinstance(post.text, str):
+        raise RecordError(f"text has type {type(post.text).__name__}, expected a string")
+    if len(post.text) > MAX_TEXT_CHARS:
+        raise RecordError(f"text is {len(post.text)} characters, over the limit of {MAX_TEXT_CHARS}")
+    if post.title is not None and len(post.title) > MAX_TEXT_CHARS:
+        raise RecordError("title is over the text limit")
+
+
+def unique_by(items: Iterable[Any], key: Any) -> list[Any]:
+    """Keep the last item for each key, in first-seen order (a page may repeat an author or post)."""
+    chosen: dict[Any, Any] = {}
+    for item in items:
+        chosen[key(item)] = item
+    return list(chosen.values())

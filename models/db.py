@@ -1,0 +1,69 @@
+"""Engine factory: the configured store, with SQLite set up for parallel Airflow tasks."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
+
+from models.types import json_serializer
+from trustwatch.settings import ConfigError, StoreUrl, redact_url, store_url
+
+#: How long a SQLite writer waits for another one before failing (ms).
+SQLITE_BUSY_TIMEOUT_MS = 60_000
+
+
+def _sqlite_setup(engine: Engine) -> None:
+    """WAL lets readers run beside a writer; BEGIN IMMEDIATE takes the write lock up front so two
+    writers queue on the busy timeout instead of failing with 'database is locked' mid-transaction."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_conn: sqlite3.Connection, _record: Any) -> None:
+        dbapi_conn.isolation_level = None  # let SQLAlchemy's begin event emit BEGIN itself
+        cur = dbapi_conn.cursor()
+        cur.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
+        cur.execute("PRAGMA journal_mode = WAL")
+        cur.execute("PRAGMA synchronous = NORMAL")
+        cur.execute("PRAGMA foreign_keys = ON")
+        cur.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        mode = conn.get_execution_options().get("sqlite_begin", "IMMEDIATE")
+        conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def make_engine(url: str | StoreUrl | None = None, **kwargs: Any) -> Engine:
+    """Create the store's engine; a bad URL is reported with its source and without its password."""
+    resolved = url if isinstance(url, StoreUrl) else StoreUrl(url, "the given URL") if url else store_url()
+    try:
+        parsed = make_url(resolved.url)
+    except (ArgumentError, ValueError):
+        raise ConfigError(
+            f"{resolved.source} is not a valid database URL: {redact_url(resolved.url)!r} "
+            "(expected e.g. postgresql+psycopg://user:password@host:5432/db or sqlite:///path.db)"
+        ) from None
+    if parsed.drivername in ("postgresql", "postgres"):
+        parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3 is the driver we ship
+    if parsed.get_backend_name() == "sqlite":
+        if parsed.database and parsed.database != ":memory:":
+            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+        kwargs.setdefault("connect_args", {}).setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
+    elif parsed.get_backend_name() != "postgresql":
+        raise ConfigError(
+            f"{resolved.source}: backend {parsed.get_backend_name()!r} is not supported (use postgresql or sqlite)"
+        )
+    try:
+        kwargs.setdefault("json_serializer", json_serializer)
+        engine = create_engine(parsed, pool_pre_ping=True, **kwargs)
+    except (ArgumentError, ImportError) as exc:
+        raise ConfigError(
+            f"{resolved.source}: cannot create an engine for {redact_url(resolved.url)!r}: {exc}"
+        ) from None
+    if engine.dialect.name == "sqlite":
+        _sqlite_setup(engine)
+    return engine

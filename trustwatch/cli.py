@@ -1,0 +1,141 @@
+"""The ``trustwatch`` command line: the same functions the DAG tasks call, for operators and tests."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from trustwatch import tasks
+from trustwatch.settings import ConfigError
+
+
+def _print_json(value: Any) -> None:
+    print(json.dumps(value, indent=2, ensure_ascii=False, default=str))
+
+
+def cmd_db(args: argparse.Namespace) -> int:
+    from trustwatch import migrate
+    from trustwatch.settings import redact_url, store_url
+
+    url = store_url()
+    if args.action == "upgrade":
+        revision = tasks.upgrade_store()
+        print(f"store at {redact_url(url.url)} ({url.source}) is at revision {revision}")
+    elif args.action == "downgrade":
+        migrate.downgrade(tasks.engine(), args.revision)
+        print(f"store downgraded to {args.revision}")
+    else:
+        print(migrate.current(tasks.engine()) or "base (empty store)")
+    return 0
+
+
+def cmd_agencies(args: argparse.Namespace) -> int:
+    if args.action == "sync":
+        _print_json(tasks.sync_registry())
+    elif args.action == "list":
+        for e in tasks.registry().entries:
+            print(f"{e.slug:32} {e.kind:10} {e.state or '--':3} {e.name}")
+    else:
+        matches = tasks.matcher().match(args.text, community=args.community)
+        _print_json([{"agency": m.agency_slug, "term": m.term, "kind": m.kind, "start": m.start, "end": m.end}
+                     for m in matches])
+    return 0
+
+
+def cmd_queries(args: argparse.Namespace) -> int:
+    _print_json(tasks.compile_queries(args.platform, args.agency))
+    return 0
+
+
+def cmd_collect(args: argparse.Namespace) -> int:
+    request = tasks.validate_request(args.platform, args.start, args.end, args.agency, manual=True)
+    tasks.sync_registry()
+    queries = tasks.compile_queries(args.platform, request["agencies"] or None)
+    print(f"collecting {args.platform} [{request['start']}, {request['end']}) with {len(queries)} queries"
+          + (" (dry run: counts only)" if args.dry_run else ""), flush=True)
+    summaries = []
+    for query in queries:
+        summary = tasks.collect_query(args.platform, query, request["start"], request["end"],
+                                      dry_run=args.dry_run, progress=True)
+        summaries.append(summary)
+        if summary.get("skipped"):
+            print(f"  {query['key']}: collected already (run {summary['run_id']}), nothing read")
+        elif args.dry_run:
+            print(f"  {query['key']}: about {summary['expected_posts']} posts")
+    _print_json(tasks.summarize(args.platform, summaries))
+    return 0
+
+
+def cmd_sandbox(args: argparse.Namespace) -> int:
+    from sandbox.server import serve
+
+    serve(args.host, args.port, args.seed, args.posts)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser (also used by tests to check the contract)."""
+    parser = argparse.ArgumentParser(prog="trustwatch", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log at INFO level")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    db = sub.add_parser("db", help="migrate the store")
+    db.add_argument("action", choices=["upgrade", "downgrade", "current"])
+    db.add_argument("revision", nargs="?", default="base", help="downgrade target (default: base)")
+    db.set_defaults(func=cmd_db)
+
+    ag = sub.add_parser("agencies", help="the agency registry")
+    ag_sub = ag.add_subparsers(dest="action", required=True)
+    ag_sub.add_parser("sync", help="load agencies/*.yaml into the store")
+    ag_sub.add_parser("list", help="list the registry")
+    match = ag_sub.add_parser("match", help="print the agencies found in TEXT (JSON)")
+    match.add_argument("text")
+    match.add_argument("--community", help="the subreddit the text was posted in, e.g. r/nyc")
+    ag.set_defaults(func=cmd_agencies)
+
+    q = sub.add_parser("queries", help="print the compiled search queries")
+    q.add_argument("platform", choices=list(tasks.PLATFORMS))
+    q.add_argument("--agency", action="append", help="only this agency (repeatable)")
+    q.set_defaults(func=cmd_queries)
+
+    c = sub.add_parser("collect", help="collect a window of posts")
+    c.add_argument("platform", choices=list(tasks.PLATFORMS))
+    c.add_argument("--start", required=True, help="ISO 8601 start (inclusive), e.g. 2026-11-20T00:00:00Z")
+    c.add_argument("--end", required=True, help="ISO 8601 end (exclusive)")
+    c.add_argument("--agency", action="append", help="only this agency's queries (repeatable)")
+    c.add_argument("--dry-run", action="store_true", help="X: ask the counts endpoint, collect nothing")
+    c.set_defaults(func=cmd_collect)
+
+    s = sub.add_parser("sandbox", help="local stand-ins for the X and Reddit APIs")
+    s_sub = s.add_subparsers(dest="action", required=True)
+    serve = s_sub.add_parser("serve", help="serve both APIs on one port until Ctrl-C")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8765)
+    serve.add_argument("--seed", type=int, default=7)
+    serve.add_argument("--posts", type=int, default=2000)
+    s.set_defaults(func=cmd_sandbox)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the console script; expected errors print one clear line, not a traceback."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        return int(args.func(args) or 0)
+    except (ConfigError, tasks.RequestError) as exc:
+        print(f"trustwatch: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("trustwatch: interrupted; committed pages are kept and the next run resumes", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

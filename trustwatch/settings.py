@@ -1,0 +1,245 @@
+"""Configuration: Airflow connections (inside Airflow or as ``AIRFLOW_CONN_*`` variables) and the store URL.
+
+The same connection ids serve the DAGs and the command line, so an operator configures credentials once,
+the Airflow way.  Secrets are read here and handed to clients; they never enter a message of this module.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_DATA_DIR = REPO_ROOT / "data"
+DEFAULT_SQLITE_PATH = DEFAULT_DATA_DIR / "trustwatch.db"
+
+STORE_CONN_ID = "trustwatch_db"
+X_CONN_ID = "x_api"
+REDDIT_CONN_ID = "reddit_api"
+
+_EXAMPLES = {
+    X_CONN_ID: '{"conn_type": "http", "password": "<bearer token>", '
+    '"extra": {"endpoint": "recent", "max_query_length": 512}}',
+    REDDIT_CONN_ID: '{"conn_type": "http", "login": "<client id>", "password": "<client secret>", '
+    '"extra": {"user_agent": "trustwatch/0.1 by u/<you>"}}',
+    STORE_CONN_ID: '{"conn_type": "postgres", "host": "db", "login": "trustwatch", '
+    '"password": "<password>", "schema": "trustwatch", "port": 5432}',
+}
+
+
+class ConfigError(ValueError):
+    """A setting is missing or malformed; the message names the setting, never its secret."""
+
+
+class MissingConnectionError(ConfigError):
+    """An Airflow connection the task needs is not configured."""
+
+    def __init__(self, conn_id: str) -> None:
+        env = f"AIRFLOW_CONN_{conn_id.upper()}"
+        example = _EXAMPLES.get(conn_id, '{"conn_type": "http", "password": "..."}')
+        super().__init__(
+            f"Airflow connection '{conn_id}' is not configured. Add it in the Airflow UI "
+            f"(Admin > Connections), or set it in the environment, for example:\n"
+            f"  export {env}='{example}'"
+        )
+        self.conn_id = conn_id
+
+
+@dataclass(frozen=True)
+class ConnectionInfo:
+    """The parts of an Airflow connection trustwatch uses."""
+
+    conn_id: str
+    conn_type: str | None = None
+    host: str | None = None
+    login: str | None = None
+    password: str | None = field(default=None, repr=False)
+    port: int | None = None
+    schema: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:
+        hidden = "***" if self.password else None
+        return (
+            f"ConnectionInfo(conn_id={self.conn_id!r}, conn_type={self.conn_type!r}, host={self.host!r}, "
+            f"login={self.login!r}, password={hidden!r}, port={self.port!r}, schema={self.schema!r})"
+        )
+
+
+def _parse_extra(raw: Any, conn_id: str) -> dict[str, Any]:
+    if raw in (None, ""):
+        return {}
+    if isinstance(raw, dict):
+        return dict(raw)
+    try:
+        value = json.loads(raw)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"connection '{conn_id}': extra is not valid JSON") from exc
+    if not isinstance(value, dict):
+        raise ConfigError(f"connection '{conn_id}': extra must be a JSON object")
+    return value
+
+
+def parse_connection(conn_id: str, value: str) -> ConnectionInfo:
+    """Parse Airflow's environment format for a connection: a JSON object or a URI."""
+    text = value.strip()
+    env = f"AIRFLOW_CONN_{conn_id.upper()}"
+    if text.startswith("{"):
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ConfigError(f"{env} is not valid JSON (position {exc.pos if hasattr(exc, 'pos') else '?'})") from None
+        if not isinstance(data, dict):
+            raise ConfigError(f"{env} must be a JSON object")
+        port = data.get("port")
+        try:
+            port = int(port) if port not in (None, "") else None
+        except (TypeError, ValueError):
+            raise ConfigError(f"{env}: port must be a number") from None
+        return ConnectionInfo(
+            conn_id=conn_id,
+            conn_type=data.get("conn_type"),
+            host=data.get("host"),
+            login=data.get("login"),
+            password=data.get("password"),
+            port=port,
+            schema=data.get("schema"),
+            extra=_parse_extra(data.get("extra"), conn_id),
+        )
+    parts = urlsplit(text)
+    if not parts.scheme:
+        raise ConfigError(f"{env} is neither JSON nor a URI (expected e.g. 'http://:token@')")
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"{env}: the port is not a number") from None
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    extra: dict[str, Any]
+    if "__extra__" in query:
+        extra = _parse_extra(query.pop("__extra__"), conn_id)
+    else:
+        extra = dict(query)
+    path = parts.path[1:] if parts.path.startswith("/") else parts.path
+    return ConnectionInfo(
+        conn_id=conn_id,
+        conn_type=parts.scheme.replace("-", "_"),
+        host=unquote(parts.hostname) if parts.hostname else None,
+        login=unquote(parts.username) if parts.username else None,
+        password=unquote(parts.password) if parts.password else None,
+        port=port,
+        schema=unquote(path) if path else None,
+        extra=extra,
+    )
+
+
+def _from_airflow(conn_id: str) -> ConnectionInfo | None:
+    """Look the connection up through Airflow, when running inside an Airflow task."""
+    if not os.environ.get("AIRFLOW_CTX_DAG_ID") and not os.environ.get("TRUSTWATCH_USE_AIRFLOW_CONNECTIONS"):
+        return None
+    try:
+        from airflow.sdk import Connection
+    except ImportError:
+        return None
+    try:
+        conn = Connection.get(conn_id)
+    except Exception:
+        return None
+    if conn is None:
+        return None
+    return ConnectionInfo(
+        conn_id=conn_id,
+        conn_type=conn.conn_type,
+        host=conn.host,
+        login=conn.login,
+        password=conn.password,
+        port=conn.port,
+        schema=conn.schema,
+        extra=_parse_extra(conn.extra, conn_id),
+    )
+
+
+def find_connection(conn_id: str) -> ConnectionInfo | None:
+    """The connection from ``AIRFLOW_CONN_<ID>`` or, inside a task, from Airflow; None when absent."""
+    value = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
+    if value:
+        return parse_connection(conn_id, value)
+    return _from_airflow(conn_id)
+
+
+def get_connection(conn_id: str) -> ConnectionInfo:
+    """Like :func:`find_connection`, but a missing connection is an error that says how to set it."""
+    conn = find_connection(conn_id)
+    if conn is None:
+        raise MissingConnectionError(conn_id)
+    return conn
+
+
+_PASSWORD_IN_URL = re.compile(r"(//[^:/@\s]*:)[^@\s]*@")
+
+
+def redact_url(url: str) -> str:
+    """Hide the password part of a URL-like string, even one too broken to parse."""
+    return _PASSWORD_IN_URL.sub(r"\1***@", url)
+
+
+_DRIVERS = {
+    "postgres": "postgresql+psycopg",
+    "postgresql": "postgresql+psycopg",
+    "sqlite": "sqlite",
+}
+
+
+def _url_from_connection(conn: ConnectionInfo) -> str:
+    from sqlalchemy.engine import URL
+
+    kind = (conn.conn_type or "").lower()
+    if kind not in _DRIVERS:
+        raise ConfigError(
+            f"connection '{conn.conn_id}': conn_type {conn.conn_type!r} is not supported "
+            "(use 'postgres' or 'sqlite')"
+        )
+    if kind == "sqlite":
+        path = conn.host or conn.schema
+        if not path:
+            raise ConfigError(f"connection '{conn.conn_id}': a sqlite connection needs the file path as host")
+        return f"sqlite:///{path}"
+    url = URL.create(
+        _DRIVERS[kind],
+        username=conn.login,
+        password=conn.password,
+        host=conn.host,
+        port=conn.port,
+        database=conn.schema,
+    )
+    return url.render_as_string(hide_password=False)
+
+
+@dataclass(frozen=True)
+class StoreUrl:
+    """The store's SQLAlchemy URL and where it came from (for error messages)."""
+
+    url: str = field(repr=False)
+    source: str
+
+    def __repr__(self) -> str:
+        return f"StoreUrl(url={redact_url(self.url)!r}, source={self.source!r})"
+
+
+def store_url() -> StoreUrl:
+    """Resolve the store: connection ``trustwatch_db``, else ``TRUSTWATCH_DATABASE_URL``, else SQLite."""
+    conn = find_connection(STORE_CONN_ID)
+    if conn is not None:
+        return StoreUrl(_url_from_connection(conn), f"Airflow connection '{STORE_CONN_ID}'")
+    env = os.environ.get("TRUSTWATCH_DATABASE_URL")
+    if env:
+        url = env.strip()
+        if url.startswith("postgresql://") or url.startswith("postgres://"):
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
+        return StoreUrl(url, "TRUSTWATCH_DATABASE_URL")
+    path = Path(os.environ.get("TRUSTWATCH_DATA_DIR", DEFAULT_DATA_DIR)) / "trustwatch.db"
+    return StoreUrl(f"sqlite:///{path}", "the embedded default (SQLite under data/)")

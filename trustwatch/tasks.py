@@ -1,0 +1,280 @@
+"""The functions Airflow tasks call; the command line calls the same ones.
+
+DAG files stay thin (schedule, params, wiring) and import this module inside their tasks, so parsing a
+DAG file never pays for tweepy, praw or SQLAlchemy, and everything here is testable without Airflow.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import difflib
+import functools
+import logging
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import Engine
+
+log = logging.getLogger(__name__)
+
+#: How far back X's search/recent endpoint reaches.
+X_RECENT_REACH = dt.timedelta(days=7)
+PLATFORMS = ("x", "reddit")
+
+
+class RequestError(ValueError):
+    """A collection request (trigger form, CLI) that cannot be served; the message says what to change."""
+
+
+@functools.cache
+def _engine_for(url: str) -> Engine:
+    from models.db import make_engine
+
+    return make_engine(url)
+
+
+def engine() -> Engine:
+    """The configured store's engine (one per process and URL)."""
+    from trustwatch.settings import store_url
+
+    return _engine_for(store_url().url)
+
+
+@functools.cache
+def _registry_cached(directory: str | None) -> Any:
+    from collectors.agencies import load_registry
+
+    return load_registry(None if directory is None else __import__("pathlib").Path(directory))
+
+
+def registry() -> Any:
+    """The agency registry (agencies/*.yaml, or TRUSTWATCH_AGENCIES_DIR)."""
+    import os
+
+    return _registry_cached(os.environ.get("TRUSTWATCH_AGENCIES_DIR"))
+
+
+@functools.cache
+def _matcher_for(reg_id: int) -> Any:
+    from collectors.agencies import Matcher
+
+    return Matcher(registry())
+
+
+def matcher() -> Any:
+    """The matcher over the current registry, built once per process."""
+    return _matcher_for(id(registry()))
+
+
+def upgrade_store() -> str:
+    """Migrate the configured store to the latest schema; returns the revision."""
+    from trustwatch import migrate
+
+    eng = engine()
+    migrate.upgrade(eng)
+    return migrate.current(eng) or "base"
+
+
+def sync_registry() -> dict[str, int]:
+    """Load the registry into the store: upsert entries, deactivate removed ones."""
+    from models.store import sync_agencies
+
+    result = sync_agencies(engine(), registry().entries)
+    log.info("agency registry synced: %s", result)
+    return result
+
+
+def parse_time(value: str | dt.datetime | None, name: str) -> dt.datetime | None:
+    """An ISO-8601 time from a form or the CLI; naive values are taken as UTC (and said so in the docs)."""
+    if value is None or value == "":
+        return None
+    if isinstance(value, dt.datetime):
+        moment = value
+    else:
+        try:
+            moment = dt.datetime.fromisoformat(str(value).strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise RequestError(
+                f"{name} {value!r} is not a date-time; use ISO 8601, e.g. 2026-11-20T00:00:00Z"
+            ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=dt.UTC)
+    return moment.astimezone(dt.UTC)
+
+
+def check_agencies(slugs: Sequence[str] | None) -> list[str]:
+    """Return the slugs if all are in the registry; otherwise a RequestError naming the unknown ones."""
+    if not slugs:
+        return []
+    known = {e.slug for e in registry().entries}
+    unknown = [s for s in slugs if s not in known]
+    if unknown:
+        hints = []
+        for slug in unknown:
+            close = difflib.get_close_matches(slug, sorted(known), n=3)
+            hints.append(f"{slug!r}" + (f" (did you mean {', '.join(close)}?)" if close else ""))
+        raise RequestError(
+            f"unknown agenc{'y' if len(unknown) == 1 else 'ies'} {', '.join(hints)}: use slugs from "
+            "agencies/*.yaml (`trustwatch agencies list`)"
+        )
+    return list(dict.fromkeys(slugs))
+
+
+def x_endpoint() -> str:
+    """The configured X search endpoint ('recent' or 'all'); 'recent' when no connection is configured."""
+    from trustwatch.settings import X_CONN_ID, find_connection
+
+    conn = find_connection(X_CONN_ID)
+    return str((conn.extra if conn else {}).get("endpoint", "recent"))
+
+
+def validate_request(
+    platform: str,
+    start: str | dt.datetime | None,
+    end: str | dt.datetime | None,
+    agencies: Sequence[str] | None,
+    data_interval_start: dt.datetime | None = None,
+    data_interval_end: dt.datetime | None = None,
+    manual: bool = False,
+    now: dt.datetime | None = None,
+) -> dict[str, Any]:
+    """Decide the window of a run and check the request; a bad one raises RequestError.
+
+    A scheduled run covers its data interval; a manual run covers the form's start/end, or the
+    last hour when the form leaves them empty.
+    """
+    if platform not in PLATFORMS:
+        raise RequestError(f"unknown platform {platform!r}: use one of {', '.join(PLATFORMS)}")
+    now = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    start_t, end_t = parse_time(start, "start"), parse_time(end, "end")
+    if start_t is None and end_t is None:
+        if manual or data_interval_start is None or data_interval_end is None:
+            end_t = now.replace(second=0, microsecond=0)
+            start_t = end_t - dt.timedelta(hours=1)
+        else:
+            start_t, end_t = data_interval_start.astimezone(dt.UTC), data_interval_end.astimezone(dt.UTC)
+    elif start_t is None or end_t is None:
+        raise RequestError("give both start and end, or neither (a run without dates covers the last hour)")
+    assert start_t is not None and end_t is not None
+    if end_t <= start_t:
+        raise RequestError(
+            f"end {end_t.isoformat()} is not after start {start_t.isoformat()}: swap them or widen the range"
+        )
+    if end_t > now + dt.timedelta(minutes=1):
+        raise RequestError(f"end {end_t.isoformat()} is in the future: set it to now or earlier")
+    if platform == "x" and x_endpoint() == "recent" and start_t < now - X_RECENT_REACH:
+        raise RequestError(
+            f"start {start_t.isoformat()} is more than 7 days ago, beyond X's search/recent endpoint: "
+            f"start at {(now - X_RECENT_REACH).isoformat(timespec='minutes')} or later, or use an access tier "
+            "with search/all (x_api extra endpoint='all'), or import an archive (`trustwatch import x`)"
+        )
+    return {"start": start_t.isoformat(), "end": end_t.isoformat(), "agencies": check_agencies(agencies)}
+
+
+def _x_settings_or_default() -> tuple[int, str]:
+    from trustwatch.settings import X_CONN_ID, find_connection
+
+    conn = find_connection(X_CONN_ID)
+    extra = conn.extra if conn else {}
+    return int(extra.get("max_query_length", 512)), str(extra.get("query_suffix", ""))
+
+
+def compile_queries(platform: str, agencies: Sequence[str] | None = None) -> list[dict[str, Any]]:
+    """The compiled queries for a platform as plain dicts (XCom-friendly), optionally for some agencies."""
+    from collectors import agencies as ag
+
+    slugs = check_agencies(agencies) or None
+    if platform == "x":
+        max_len, suffix = _x_settings_or_default()
+        queries = ag.compile_x_queries(registry(), max_query_length=max_len, suffix=suffix, agencies=slugs)
+    elif platform == "reddit":
+        queries = ag.compile_reddit_queries(registry(), agencies=slugs)
+    else:
+        raise RequestError(f"unknown platform {platform!r}")
+    return [_query_dict(q) for q in queries]
+
+
+def _query_dict(query: Any) -> dict[str, Any]:
+    from dataclasses import asdict
+
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in asdict(query).items()}
+
+
+def _query_obj(platform: str, data: dict[str, Any]) -> Any:
+    from collectors import agencies as ag
+
+    cls = ag.XQuery if platform == "x" else ag.RedditQuery
+    fields = cls.__dataclass_fields__
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in fields})
+
+
+def make_collector(platform: str) -> tuple[Any, tuple[str, ...]]:
+    """The platform's collector from its Airflow connection, and the secrets to keep out of messages."""
+    if platform == "x":
+        from collectors.x import XCollector, XSettings
+
+        settings = XSettings.from_connection()
+        return XCollector(settings), (settings.bearer_token,)
+    if platform == "reddit":
+        from collectors.reddit import RedditCollector, RedditSettings
+
+        settings = RedditSettings.from_connection()
+        return RedditCollector(settings, matcher()), (settings.client_secret,)
+    raise RequestError(f"unknown platform {platform!r}")
+
+
+def collect_query(
+    platform: str,
+    query: dict[str, Any],
+    start: str,
+    end: str,
+    dry_run: bool = False,
+    run_context: dict[str, Any] | None = None,
+    progress: bool = False,
+) -> dict[str, Any]:
+    """Collect one compiled query over [start, end) into the store; returns the run summary."""
+    from collectors.records import Window
+    from collectors.runner import run_query
+
+    window = Window(parse_time(start, "start"), parse_time(end, "end"))  # type: ignore[arg-type]
+    collector, secrets = make_collector(platform)
+
+    def report(summary: Any, result: Any) -> None:
+        log.info("%s page %d: %d posts (%d new, %d rejected), %d requests so far", summary.query_key,
+                 summary.pages, result.seen, result.new, result.rejected, summary.requests)
+        if progress:
+            print(f"  {summary.query_key} page {summary.pages}: {result.seen} posts, {result.new} new, "
+                  f"{result.rejected} rejected", flush=True)
+
+    summary = run_query(engine(), collector, _query_obj(platform, query), window, matcher=matcher(),
+                        run_context=run_context, dry_run=dry_run, on_page=report, secrets=secrets)
+    return summary.as_dict()
+
+
+def summarize(platform: str, summaries: Sequence[dict[str, Any]], run_context: dict[str, Any] | None = None
+              ) -> dict[str, Any]:
+    """Totals of a DAG run's collect tasks, logged and kept in the ledger as a 'summary' row."""
+    from models import store
+
+    keys = ("pages", "requests", "posts_seen", "posts_new", "posts_updated", "rejected", "mentions", "api_errors")
+    totals: dict[str, Any] = {k: sum(int(s.get(k) or 0) for s in summaries) for k in keys}
+    totals["queries"] = len(summaries)
+    totals["skipped_already_collected"] = sum(1 for s in summaries if s.get("skipped"))
+    totals["coverage_gaps"] = [s["query_key"] for s in summaries if s.get("coverage_gap")]
+    totals["expected_posts"] = sum(int(s.get("expected_posts") or 0) for s in summaries)
+    starts = [s["window_start"] for s in summaries if s.get("window_start")]
+    ends = [s["window_end"] for s in summaries if s.get("window_end")]
+    handle = store.open_run(
+        engine(), platform=platform, query_key="summary", query_version="-",
+        query_text=f"{len(summaries)} queries", source="summary",
+        window_start=parse_time(min(starts), "start") if starts else None,
+        window_end=parse_time(max(ends), "end") if ends else None,
+        run_context={**(run_context or {}), "dag_run_id": (run_context or {}).get("dag_run_id")},
+    )
+    store.update_run(engine(), handle.run_id, status="success", finished_at=store.utcnow(),
+                     requests=totals["requests"], posts_seen=totals["posts_seen"], posts_new=totals["posts_new"],
+                     posts_updated=totals["posts_updated"], rejected=totals["rejected"],
+                     api_errors=totals["api_errors"], pages=totals["pages"],
+                     coverage_gap=bool(totals["coverage_gaps"]), notes=totals)
+    log.info("%s run summary: %s", platform, totals)
+    return totals
