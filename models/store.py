@@ -19,10 +19,12 @@ from sqlalchemy.engine import Connection
 
 from collectors.records import (
     AuthorRecord,
+    MentionRecord,
     Page,
     PostRecord,
     RecordError,
     RejectRecord,
+    unique_by,
     validate_post,
 )
 from models.tables import (
@@ -281,6 +283,38 @@ def _write(
     authors: list[AuthorRecord],
     rejects: list[RejectRecord],
 ) -> WriteResult:
+    known = {(p.platform, p.platform_post_id) for p in posts}
+    mentions = unique_by(
+        (m for m in page.mentions if (m.platform, m.platform_post_id) in known),
+        lambda m: (m.platform, m.platform_post_id, m.agency_slug, m.match_kind, m.matched_term),
+    )
+    agencies = agency_ids(conn, (m.agency_slug for m in mentions))
+    unknown = sorted({m.agency_slug for m in mentions} - agencies.keys())
+    if unknown:
+        raise StoreError(
+            f"unknown agencies {unknown}: they are not in the store. Run `trustwatch agencies sync` "
+            "(or the DAG's sync task) after adding them to agencies/*.yaml."
+        )
+    if conn.dialect.name == "postgresql":
+        from models.pg_bulk import write_rows_pg
+
+        new, n_mentions = write_rows_pg(conn, posts, authors, mentions, agencies, run_id, now)
+    else:
+        new, n_mentions = _write_rows(conn, posts, authors, mentions, agencies, run_id, now)
+    _write_rejects_and_ledger(conn, page, run_id, now, len(posts), new, rejects)
+    return WriteResult(seen=len(posts), new=new, updated=len(posts) - new, rejected=len(rejects), mentions=n_mentions)
+
+
+def _write_rows(
+    conn: Connection,
+    posts: list[PostRecord],
+    authors: list[AuthorRecord],
+    mentions: list[MentionRecord],
+    agencies: dict[str, int],
+    run_id: int | None,
+    now: dt.datetime,
+) -> tuple[int, int]:
+    """Portable path (SQLite): multi-row upserts with RETURNING."""
     author_ids = _upsert_authors(conn, authors, now)
     missing = {(p.platform, p.author_platform_id) for p in posts if p.author_platform_id} - author_ids.keys()
     author_ids.update(_lookup_authors(conn, missing))
@@ -292,14 +326,7 @@ def _write(
     post_ids, new = _upsert_posts(conn, post_rows, now) if post_rows else ({}, 0)
 
     mention_rows: dict[tuple[int, int, str, str], dict[str, Any]] = {}
-    agencies = agency_ids(conn, (m.agency_slug for m in page.mentions))
-    unknown = sorted({m.agency_slug for m in page.mentions} - agencies.keys())
-    if unknown:
-        raise StoreError(
-            f"unknown agencies {unknown}: they are not in the store. Run `trustwatch agencies sync` "
-            "(or the DAG's sync task) after adding them to agencies/*.yaml."
-        )
-    for m in page.mentions:
+    for m in mentions:
         target = post_ids.get((m.platform, m.platform_post_id))
         if target is None:
             continue  # the post was rejected; its mentions go with it
@@ -342,9 +369,15 @@ def _write(
         for chunk in _chunks(snapshots):
             conn.execute(MetricSnapshot.__table__.insert(), list(chunk))
 
+    return new, len(mention_rows)
+
+
+def _write_rejects_and_ledger(
+    conn: Connection, page: Page, run_id: int | None, now: dt.datetime, seen: int, new: int,
+    rejects: list[RejectRecord],
+) -> None:
     if rejects:
         conn.execute(RejectedPayload.__table__.insert(), _reject_rows(rejects, run_id, now))
-
     if run_id is not None:
         t = CollectionRun.__table__
         conn.execute(
@@ -353,9 +386,9 @@ def _write(
             .values(
                 pages=t.c.pages + 1,
                 requests=t.c.requests + page.requests,
-                posts_seen=t.c.posts_seen + len(posts),
+                posts_seen=t.c.posts_seen + seen,
                 posts_new=t.c.posts_new + new,
-                posts_updated=t.c.posts_updated + (len(posts) - new),
+                posts_updated=t.c.posts_updated + (seen - new),
                 rejected=t.c.rejected + len(rejects),
                 api_errors=t.c.api_errors + page.api_errors,
                 rate_limit_waits=t.c.rate_limit_waits + page.rate_limit_waits,
@@ -363,9 +396,6 @@ def _write(
                 last_cursor=page.cursor,
             )
         )
-    return WriteResult(
-        seen=len(posts), new=new, updated=len(posts) - new, rejected=len(rejects), mentions=len(mention_rows)
-    )
 
 
 # --- the ledger -------------------------------------------------------------------------------------

@@ -178,8 +178,10 @@ class PostMention(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, comment="Surrogate key.")
-    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), comment="The post.")
-    agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), comment="The agency mentioned.")
+    # No foreign keys on this high-volume table: write_page takes both ids from the same transaction, and
+    # the per-row FK triggers cost half of the page write (README, "The store").
+    post_id: Mapped[int] = mapped_column(BigId, comment="The post (posts.id).")
+    agency_id: Mapped[int] = mapped_column(Integer, comment="The agency mentioned (agencies.id).")
     matched_term: Mapped[str] = mapped_column(String(200), comment="The registry term that matched.")
     match_kind: Mapped[str] = mapped_column(
         String(12),
@@ -203,9 +205,10 @@ class MetricSnapshot(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, comment="Surrogate key.")
-    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), comment="The post.")
+    # No foreign keys on this high-volume table (see post_mentions).
+    post_id: Mapped[int] = mapped_column(BigId, comment="The post (posts.id).")
     run_id: Mapped[int | None] = mapped_column(
-        ForeignKey("collection_runs.id"), comment="The collection run that observed it."
+        BigId, comment="The collection run that observed it (collection_runs.id)."
     )
     observed_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, comment="When it was observed.")
     like_count: Mapped[int | None] = mapped_column(Integer, comment="Likes.")

@@ -202,24 +202,22 @@ def upgrade() -> None:
     op.create_index('ix_rejected_payloads_run_id', 'rejected_payloads', ['run_id'], unique=False)
     op.create_table('metric_snapshots',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False, comment='Surrogate key.'),
-    sa.Column('post_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False, comment='The post.'),
-    sa.Column('run_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True, comment='The collection run that observed it.'),
+    sa.Column('post_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False, comment='The post (posts.id).'),
+    sa.Column('run_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=True, comment='The collection run that observed it (collection_runs.id).'),
     sa.Column('observed_at', models.types.UTCDateTime(timezone=True), nullable=False, comment='When it was observed.'),
     sa.Column('like_count', sa.Integer(), nullable=True, comment='Likes.'),
     sa.Column('repost_count', sa.Integer(), nullable=True, comment='Reposts.'),
     sa.Column('reply_count', sa.Integer(), nullable=True, comment='Replies / comments.'),
     sa.Column('quote_count', sa.Integer(), nullable=True, comment='Quotes.'),
     sa.Column('score', sa.Integer(), nullable=True, comment='Score (Reddit).'),
-    sa.ForeignKeyConstraint(['post_id'], ['posts.id'], name=op.f('fk_metric_snapshots_post_id_posts'), ondelete='CASCADE'),
-    sa.ForeignKeyConstraint(['run_id'], ['collection_runs.id'], name=op.f('fk_metric_snapshots_run_id_collection_runs')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_metric_snapshots')),
     comment='Engagement counters of a post at each collection that saw it.'
     )
     op.create_index('ix_metric_snapshots_post_observed', 'metric_snapshots', ['post_id', 'observed_at'], unique=False)
     op.create_table('post_mentions',
     sa.Column('id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False, comment='Surrogate key.'),
-    sa.Column('post_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False, comment='The post.'),
-    sa.Column('agency_id', sa.Integer(), nullable=False, comment='The agency mentioned.'),
+    sa.Column('post_id', sa.BigInteger().with_variant(sa.Integer(), 'sqlite'), nullable=False, comment='The post (posts.id).'),
+    sa.Column('agency_id', sa.Integer(), nullable=False, comment='The agency mentioned (agencies.id).'),
     sa.Column('matched_term', sa.String(length=200), nullable=False, comment='The registry term that matched.'),
     sa.Column('match_kind', sa.String(length=12), nullable=False, comment="handle, hashtag, name, alias, community (agency's subreddit), thread (inherited)."),
     sa.Column('start_offset', sa.Integer(), nullable=True, comment='Start of the match in the text.'),
@@ -227,8 +225,6 @@ def upgrade() -> None:
     sa.Column('post_created_at', models.types.UTCDateTime(timezone=True), nullable=False, comment="The post's created_at, copied for fast per-agency time queries."),
     sa.Column('platform', sa.String(length=10), nullable=False, comment="The post's platform, copied for rollups."),
     sa.CheckConstraint("match_kind IN ('handle', 'hashtag', 'name', 'alias', 'community', 'thread')", name=op.f('ck_post_mentions_match_kind')),
-    sa.ForeignKeyConstraint(['agency_id'], ['agencies.id'], name=op.f('fk_post_mentions_agency_id_agencies')),
-    sa.ForeignKeyConstraint(['post_id'], ['posts.id'], name=op.f('fk_post_mentions_post_id_posts'), ondelete='CASCADE'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_post_mentions')),
     sa.UniqueConstraint('post_id', 'agency_id', 'match_kind', 'matched_term', name=op.f('uq_post_mentions_post_id_agency_id_match_kind_matched_term')),
     comment='Which posts mention which agencies, with the matched term as evidence.'
