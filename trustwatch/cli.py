@@ -70,6 +70,15 @@ def cmd_collect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_import(args: argparse.Namespace) -> int:
+    from collectors.archive import ImportSummary
+
+    results = tasks.import_archive(args.platform, args.files, keep_all=args.all, progress=True)
+    for r in results:
+        print(ImportSummary(**r).line())
+    return 0
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from sandbox.server import serve
 
@@ -109,6 +118,12 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--agency", action="append", help="only this agency's queries (repeatable)")
     c.add_argument("--dry-run", action="store_true", help="X: ask the counts endpoint, collect nothing")
     c.set_defaults(func=cmd_collect)
+
+    imp = sub.add_parser("import", help="import archive files (twarc2 JSONL, Reddit dumps; plain, .gz, .zst)")
+    imp.add_argument("platform", choices=list(tasks.PLATFORMS))
+    imp.add_argument("files", nargs="+", help="files, or folders of files")
+    imp.add_argument("--all", action="store_true", help="keep posts that mention no agency too")
+    imp.set_defaults(func=cmd_import)
 
     s = sub.add_parser("sandbox", help="local stand-ins for the X and Reddit APIs")
     s_sub = s.add_subparsers(dest="action", required=True)

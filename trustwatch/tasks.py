@@ -278,3 +278,28 @@ def summarize(platform: str, summaries: Sequence[dict[str, Any]], run_context: d
                      coverage_gap=bool(totals["coverage_gaps"]), notes=totals)
     log.info("%s run summary: %s", platform, totals)
     return totals
+
+
+def import_archive(platform: str, paths: Sequence[str], keep_all: bool = False, progress: bool = False,
+                   run_context: dict[str, Any] | None = None) -> list[dict[str, Any]]:
+    """Import archive files (or every file of a folder) through the write path; one ledger row per file."""
+    from dataclasses import asdict
+
+    from collectors.archive import import_file, iter_files
+
+    if platform not in PLATFORMS:
+        raise RequestError(f"unknown platform {platform!r}: use one of {', '.join(PLATFORMS)}")
+    files = list(iter_files(list(paths)))
+    missing = [str(f) for f in files if not f.is_file()]
+    if missing:
+        raise RequestError(f"no such file: {', '.join(missing)} (give paths readable where the task runs)")
+    if not files:
+        raise RequestError(f"no files to import in {', '.join(paths)}")
+    sync_registry()
+    results = []
+    for path in files:
+        summary = import_file(engine(), platform, path, matcher=matcher(), keep_all=keep_all, progress=progress,
+                              run_context=run_context)
+        log.info("%s", summary.line())
+        results.append(asdict(summary))
+    return results

@@ -1,0 +1,160 @@
+"""Archive import benchmark: `trustwatch import x` against json.loads + a plain INSERT, same file, same run.
+
+Generates an N-line twarc2-style file (one streamed tweet per line, with its author in includes.users;
+a third of the tweets mention a registry agency), then imports it into fresh PostgreSQL databases:
+- ``import --all``: every post, through normalize -> match -> write_page (the store's full write path);
+- ``import`` (matched only): the default, keeping the posts that mention an agency;
+- baseline: ``json.loads`` each line and INSERT (id, author, text, created_at) into a plain table,
+  committed every 500 rows.
+Each variant runs in its own process so its peak memory (max RSS) is its own.
+
+Usage: .venv/bin/python bench/import.py [--lines 1000000] [--pg URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def generate(path: Path, lines: int) -> None:
+    from collectors.agencies import load_registry
+
+    names = [e.name for e in load_registry().entries]
+    rng = random.Random(5)
+    words = "the a officer patrol downtown video report thanks response street night car station".split()
+    with path.open("w", encoding="utf-8") as fh:
+        for i in range(lines):
+            body = " ".join(rng.choice(words) for _ in range(rng.randint(8, 40)))
+            if i % 3 == 0:
+                body += f" {rng.choice(names)}"
+            uid = str(10_000 + i % 50_000)
+            line = {
+                "data": {"id": str(1_600_000_000_000_000_000 + i), "text": body, "author_id": uid,
+                         "created_at": f"2025-0{1 + i % 9}-1{i % 10}T12:{i % 60:02d}:00.000Z", "lang": "en",
+                         "edit_history_tweet_ids": [str(1_600_000_000_000_000_000 + i)],
+                         "public_metrics": {"like_count": i % 50, "retweet_count": i % 7, "reply_count": 0,
+                                            "quote_count": 0}},
+                "includes": {"users": [{"id": uid, "username": f"user{uid}", "name": f"User {uid}"}]},
+                "__twarc": {"url": "https://api.twitter.com/2/tweets/search/stream", "version": "2.14.0"},
+            }
+            fh.write(json.dumps(line) + "\n")
+
+
+def make_db(admin: str) -> tuple[str, str]:
+    from sqlalchemy import create_engine, text
+
+    name = f"tw_bench_import_{os.getpid()}_{random.randrange(1 << 30)}"
+    eng = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with eng.connect() as conn:
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    eng.dispose()
+    return name, admin.rsplit("/", 1)[0] + "/" + name
+
+
+def drop_db(admin: str, name: str) -> None:
+    from sqlalchemy import create_engine, text
+
+    eng = create_engine(admin, isolation_level="AUTOCOMMIT")
+    with eng.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    eng.dispose()
+
+
+def run_variant(variant: str, path: str, url: str) -> dict:
+    """Runs inside a child process; prints one JSON line."""
+    from sqlalchemy import text
+
+    from models.db import make_engine
+
+    engine = make_engine(url)
+    t0 = time.perf_counter()
+    if variant == "baseline":
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE plain_posts (id text, author_id text, text text, created_at text)"))
+        raw = engine.raw_connection()
+        cur = raw.cursor()
+        batch: list[tuple] = []
+        n = 0
+        with open(path, encoding="utf-8") as fh:
+            for line in fh:
+                d = json.loads(line)["data"]
+                batch.append((d["id"], d["author_id"], d["text"], d["created_at"]))
+                if len(batch) >= 500:
+                    cur.executemany("INSERT INTO plain_posts VALUES (%s, %s, %s, %s)", batch)
+                    raw.commit()
+                    n += len(batch)
+                    batch = []
+        if batch:
+            cur.executemany("INSERT INTO plain_posts VALUES (%s, %s, %s, %s)", batch)
+            raw.commit()
+            n += len(batch)
+        raw.close()
+        posts = n
+    else:
+        from collectors.agencies import Matcher, load_registry
+        from collectors.archive import import_file
+        from models.store import sync_agencies
+        from trustwatch import migrate
+
+        migrate.upgrade(engine)
+        registry = load_registry()
+        sync_agencies(engine, registry.entries)
+        t0 = time.perf_counter()
+        summary = import_file(engine, "x", Path(path), matcher=Matcher(registry), keep_all=variant == "import_all")
+        posts = summary.posts_read
+    elapsed = time.perf_counter() - t0
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    return {"variant": variant, "seconds": elapsed, "posts": posts, "posts_per_s": posts / elapsed,
+            "peak_rss_mb": peak_mb}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--lines", type=int, default=1_000_000)
+    parser.add_argument("--pg", default=os.environ.get("TRUSTWATCH_TEST_PG_URL",
+                                                       "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument("--child", nargs=3, metavar=("VARIANT", "FILE", "URL"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        print(json.dumps(run_variant(*args.child)), flush=True)
+        return
+    admin = args.pg.replace("postgresql://", "postgresql+psycopg://")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bench.jsonl"
+        t0 = time.perf_counter()
+        generate(path, args.lines)
+        print(f"generated {args.lines:,} lines ({path.stat().st_size / 1e6:,.0f} MB) in "
+              f"{time.perf_counter() - t0:.0f} s", flush=True)
+        results = []
+        for variant in ("baseline", "import_all", "import_matched"):
+            name, url = make_db(admin)
+            try:
+                out = subprocess.run([sys.executable, __file__, "--child", variant, str(path), url],
+                                     check=True, capture_output=True, text=True)
+                results.append(json.loads(out.stdout.strip().splitlines()[-1]))
+                print(json.dumps(results[-1]), flush=True)
+            finally:
+                drop_db(admin, name)
+    base = results[0]["posts_per_s"]
+    print()
+    print("| variant | posts | posts/s | vs baseline | peak RSS (MB) |")
+    print("|---|---|---|---|---|")
+    for r in results:
+        print(f"| {r['variant']} | {r['posts']:,} | {r['posts_per_s']:,.0f} | {r['posts_per_s'] / base:.2f} | "
+              f"{r['peak_rss_mb']:,.0f} |")
+
+
+if __name__ == "__main__":
+    main()

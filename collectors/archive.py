@@ -1,0 +1,319 @@
+"""Archive import: twarc2 JSONL (X) and Pushshift-style dumps (Reddit) into the same store.
+
+Recent search reaches back 7 days and Reddit listings about 1,000 items, so long trust studies bring
+history from archives.  Files are streamed line by line (plain, .gz or .zst), normalized by the same
+normalizers as the collectors, matched, and written through ``write_page`` in batches, so memory stays
+flat whatever the file size.  Each file is a ledger row keyed by its content hash: importing the same
+file again reads nothing, and an interrupted import resumes after its last committed line.
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+from sqlalchemy import Engine, select
+
+from collectors.records import AuthorRecord, MentionRecord, Page, PostRecord, RecordError, RejectRecord
+from collectors.runner import add_mentions
+from models import store
+
+#: Posts per write_page batch (the X search/all page size).
+BATCH_POSTS = 500
+#: Longest raw line kept in a reject.
+MAX_REJECT_LINE = 10_000
+
+
+class ArchiveError(RuntimeError):
+    """A file that cannot be read at all (missing, unknown compression)."""
+
+
+@dataclass
+class ImportSummary:
+    """What one file's import did."""
+
+    file: str
+    platform: str
+    run_id: int
+    status: str
+    lines: int = 0
+    posts_read: int = 0
+    posts_kept: int = 0
+    posts_new: int = 0
+    authors: int = 0
+    rejected: int = 0
+    api_errors: int = 0
+    skipped: bool = False
+    resumed_after_line: int = 0
+    seconds: float = 0.0
+    notes: dict[str, Any] = field(default_factory=dict)
+
+    def line(self) -> str:
+        """The summary line printed at the end."""
+        if self.skipped:
+            return f"{self.file}: imported already (run {self.run_id}); nothing read"
+        rate = self.lines / self.seconds if self.seconds else 0.0
+        return (f"{self.file}: {self.lines:,} lines, {self.posts_read:,} posts read, {self.posts_kept:,} kept "
+                f"({self.posts_new:,} new), {self.rejected:,} rejected, {self.api_errors:,} API errors, "
+                f"{rate:,.0f} lines/s")
+
+
+def open_text(path: Path) -> IO[str]:
+    """Open a plain, gzip or zstandard file as UTF-8 text, streamed."""
+    if not path.is_file():
+        raise ArchiveError(f"{path}: no such file")
+    name = path.name.lower()
+    if name.endswith(".gz"):
+        return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace")
+    if name.endswith(".zst") or name.endswith(".zstd"):
+        import zstandard
+
+        raw = path.open("rb")
+        # Pushshift dumps use a long window; allow it rather than failing on "frame requires too much memory".
+        reader = zstandard.ZstdDecompressor(max_window_size=2**31).stream_reader(raw, closefd=True)
+        return io.TextIOWrapper(io.BufferedReader(reader), encoding="utf-8", errors="replace")
+    return path.open("r", encoding="utf-8", errors="replace")
+
+
+def fingerprint(path: Path) -> str:
+    """SHA-256 of the file as stored: the same file imported twice is recognised whatever its name."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+# --- per-platform line parsers ---------------------------------------------------------------------
+
+
+def parse_x_line(text: str, source: str) -> Page:
+    """One twarc2 line (a raw API page): every tweet of ``data`` and ``includes.tweets``, its authors."""
+    from collectors.x import normalize_x_page, tweet_to_record, user_to_record
+
+    page = normalize_x_page(text, source=source)
+    if page.rejects and not page.posts and page.rejects[0].reason.startswith("response is"):
+        page.rejects[0] = RejectRecord("x", f"{source}: {page.rejects[0].reason}",
+                                       page.rejects[0].payload, source=source)
+        return page
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        return page
+    includes = payload.get("includes") if isinstance(payload, dict) else None
+    if not isinstance(includes, dict):
+        return page
+    users = {str(u.get("id")): u for u in includes.get("users") or [] if isinstance(u, dict)}
+    have = {p.platform_post_id for p in page.posts}
+    for raw in includes.get("tweets") or []:
+        if not isinstance(raw, dict) or str(raw.get("id")) in have:
+            continue
+        try:
+            record = tweet_to_record(raw, users)
+        except RecordError as exc:
+            page.rejects.append(RejectRecord("x", str(exc), raw, source=source,
+                                             platform_post_id=str(raw.get("id")) if raw.get("id") else None))
+            continue
+        have.add(record.platform_post_id)
+        page.posts.append(record)
+    known_authors = {a.platform_user_id for a in page.authors}
+    for post in page.posts:
+        uid = post.author_platform_id
+        if uid and uid not in known_authors and uid in users:
+            author = user_to_record(users[uid])
+            if author is not None:
+                page.authors.append(author)
+                known_authors.add(uid)
+    return page
+
+
+def parse_reddit_line(text: str, source: str) -> Page:
+    """One dump line: a submission or a comment object, recognised by its fields."""
+    from collectors.reddit import _author_record, normalize_reddit_thing
+
+    try:
+        obj = json.loads(text)
+    except ValueError as exc:
+        return Page(rejects=[RejectRecord("reddit", f"{source}: invalid JSON ({exc})", text[:MAX_REJECT_LINE],
+                                          source=source)])
+    if not isinstance(obj, dict):
+        return Page(rejects=[RejectRecord("reddit", f"{source}: expected a JSON object", obj, source=source)])
+    if "kind" in obj and isinstance(obj.get("data"), dict):  # an API thing, not a bare dump object
+        thing = obj
+    elif "body" in obj or str(obj.get("name", "")).startswith("t1_") or "parent_id" in obj:
+        thing = {"kind": "t1", "data": obj}
+    elif "title" in obj or str(obj.get("name", "")).startswith("t3_"):
+        thing = {"kind": "t3", "data": obj}
+    else:
+        return Page(rejects=[RejectRecord("reddit", f"{source}: neither a submission (title) nor a comment (body)",
+                                          obj, source=source)])
+    try:
+        post = normalize_reddit_thing(thing)
+    except RecordError as exc:
+        return Page(rejects=[RejectRecord("reddit", f"{source}: {exc}", obj, source=source,
+                                          platform_post_id=obj.get("id") if isinstance(obj.get("id"), str) else None)])
+    author = _author_record(thing["data"])
+    return Page(posts=[post], authors=[author] if author else [])
+
+
+PARSERS: dict[str, Callable[[str, str], Page]] = {"x": parse_x_line, "reddit": parse_reddit_line}
+
+
+# --- the import loop ------------------------------------------------------------------------------
+
+
+def _thread_mentions(engine: Engine, page: Page) -> None:
+    """Reddit comments inherit the agencies of their submission (match kind ``thread``), when it is stored
+    or in the same batch; so a thread about an agency is kept whole."""
+    from models.tables import Agency, Post, PostMention
+
+    comments = [p for p in page.posts if p.kind == "comment" and p.root_platform_id]
+    if not comments:
+        return
+    roots = {p.root_platform_id for p in comments}
+    by_root: dict[str, set[tuple[str, str]]] = {}
+    for m in page.mentions:
+        if m.platform_post_id in roots and m.match_kind != "thread":
+            by_root.setdefault(m.platform_post_id, set()).add((m.agency_slug, m.matched_term))
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(Post.platform_post_id, Agency.slug, PostMention.matched_term)
+            .join(PostMention, PostMention.post_id == Post.id)
+            .join(Agency, Agency.id == PostMention.agency_id)
+            .where(Post.platform == "reddit", Post.platform_post_id.in_(sorted(roots)),
+                   PostMention.match_kind != "thread")
+        )
+        for root, slug, term in rows:
+            by_root.setdefault(root, set()).add((slug, term))
+    for post in comments:
+        for slug, term in sorted(by_root.get(post.root_platform_id or "", ())):
+            page.mentions.append(MentionRecord("reddit", post.platform_post_id, slug, term, "thread"))
+
+
+def _keep_matched(page: Page) -> tuple[list[PostRecord], list[AuthorRecord]]:
+    mentioned = {m.platform_post_id for m in page.mentions}
+    posts = [p for p in page.posts if p.platform_post_id in mentioned]
+    authors_needed = {p.author_platform_id for p in posts}
+    return posts, [a for a in page.authors if a.platform_user_id in authors_needed]
+
+
+class _Progress:
+    """A rich progress line on a terminal (lines, posts kept, rejects, rate); silent otherwise."""
+
+    def __init__(self, label: str, enabled: bool) -> None:
+        self.enabled = enabled and sys.stderr.isatty()
+        self._progress: Any = None
+        if self.enabled:
+            from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+            self._progress = Progress(SpinnerColumn(), TextColumn("{task.description}"),
+                                      TextColumn("{task.fields[stats]}"), TimeElapsedColumn(), transient=False)
+            self._progress.start()
+            self._task = self._progress.add_task(label, stats="")
+
+    def update(self, s: ImportSummary, started: float) -> None:
+        if self._progress is not None:
+            rate = s.lines / max(time.perf_counter() - started, 1e-9)
+            self._progress.update(self._task, stats=f"{s.lines:,} lines  {s.posts_kept:,} kept  "
+                                                   f"{s.rejected:,} rejects  {rate:,.0f} lines/s")
+
+    def close(self) -> None:
+        if self._progress is not None:
+            self._progress.stop()
+
+
+def import_file(
+    engine: Engine,
+    platform: str,
+    path: Path,
+    *,
+    matcher: Any,
+    keep_all: bool = False,
+    progress: bool = False,
+    run_context: dict[str, Any] | None = None,
+    batch_posts: int = BATCH_POSTS,
+) -> ImportSummary:
+    """Import one archive file; see the module docstring."""
+    if platform not in PARSERS:
+        raise ArchiveError(f"unknown platform {platform!r}: use x or reddit")
+    path = Path(path)
+    parse = PARSERS[platform]
+    digest = fingerprint(path)
+    handle = store.open_run(
+        engine, platform=platform, query_key=f"import:{platform}:{'all' if keep_all else 'matched'}",
+        query_version=digest[:64],
+        query_text=str(path), window_start=None, window_end=None, source="import", run_context=run_context,
+        notes={"file": str(path), "sha256": digest, "all": keep_all},
+    )
+    summary = ImportSummary(file=str(path), platform=platform, run_id=handle.run_id, status="running")
+    if handle.already_done:
+        summary.status, summary.skipped = "success", True
+        return summary
+    resume_after = int(handle.cursor) if handle.cursor else 0
+    summary.resumed_after_line = resume_after
+    started = time.perf_counter()
+    bar = _Progress(path.name, progress)
+    batch = Page(requests=0)
+    lineno = 0
+
+    def flush() -> None:
+        nonlocal batch
+        batch.cursor = str(lineno)
+        add_mentions(batch, matcher)
+        if platform == "reddit":
+            _thread_mentions(engine, batch)
+        summary.posts_read += len(batch.posts)
+        if not keep_all:
+            batch.posts, batch.authors = _keep_matched(batch)
+        result = store.write_page(engine, batch, handle.run_id)
+        summary.posts_kept += result.seen
+        summary.posts_new += result.new
+        summary.rejected += result.rejected
+        summary.api_errors += batch.api_errors
+        summary.authors += len(batch.authors)
+        batch = Page(requests=0)
+        bar.update(summary, started)
+
+    try:
+        with open_text(path) as fh:
+            for lineno, line in enumerate(fh, start=1):
+                summary.lines = lineno
+                if lineno <= resume_after:
+                    continue
+                text = line.strip()
+                if not text:
+                    continue
+                batch.extend(parse(text, f"{path.name}:{lineno}"))
+                if len(batch.posts) >= batch_posts or len(batch.rejects) >= batch_posts:
+                    flush()
+            flush()
+    except BaseException as exc:
+        bar.close()
+        store.update_run(engine, handle.run_id, status="failed", error=f"{type(exc).__name__}: {exc}"[:2000],
+                         finished_at=store.utcnow())
+        raise
+    bar.close()
+    summary.seconds = time.perf_counter() - started
+    summary.status = "success"
+    store.update_run(engine, handle.run_id, status="success", finished_at=store.utcnow(), last_cursor=None,
+                     notes={**handle.notes, "lines": summary.lines, "posts_read": summary.posts_read,
+                            "posts_kept": summary.posts_kept, "authors": summary.authors})
+    return summary
+
+
+def iter_files(paths: list[str]) -> Iterator[Path]:
+    """Expand folders to the archive files inside them (sorted), so a DAG Param can name a folder."""
+    for p in paths:
+        path = Path(p)
+        if path.is_dir():
+            yield from sorted(q for q in path.iterdir() if q.is_file() and not q.name.startswith("."))
+        else:
+            yield path
