@@ -324,11 +324,6 @@ def _first_link_id(posts: Sequence[PostRecord]) -> str | None:
     return None
 
 
-def base36(value: str) -> int:
-    """Reddit ids are base36 counters: comparing them as numbers orders them by creation."""
-    return int(value, 36)
-
-
 # --------------------------------------------------------------------------------------------
 # Settings and queries
 # --------------------------------------------------------------------------------------------

@@ -131,6 +131,7 @@ def run_query(
     summary = RunSummary(handle.run_id, status="running", resumed=handle.resumed, **summary_base)
     gap = False
     skipped: list[str] = []
+    page_notes: dict[str, Any] = {}
     try:
         for page in collector.pages(query, window, cursor=handle.cursor, since_id=since_id):
             add_mentions(page, matcher)
@@ -145,16 +146,17 @@ def run_query(
             summary.api_errors += page.api_errors
             gap = gap or page.coverage_gap
             skipped.extend(page.skipped)
+            page_notes.update(getattr(page, "notes", None) or {})
             if on_page is not None:
                 on_page(summary, result)
     except BaseException as exc:
-        notes = {**handle.notes, **({"skipped": skipped} if skipped else {})}
+        notes = {**handle.notes, **page_notes, **({"skipped": skipped} if skipped else {})}
         store.update_run(engine, handle.run_id, status="failed", error=_safe_error(exc, secrets),
                          finished_at=store.utcnow(), notes=notes, coverage_gap=gap)
         summary.status = "failed"
         raise
 
-    notes = {**handle.notes, **({"skipped": skipped} if skipped else {})}
+    notes = {**handle.notes, **page_notes, **({"skipped": skipped} if skipped else {})}
     store.update_run(engine, handle.run_id, status="success", finished_at=store.utcnow(), coverage_gap=gap,
                      notes=notes, last_cursor=None)
     store.advance_watermark(engine, platform, query.key, store.newest_of_run(engine, handle.run_id), window.end)

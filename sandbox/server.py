@@ -47,6 +47,8 @@ def _load_reddit_api(
 
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
+    # keep-alive request/response pairs otherwise wait ~40 ms each on delayed ACKs
+    disable_nagle_algorithm = True
     server_version = "trustwatch-sandbox/1"
     sandbox: SandboxServer  # set on the per-server subclass
 

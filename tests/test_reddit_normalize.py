@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from pathlib import Path
 
 import pytest
 
 from collectors.records import RecordError
 from collectors.reddit import normalize_reddit_listing, normalize_reddit_thing
+from tests.conftest import REALCASES as SHARED_REALCASES
 
 #: shared/ lies beside the repository (the work tree and CI's clone alike).
-REALCASES = Path(__file__).resolve().parents[2] / "shared" / "realcases" / "reddit" / "praw"
+REALCASES = SHARED_REALCASES / "reddit" / "praw"
 
 
 def recorded(name: str, uri_part: str) -> object:

@@ -188,7 +188,19 @@ def compile_queries(platform: str, agencies: Sequence[str] | None = None) -> lis
         max_len, suffix = _x_settings_or_default()
         queries = ag.compile_x_queries(registry(), max_query_length=max_len, suffix=suffix, agencies=slugs)
     elif platform == "reddit":
-        queries = ag.compile_reddit_queries(registry(), agencies=slugs)
+        from collectors.reddit import plan_queries
+        from trustwatch.settings import REDDIT_CONN_ID, find_connection
+
+        conn = find_connection(REDDIT_CONN_ID)
+        extra_subs = (conn.extra if conn else {}).get("subreddits")
+        kwargs: dict[str, Any] = {}
+        if extra_subs:
+            kwargs["global_subreddits"] = (
+                [s.strip() for s in extra_subs.split(",") if s.strip()] if isinstance(extra_subs, str)
+                else list(extra_subs)
+            )
+        # one ledger row and watermark per agency subreddit ('new' listing), searches over the global ones
+        queries = plan_queries(ag.compile_reddit_queries(registry(), agencies=slugs, **kwargs), registry())
     else:
         raise RequestError(f"unknown platform {platform!r}")
     return [_query_dict(q) for q in queries]
@@ -203,7 +215,12 @@ def _query_dict(query: Any) -> dict[str, Any]:
 def _query_obj(platform: str, data: dict[str, Any]) -> Any:
     from collectors import agencies as ag
 
-    cls = ag.XQuery if platform == "x" else ag.RedditQuery
+    if platform == "x":
+        cls: Any = ag.XQuery
+    else:
+        from collectors.reddit import RedditQuery
+
+        cls = RedditQuery
     fields = cls.__dataclass_fields__
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in data.items() if k in fields})
 

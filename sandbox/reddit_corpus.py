@@ -1,0 +1,497 @@
+"""A seeded, deterministic Reddit corpus about registry agencies, with the ground truth of each post.
+
+Same agencies and time span as the X corpus (``CorpusConfig``).  Submissions live in the global
+subreddits (where they name agencies, as Reddit search finds them) and in the agencies' own
+subreddits (where generic police words count, by the community rule).  Every submission has a comment
+tree (nested replies, some deleted or removed).  Noise: posts about no agency, posts with only generic
+police words outside an agency subreddit, ambiguous acronyms without context, off-topic chatter in
+agency subreddits.  Ids are base36 counters that grow with time, as on Reddit, submissions and
+comments each with their own counter.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import random
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from collectors.agencies import DEFAULT_GLOBAL_SUBREDDITS
+from sandbox.common import CorpusConfig
+
+#: The global subreddits the compiled searches run in (the query compiler's default).
+GLOBAL_SUBREDDITS: tuple[str, ...] = DEFAULT_GLOBAL_SUBREDDITS
+
+#: A subreddit nobody searches: posts there must never be collected.
+OFFTOPIC_SUBREDDIT = "AskReddit"
+
+_B36 = "0123456789abcdefghijklmnopqrstuvwxyz"
+
+
+def to_base36(value: int) -> str:
+    """Reddit's id spelling of a counter."""
+    if value <= 0:
+        return "0"
+    digits = []
+    while value:
+        value, rest = divmod(value, 36)
+        digits.append(_B36[rest])
+    return "".join(reversed(digits))
+
+
+@dataclass
+class RedditComment:
+    """A comment; ``parent`` is a fullname (``t3_`` for top level, ``t1_`` for a reply)."""
+
+    id: str
+    link_id: str
+    parent: str
+    subreddit: str
+    author: str
+    body: str
+    created: dt.datetime
+    score: int
+    replies: list[str] = field(default_factory=list)
+
+    @property
+    def fullname(self) -> str:
+        """``t1_<id>``."""
+        return f"t1_{self.id}"
+
+    def to_data(self, permalink_title: str = "_") -> dict[str, Any]:
+        """The ``data`` of a ``t1`` thing as Reddit sends it (``replies`` set by the caller)."""
+        return {
+            "id": self.id,
+            "name": self.fullname,
+            "link_id": f"t3_{self.link_id}",
+            "parent_id": self.parent,
+            "subreddit": self.subreddit,
+            "subreddit_name_prefixed": f"r/{self.subreddit}",
+            "author": self.author,
+            "author_fullname": None if self.author == "[deleted]" else f"t2_{self.author.lower()}",
+            "body": self.body,
+            "score": self.score,
+            "ups": self.score,
+            "downs": 0,
+            "created_utc": float(int(self.created.timestamp())),
+            "created": float(int(self.created.timestamp())),
+            "edited": False,
+            "stickied": False,
+            "distinguished": None,
+            "is_submitter": False,
+            "collapsed": self.body in ("[deleted]", "[removed]"),
+            "permalink": f"/r/{self.subreddit}/comments/{self.link_id}/{permalink_title}/{self.id}/",
+            "replies": "",
+        }
+
+
+@dataclass
+class RedditSubmission:
+    """A submission with the agencies it is about (the ground truth) and its comment ids."""
+
+    id: str
+    subreddit: str
+    author: str
+    title: str
+    selftext: str
+    created: dt.datetime
+    score: int
+    agencies: list[str]
+    removed_by_category: str | None = None
+    comments: list[str] = field(default_factory=list)  # top-level comment ids, oldest first
+    all_comments: list[str] = field(default_factory=list)  # every comment id of the thread
+
+    @property
+    def fullname(self) -> str:
+        """``t3_<id>``."""
+        return f"t3_{self.id}"
+
+    @property
+    def slug_title(self) -> str:
+        """The title part of the permalink."""
+        return re.sub(r"[^a-z0-9]+", "_", self.title.lower()).strip("_")[:50] or "_"
+
+    def to_data(self) -> dict[str, Any]:
+        """The ``data`` of a ``t3`` thing as Reddit sends it."""
+        stamp = float(int(self.created.timestamp()))
+        permalink = f"/r/{self.subreddit}/comments/{self.id}/{self.slug_title}/"
+        return {
+            "id": self.id,
+            "name": self.fullname,
+            "subreddit": self.subreddit,
+            "subreddit_name_prefixed": f"r/{self.subreddit}",
+            "subreddit_type": "public",
+            "author": self.author,
+            "author_fullname": None if self.author == "[deleted]" else f"t2_{self.author.lower()}",
+            "title": self.title,
+            "selftext": self.selftext,
+            "is_self": True,
+            "domain": f"self.{self.subreddit}",
+            "url": "https://www.reddit.com" + permalink,
+            "permalink": permalink,
+            "score": self.score,
+            "ups": self.score,
+            "upvote_ratio": 0.9,
+            "num_comments": len(self.all_comments),
+            "created_utc": stamp,
+            "created": stamp,
+            "over_18": False,
+            "stickied": False,
+            "locked": False,
+            "removed_by_category": self.removed_by_category,
+            "edited": False,
+        }
+
+
+# --- text material ---------------------------------------------------------------------------
+
+_PLACES = [
+    "Main St",
+    "the courthouse",
+    "Union Station",
+    "the park",
+    "city hall",
+    "the bridge",
+    "the stadium",
+    "the high school",
+    "the river trail",
+    "the mall",
+]
+
+_AGENCY_TITLES = [
+    "{ref} arrests suspect near {place}",
+    "What is your experience filing a complaint with {ref}?",
+    "{ref} releases body camera footage from {place} incident",
+    "Does anyone actually trust {ref} anymore?",
+    "{ref} budget hearing tonight at city hall",
+    "Kudos to {ref} for the quick response at {place}",
+    "{ref} traffic stop lasted over an hour",
+    "{ref} announces new community liaison program",
+]
+
+_LOCAL_TITLES = [
+    "The {word} were at {place} all night, anyone know why?",
+    "Had a surprisingly good interaction with the {word} today",
+    "Why do the {word} never answer non-emergency calls?",
+    "Big {word} presence near {place} this morning",
+    "Are the {word} hiring? Thinking about applying",
+]
+
+_BODIES = [
+    "Curious what everyone here thinks.",
+    "Posting this so people know what happened.",
+    "Not sure how I feel about it, honestly.",
+    "Long time lurker, first post. Be kind.",
+    "",
+]
+
+_NOISE_TITLES = [
+    "the police were everywhere downtown tonight",
+    "cops pulled over my neighbor again",
+    "police sirens all night, can't sleep",
+]
+
+_AMBIGUOUS_TITLES = [
+    "{acro} meeting moved to Friday, sorry all",
+    "anyone know what {acro} stands for in this spreadsheet?",
+]
+
+_OFFTOPIC_TITLES = [
+    "Best tacos in town?",
+    "Farmers market is back this weekend",
+    "Looking for a good dentist",
+    "Road construction on {place} again",
+    "Lost cat near {place}, orange tabby",
+    "Anyone going to the concert Saturday?",
+]
+
+_COMMENTS = [
+    "This is wild.",
+    "Same thing happened to my brother last year.",
+    "Source?",
+    "I have mixed feelings about this.",
+    "Thanks for posting.",
+    "They did a good job here, honestly.",
+    "Completely unacceptable.",
+    "Following for updates.",
+]
+
+_SYLLABLES = ["ka", "lo", "mi", "ra", "ze", "tu", "na", "vi", "so", "de", "an", "el", "jo", "ma", "ri", "ty"]
+
+
+@dataclass
+class _Agency:
+    slug: str
+    refs: list[str]  # names/aliases that identify it on their own
+    subreddits: list[str]
+    community_words: list[str]
+    ambiguous: list[str]
+
+
+def _agency_forms(entry: Any) -> _Agency:
+    skip = {a.lower() for a in (getattr(entry, "ambiguous_aliases", ()) or ())}
+    skip |= {a.lower() for a in (getattr(entry, "exact_case_aliases", ()) or ())}
+    refs = [entry.name] + [a for a in (entry.aliases or ()) if a.lower() not in skip]
+    words = [w for w in (getattr(entry, "community_words", ()) or ()) if " " not in w and "'" not in w]
+    return _Agency(
+        slug=entry.slug,
+        refs=list(dict.fromkeys(r for r in refs if r)),
+        subreddits=[s.removeprefix("r/") for s in (entry.subreddits or ())],
+        community_words=words,
+        ambiguous=[a for a in (getattr(entry, "ambiguous_aliases", ()) or ()) if a.isupper() and len(a) <= 5],
+    )
+
+
+def load_agencies() -> list[Any]:
+    """The active registry entries (imported lazily: the registry module is optional)."""
+    from collectors.agencies import load_registry
+
+    return [entry for entry in load_registry().entries if getattr(entry, "active", True)]
+
+
+class RedditCorpus:
+    """Submissions and comment trees, with which agencies each submission is about."""
+
+    def __init__(self, config: CorpusConfig, agencies: Sequence[Any] | None = None) -> None:
+        self.config = config
+        entries = list(agencies) if agencies is not None else load_agencies()
+        self.agencies = [_agency_forms(e) for e in entries]
+        if not self.agencies:
+            raise ValueError("the Reddit corpus needs at least one agency in the registry")
+        self.rng = random.Random(config.seed * 7919 + 36)
+        self.submissions: dict[str, RedditSubmission] = {}
+        self.comments: dict[str, RedditComment] = {}
+        #: lower-cased subreddit -> name as written
+        self.subreddit_names: dict[str, str] = {}
+        self._next_submission = 36**5  # ids of 6 characters, like today's
+        self._next_comment = 36**6
+        self._users = self._make_users(max(30, config.posts // 10))
+        self._generate()
+        self._index()
+
+    # -- generation -------------------------------------------------------------------------
+
+    def _make_users(self, count: int) -> list[str]:
+        rng = self.rng
+        names: list[str] = []
+        for i in range(count):
+            base = "".join(rng.choice(_SYLLABLES) for _ in range(rng.randint(2, 4)))
+            names.append(f"{base.capitalize()}_{rng.randint(1, 9999)}_{i}")
+        return names
+
+    def _sub_name(self, name: str) -> str:
+        return self.subreddit_names.setdefault(name.lower(), name)
+
+    def _generate(self) -> None:
+        rng = self.rng
+        cfg = self.config
+        total = max(0, cfg.posts // 2)
+        span = (cfg.stop - cfg.start).total_seconds()
+        moments = sorted(cfg.start + dt.timedelta(seconds=int(rng.uniform(0, span))) for _ in range(total))
+        owners: dict[str, set[str]] = {}
+        for agency in self.agencies:
+            for sub in agency.subreddits:
+                owners.setdefault(sub.lower(), set()).add(agency.slug)
+        for agency in self.agencies:
+            for sub in agency.subreddits:
+                self._sub_name(sub)
+        # Local posts go only where one agency owns the subreddit: the community rule is then unambiguous.
+        for agency in self.agencies:
+            agency.subreddits = [s for s in agency.subreddits if len(owners[s.lower()]) == 1]
+        local = [a for a in self.agencies if a.subreddits and a.community_words]
+        for name in GLOBAL_SUBREDDITS:
+            self._sub_name(name)
+        self._sub_name(OFFTOPIC_SUBREDDIT)
+
+        for moment in moments:
+            roll = rng.random()
+            if roll < 0.35 or not local:
+                sub, title, labels = self._global_agency_post()
+            elif roll < 0.45:
+                sub, title, labels = self._global_noise_post()
+            elif roll < 0.78:
+                sub, title, labels = self._local_post(rng.choice(local))
+            elif roll < 0.93:
+                sub, title, labels = self._local_offtopic_post(rng.choice(local))
+            else:
+                sub, title, labels = OFFTOPIC_SUBREDDIT, self._offtopic_title(), []
+            self._add_submission(moment, sub, title, labels)
+
+    def _ref(self, agency: _Agency) -> str:
+        return self.rng.choice(agency.refs)
+
+    def _global_agency_post(self) -> tuple[str, str, list[str]]:
+        rng = self.rng
+        chosen = [rng.choice(self.agencies)]
+        if rng.random() < 0.1 and len(self.agencies) > 1:
+            other = rng.choice(self.agencies)
+            if other.slug != chosen[0].slug:
+                chosen.append(other)
+        ref = " and ".join(self._ref(a) for a in chosen)
+        title = rng.choice(_AGENCY_TITLES).format(ref=ref, place=rng.choice(_PLACES))
+        return rng.choice(GLOBAL_SUBREDDITS), title, [a.slug for a in chosen]
+
+    def _global_noise_post(self) -> tuple[str, str, list[str]]:
+        rng = self.rng
+        acronyms = [acro for a in self.agencies for acro in a.ambiguous]
+        if acronyms and rng.random() < 0.4:
+            title = rng.choice(_AMBIGUOUS_TITLES).format(acro=rng.choice(acronyms))
+        elif rng.random() < 0.6:
+            title = rng.choice(_NOISE_TITLES)
+        else:
+            title = self._offtopic_title()
+        return rng.choice(GLOBAL_SUBREDDITS), title, []
+
+    def _local_post(self, agency: _Agency) -> tuple[str, str, list[str]]:
+        rng = self.rng
+        sub = rng.choice(agency.subreddits)
+        if rng.random() < 0.3:
+            title = rng.choice(_AGENCY_TITLES).format(ref=self._ref(agency), place=rng.choice(_PLACES))
+        else:
+            title = rng.choice(_LOCAL_TITLES).format(word=rng.choice(agency.community_words), place=rng.choice(_PLACES))
+        return sub, title, [agency.slug]
+
+    def _local_offtopic_post(self, agency: _Agency) -> tuple[str, str, list[str]]:
+        return self.rng.choice(agency.subreddits), self._offtopic_title(), []
+
+    def _offtopic_title(self) -> str:
+        return self.rng.choice(_OFFTOPIC_TITLES).format(place=self.rng.choice(_PLACES))
+
+    def _add_submission(self, moment: dt.datetime, sub: str, title: str, labels: list[str]) -> RedditSubmission:
+        rng = self.rng
+        self._next_submission += rng.randint(1, 40)
+        sid = to_base36(self._next_submission)
+        author = rng.choice(self._users)
+        selftext = rng.choice(_BODIES)
+        removed: str | None = None
+        roll = rng.random()
+        if roll < 0.03:
+            author, selftext, removed = "[deleted]", "[deleted]", "deleted"
+        elif roll < 0.06:
+            selftext, removed = "[removed]", "moderator"
+        submission = RedditSubmission(
+            id=sid,
+            subreddit=self._sub_name(sub),
+            author=author,
+            title=title,
+            selftext=selftext,
+            created=moment,
+            score=rng.randint(0, 500),
+            agencies=labels,
+            removed_by_category=removed,
+        )
+        self.submissions[sid] = submission
+        self._add_comments(submission)
+        return submission
+
+    def _add_comments(self, submission: RedditSubmission) -> None:
+        rng = self.rng
+        count = rng.choice([0, 0, 1, 2, 3, 4, 6, 9, 14])
+        parents: list[str] = [submission.fullname]
+        depth: dict[str, int] = {submission.fullname: 0}
+        moment = submission.created
+        room = max(1.0, (self.config.stop - moment).total_seconds() - 1)
+        for _ in range(count):
+            moment = moment + dt.timedelta(seconds=int(rng.uniform(1, max(2.0, room / (count + 1)))))
+            if moment >= self.config.stop:
+                moment = self.config.stop - dt.timedelta(seconds=1)
+            # mostly replies to recent comments, which makes chains deep enough for "continue this thread"
+            parent = parents[-1] if rng.random() < 0.45 else rng.choice(parents)
+            self._next_comment += rng.randint(1, 25)
+            cid = to_base36(self._next_comment)
+            author, body = rng.choice(self._users), rng.choice(_COMMENTS)
+            roll = rng.random()
+            if roll < 0.05:
+                author, body = "[deleted]", "[deleted]"
+            elif roll < 0.08:
+                author, body = "[deleted]", "[removed]"
+            elif roll < 0.2 and self.agencies:
+                body = f"{body} Reminds me of what {self._ref(rng.choice(self.agencies))} did last year."
+            comment = RedditComment(
+                id=cid,
+                link_id=submission.id,
+                parent=parent,
+                subreddit=submission.subreddit,
+                author=author,
+                body=body,
+                created=moment,
+                score=rng.randint(-5, 200),
+            )
+            self.comments[cid] = comment
+            submission.all_comments.append(cid)
+            if parent == submission.fullname:
+                submission.comments.append(cid)
+            else:
+                self.comments[parent[3:]].replies.append(cid)
+            depth[comment.fullname] = depth[parent] + 1
+            parents.append(comment.fullname)
+
+    def _index(self) -> None:
+        #: lower-cased subreddit -> submission ids, newest first
+        self.by_subreddit: dict[str, list[str]] = {}
+        for sid in sorted(self.submissions, key=lambda s: int(s, 36), reverse=True):
+            self.by_subreddit.setdefault(self.submissions[sid].subreddit.lower(), []).append(sid)
+
+    # -- for tests ------------------------------------------------------------------------
+
+    def add_filler(self, subreddit: str, count: int, start: dt.datetime, end: dt.datetime) -> list[str]:
+        """Add ``count`` off-topic submissions to a subreddit in [start, end): a busy subreddit whose
+        ``new`` listing hits Reddit's 1,000 item cap.  Returns the new ids; ground truth is unchanged."""
+        span = (end - start).total_seconds()
+        moments = sorted(start + dt.timedelta(seconds=span * (i + 0.5) / count) for i in range(count))
+        ids: list[str] = []
+        latest = max((int(s, 36) for s in self.submissions), default=self._next_submission)
+        self._next_submission = max(self._next_submission, latest)
+        for moment in moments:
+            self._next_submission += 1
+            sid = to_base36(self._next_submission)
+            self.submissions[sid] = RedditSubmission(
+                id=sid,
+                subreddit=self._sub_name(subreddit),
+                author=self.rng.choice(self._users),
+                title=self._offtopic_title(),
+                selftext="",
+                created=moment,
+                score=1,
+                agencies=[],
+            )
+            ids.append(sid)
+        self._index()
+        return ids
+
+    def submission_ids(
+        self,
+        start: dt.datetime,
+        end: dt.datetime,
+        agencies: Iterable[str] | None = None,
+        unreadable: Iterable[str] = (),
+    ) -> set[str]:
+        """Submissions in [start, end) about the given agencies (all agencies when None), in the
+        subreddits the collector reads (global searches and the agencies' own subreddits), less the
+        ``unreadable`` (private) ones."""
+        wanted = set(agencies) if agencies is not None else {a.slug for a in self.agencies}
+        readable = {s.lower() for s in GLOBAL_SUBREDDITS}
+        for agency in self.agencies:
+            if agency.slug in wanted:
+                readable |= {s.lower() for s in agency.subreddits}
+        readable -= {s.lower().removeprefix("r/") for s in unreadable}
+        return {
+            s.id
+            for s in self.submissions.values()
+            if start <= s.created < end and set(s.agencies) & wanted and s.subreddit.lower() in readable
+        }
+
+    def ground_truth(
+        self,
+        start: dt.datetime,
+        end: dt.datetime,
+        agencies: Iterable[str] | None = None,
+        unreadable: Iterable[str] = (),
+    ) -> set[str]:
+        """Ids a collector must store for this window: the submissions and all their comments."""
+        ids = self.submission_ids(start, end, agencies, unreadable)
+        for sid in list(ids):
+            ids.update(self.submissions[sid].all_comments)
+        return ids

@@ -1,0 +1,270 @@
+"""The sandbox Reddit API: corpus ground truth, response shapes, cursors, cap, auth, limits, refusals."""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import json
+
+import pytest
+
+from collectors.reddit import normalize_reddit_listing
+from sandbox.common import CorpusConfig, SandboxRequest
+from sandbox.reddit_api import RedditApi, compile_search, search_matches
+from sandbox.reddit_corpus import GLOBAL_SUBREDDITS, OFFTOPIC_SUBREDDIT, RedditCorpus
+from tests.conftest import REALCASES as SHARED_REALCASES
+
+REALCASES = SHARED_REALCASES / "reddit" / "praw"
+END = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+
+
+@pytest.fixture(scope="module")
+def config() -> CorpusConfig:
+    return CorpusConfig(seed=11, posts=600, end=END, days=7)
+
+
+@pytest.fixture(scope="module")
+def corpus(config, registry) -> RedditCorpus:
+    return RedditCorpus(config, registry.entries)
+
+
+@pytest.fixture
+def api(config, corpus) -> RedditApi:
+    return RedditApi(config, private_subreddits=("Austin",), corpus=corpus)
+
+
+def token(api: RedditApi) -> str:
+    basic = base64.b64encode(b"sandbox-client:sandbox-secret").decode()
+    response = api.handle(
+        SandboxRequest(
+            "POST", "/api/v1/access_token", {}, {"authorization": f"Basic {basic}"}, b"grant_type=client_credentials"
+        )
+    )
+    assert response.status == 200
+    return json.loads(response.body)["access_token"]
+
+
+def get(api: RedditApi, path: str, bearer: str | None = None, **params: str):
+    headers = {"authorization": f"bearer {bearer}"} if bearer else {}
+    query = {key: [value] for key, value in params.items()}
+    return api.handle(SandboxRequest("GET", path, query, headers, b""))
+
+
+def test_corpus_is_deterministic_and_inside_the_span(config, registry):
+    one = RedditCorpus(config, registry.entries)
+    two = RedditCorpus(config, registry.entries)
+    assert [(s.id, s.title, s.agencies) for s in one.submissions.values()] == [
+        (s.id, s.title, s.agencies) for s in two.submissions.values()
+    ]
+    assert sorted(one.comments) == sorted(two.comments)
+    assert all(config.start <= s.created < config.stop for s in one.submissions.values())
+    assert all(config.start <= c.created < config.stop for c in one.comments.values())
+    other = RedditCorpus(CorpusConfig(seed=12, posts=600, end=END, days=7), registry.entries)
+    assert [s.title for s in other.submissions.values()] != [s.title for s in one.submissions.values()]
+
+
+def test_ids_grow_with_time_like_reddit_ids(corpus):
+    subs = sorted(corpus.submissions.values(), key=lambda s: int(s.id, 36))
+    assert [s.created for s in subs] == sorted(s.created for s in subs)
+    comments = sorted(corpus.comments.values(), key=lambda c: int(c.id, 36))
+    for comment in comments:
+        parent = comment.parent
+        if parent.startswith("t1_"):
+            assert int(parent[3:], 36) < int(comment.id, 36), "a reply is newer than what it answers"
+
+
+def test_corpus_has_the_variety_collection_must_handle(corpus, registry):
+    subs = list(corpus.submissions.values())
+    slugs = {e.slug for e in registry.entries}
+    assert {slug for s in subs for slug in s.agencies} <= slugs
+    assert sum(bool(s.agencies) for s in subs) > len(subs) / 3
+    assert any(not s.agencies and s.subreddit in GLOBAL_SUBREDDITS for s in subs), "noise in global subreddits"
+    assert any(s.subreddit == OFFTOPIC_SUBREDDIT for s in subs)
+    assert any(s.removed_by_category == "moderator" and s.selftext == "[removed]" for s in subs)
+    assert any(s.removed_by_category == "deleted" and s.author == "[deleted]" for s in subs)
+    bodies = [c.body for c in corpus.comments.values()]
+    assert "[deleted]" in bodies and "[removed]" in bodies
+    assert any(len(s.all_comments) > 8 for s in subs)
+
+
+def test_ground_truth_agrees_with_the_matcher(corpus, matcher):
+    """The sandbox's labels are what the matcher finds: otherwise "store equals ground truth" is luck."""
+    disagreements = []
+    for s in corpus.submissions.values():
+        found = set(matcher.agencies_in(f"{s.title}\n{s.selftext}", community=s.subreddit))
+        if found != set(s.agencies):
+            disagreements.append((s.subreddit, s.title, sorted(found), s.agencies))
+    assert disagreements == []
+
+
+def test_access_token_needs_the_app_credentials(api):
+    wrong = base64.b64encode(b"sandbox-client:nope").decode()
+    refused = api.handle(
+        SandboxRequest(
+            "POST", "/api/v1/access_token", {}, {"authorization": f"Basic {wrong}"}, b"grant_type=client_credentials"
+        )
+    )
+    assert refused.status == 401
+    assert get(api, "/r/news/new").status == 401
+    assert get(api, "/r/news/new", "made-up-token").status == 401
+    assert get(api, "/r/news/new", token(api)).status == 200
+    assert api.handle(SandboxRequest("GET", "/2/tweets/search/recent", {}, {}, b"")) is None
+
+
+def test_listing_shape_matches_the_recorded_one(api):
+    recorded = json.loads(
+        json.loads((REALCASES / "TestSubredditListings.test_new.json").read_text())["interactions"][1]["response"][
+            "body"
+        ]["string"]
+    )
+    real = recorded["data"]["children"][0]["data"]
+    response = get(api, "/r/news/new", token(api), limit="100")
+    payload = json.loads(response.body)
+    assert payload["kind"] == "Listing"
+    assert set(payload["data"]) >= {"after", "before", "children", "modhash"}
+    ours = payload["data"]["children"][0]
+    assert ours["kind"] == "t3"
+    for key in (
+        "id",
+        "name",
+        "title",
+        "selftext",
+        "author",
+        "subreddit",
+        "created_utc",
+        "score",
+        "num_comments",
+        "permalink",
+        "url",
+        "over_18",
+    ):
+        assert key in ours["data"]
+        assert type(ours["data"][key]) is type(real[key]), key
+    page = normalize_reddit_listing(payload)
+    assert not page.rejects
+    assert [p.platform_post_id for p in page.posts] == response.served_ids
+    assert response.headers["x-ratelimit-used"] == "1"
+    assert float(response.headers["x-ratelimit-remaining"]) > 0
+    assert int(response.headers["x-ratelimit-reset"]) > 0
+
+
+def test_after_cursor_walks_the_listing_newest_first(api, corpus):
+    bearer = token(api)
+    seen: list[str] = []
+    after = None
+    while True:
+        params = {"limit": "7"} | ({"after": after} if after else {})
+        payload = json.loads(get(api, "/r/news+police/new", bearer, **params).body)
+        seen += [c["data"]["id"] for c in payload["data"]["children"]]
+        after = payload["data"]["after"]
+        if after is None:
+            break
+    expected = [s.id for s in corpus.submissions.values() if s.subreddit in ("news", "police")]
+    assert sorted(seen) == sorted(expected)
+    assert len(seen) == len(set(seen))
+    assert seen == sorted(seen, key=lambda i: int(i, 36), reverse=True)
+    # "before" goes back toward the newest items
+    payload = json.loads(get(api, "/r/news+police/new", bearer, limit="3", before=f"t3_{seen[5]}").body)
+    assert [c["data"]["id"] for c in payload["data"]["children"]] == seen[2:5]
+
+
+def test_listing_stops_at_the_cap(config, registry):
+    corpus = RedditCorpus(CorpusConfig(seed=3, posts=40, end=END, days=7), registry.entries)
+    corpus.add_filler("Denver", 1150, END - dt.timedelta(hours=2), END)
+    api = RedditApi(config, corpus=corpus)
+    bearer = token(api)
+    total, after, pages = 0, None, 0
+    while True:
+        params = {"limit": "100"} | ({"after": after} if after else {})
+        payload = json.loads(get(api, "/r/Denver/new", bearer, **params).body)
+        total += len(payload["data"]["children"])
+        pages += 1
+        after = payload["data"]["after"]
+        if after is None:
+            break
+    assert total == 1000 and pages == 10
+    assert len(corpus.by_subreddit["denver"]) >= 1150
+
+
+def test_search_finds_phrases_on_word_boundaries():
+    compiled = compile_search('"Austin Police" OR APD OR ("Chicago PD" news)')
+    assert search_matches(compiled, "The Austin police chief spoke")
+    assert search_matches(compiled, "APD responded")
+    assert not search_matches(compiled, "RAPDX is a product")
+    assert not search_matches(compiled, "Chicago PD is hiring")
+    assert search_matches(compiled, "Chicago PD in the news")
+
+
+def test_search_returns_only_matching_submissions(api, corpus):
+    response = get(
+        api,
+        "/r/news/search",
+        token(api),
+        q='"Austin Police" OR "Chicago Police"',
+        limit="100",
+        sort="new",
+        restrict_sr="on",
+    )
+    payload = json.loads(response.body)
+    titles = [c["data"]["title"].lower() for c in payload["data"]["children"]]
+    assert all("austin police" in t or "chicago police" in t for t in titles)
+    expected = [
+        s
+        for s in corpus.submissions.values()
+        if s.subreddit == "news" and ("austin police" in s.title.lower() or "chicago police" in s.title.lower())
+    ]
+    assert len(titles) == len(expected)
+
+
+def test_private_subreddit_is_403_and_unknown_is_404(api):
+    bearer = token(api)
+    private = get(api, "/r/Austin/new", bearer)
+    assert private.status == 403
+    assert json.loads(private.body) == {"message": "Forbidden", "error": 403, "reason": "private"}
+    assert get(api, "/r/news+Austin/search", bearer, q="police").status == 403
+    missing = get(api, "/r/no_such_place/new", bearer)
+    assert missing.status == 404
+
+
+def test_rate_limit_headers_count_down_and_429_carries_retry_after(config, corpus):
+    api = RedditApi(config, rate_limit=3, corpus=corpus)
+    bearer = token(api)
+    remaining = [get(api, "/r/news/new", bearer).headers["x-ratelimit-remaining"] for _ in range(3)]
+    assert remaining == ["2.0", "1.0", "0.0"]
+    refused = get(api, "/r/news/new", bearer)
+    assert refused.status == 429
+    assert int(refused.headers["retry-after"]) >= 1
+
+
+def test_comment_trees_use_more_stubs_and_morechildren_resolves_them(api, corpus):
+    bearer = token(api)
+    big = max(corpus.submissions.values(), key=lambda s: (s.subreddit.lower() != "austin", len(s.all_comments)))
+    payload = json.loads(get(api, f"/comments/{big.id}/", bearer, sort="new", limit="2048").body)
+    page = normalize_reddit_listing(payload)
+    shown = {p.platform_post_id for p in page.posts if p.kind == "comment"}
+    assert page.posts[0].platform_post_id == big.id
+    assert page.more, "a thread this big has more stubs"
+    found = set(shown)
+    for stub in page.more:
+        if stub.is_continue_thread:
+            parent = stub.parent_id.removeprefix("t1_")
+            deeper = normalize_reddit_listing(json.loads(get(api, f"/comments/{big.id}/_/{parent}", bearer).body))
+            found |= {p.platform_post_id for p in deeper.posts if p.kind == "comment"}
+        else:
+            body = f"api_type=json&children={','.join(stub.children)}&link_id=t3_{big.id}&sort=new".encode()
+            response = api.handle(
+                SandboxRequest("POST", "/api/morechildren/", {}, {"authorization": f"bearer {bearer}"}, body)
+            )
+            resolved = normalize_reddit_listing(json.loads(response.body))
+            found |= {p.platform_post_id for p in resolved.posts}
+    assert found == set(big.all_comments)
+
+
+def test_info_returns_things_by_fullname(api, corpus):
+    comment = next(c for c in corpus.comments.values() if c.body == "[deleted]")
+    submission = next(s for s in corpus.submissions.values() if s.subreddit.lower() != "austin")
+    response = get(api, "/api/info/", token(api), id=f"t1_{comment.id},t3_{submission.id},t3_zzzzzzzz")
+    page = normalize_reddit_listing(json.loads(response.body))
+    assert {p.platform_post_id for p in page.posts} == {comment.id, submission.id}
+    deleted = next(p for p in page.posts if p.platform_post_id == comment.id)
+    assert deleted.deleted_reason == "[deleted]"
