@@ -144,11 +144,18 @@ def tweet_to_record(raw: Any, users: dict[str, dict[str, Any]] | None = None) ->
     username = user.get("username") if isinstance(user, dict) else None
     metrics = raw.get("public_metrics") if isinstance(raw.get("public_metrics"), dict) else {}
     edits = raw.get("edit_history_tweet_ids")
+    # An edited post keeps the id of its first version: every version has its own id, and storing them
+    # as one post makes an edit update the stored text instead of adding a second post.
+    post_id = tweet_id
+    if isinstance(edits, list) and edits and isinstance(edits[0], str | int) and str(edits[0]).isdigit():
+        post_id = str(edits[0])
+        if post_id != tweet_id:
+            created = snowflake_time(post_id)  # the first version's posting time, not the edit's
     conversation = raw.get("conversation_id")
     lang = raw.get("lang")
     record = PostRecord(
         platform=PLATFORM,
-        platform_post_id=tweet_id,
+        platform_post_id=post_id,
         kind=kind,
         created_at=created,
         text=text,
@@ -208,6 +215,12 @@ def _reject(reason: str, payload: Any, source: str | None, post_id: str | None =
     return RejectRecord(platform=PLATFORM, reason=reason, payload=payload, source=source, platform_post_id=post_id)
 
 
+def _version_key(record: PostRecord) -> tuple[int, str]:
+    """Order versions of one post by their own tweet id (length first: ids are decimal strings)."""
+    own = str((record.raw or {}).get("id", ""))
+    return (len(own), own)
+
+
 def normalize_x_page(payload: Any, source: str | None = None) -> Page:
     """One raw X API v2 response (or one line of it as text) as a Page; never raises on bad input.
 
@@ -249,6 +262,7 @@ def normalize_x_page(payload: Any, source: str | None = None) -> Page:
         if isinstance(t, dict) and isinstance(t.get("id"), str | int) and not isinstance(t.get("id"), bool)
     }
     seen: set[str] = set()
+    position: dict[str, int] = {}
 
     def add(raw: Any) -> PostRecord | None:
         post_id = raw.get("id") if isinstance(raw, dict) else None
@@ -258,8 +272,13 @@ def normalize_x_page(payload: Any, source: str | None = None) -> Page:
             page.rejects.append(_reject(str(exc), raw, source, str(post_id) if post_id is not None else None))
             return None
         if record.platform_post_id in seen:
+            # two versions of an edited post: keep the latest (ids grow with time)
+            i = position[record.platform_post_id]
+            if _version_key(record) > _version_key(page.posts[i]):
+                page.posts[i] = record
             return None
         seen.add(record.platform_post_id)
+        position[record.platform_post_id] = len(page.posts)
         page.posts.append(record)
         return record
 

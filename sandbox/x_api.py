@@ -332,11 +332,11 @@ class XApi:
         ids: set[str] = set()
         for query in queries:
             for tweet in self._matching(query, start, end, None, None):
-                ids.add(tweet.id)
+                ids.add(tweet.stored_id)
                 for ref_type, ref_id in tweet.referenced:
                     ref = self.corpus.tweets.get(ref_id)
                     if ref_type == "retweeted" and ref is not None and not ref.deleted:
-                        ids.add(ref_id)
+                        ids.add(ref.stored_id)
         return ids
 
     def _matching(
@@ -509,7 +509,7 @@ class XApi:
         if more:
             meta["next_token"] = encode_token(page[-1].id, query)
         payload["meta"] = meta
-        return json_response(200, payload, served_ids=[t.id for t in page])
+        return json_response(200, payload, served_ids=[t.stored_id for t in page])
 
     def _render(self, page: list[XTweet], request: SandboxRequest, errors: list[dict] | None = None) -> dict:
         tweet_fields = set(_csv(request.param("tweet.fields")))
@@ -614,7 +614,7 @@ class XApi:
             else:
                 found.append(tweet)
         payload = self._render(found, request, errors)
-        return json_response(200, payload, served_ids=[t.id for t in found])
+        return json_response(200, payload, served_ids=[t.stored_id for t in found])
 
 
 def tweet_time(tweet_id: str) -> dt.datetime:

@@ -111,6 +111,11 @@ class XTweet:
     _tokens: list[str] | None = field(default=None, repr=False)
 
     @property
+    def stored_id(self) -> str:
+        """The id trustwatch stores the post under: the first version's id for an edited post."""
+        return self.edit_history[0] if self.edit_history else self.id
+
+    @property
     def full_text(self) -> str:
         """What the post says in full: the note tweet text when it is long, else ``text``."""
         return self.note_text if self.note_text is not None else self.text

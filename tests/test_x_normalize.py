@@ -163,8 +163,9 @@ def test_posts_whose_author_is_missing_from_includes_are_kept(realcases: Path) -
 
 def _tweet(**extra: object) -> dict:
     base = {"id": "1578520094778740736", "text": "short", "created_at": "2022-10-07T22:58:12.000Z",
-            "author_id": "42", "edit_history_tweet_ids": ["1578520094778740736"]}
+            "author_id": "42"}
     base.update(extra)
+    base.setdefault("edit_history_tweet_ids", [base["id"]])  # as the API sends it: the post's own id
     return base
 
 
@@ -231,3 +232,26 @@ def test_normalizer_never_raises_on_any_json(payload: object) -> None:
     page = normalize_x_page(payload)
     assert isinstance(page, Page)
     assert all(p.platform_post_id.isdigit() for p in page.posts)
+
+
+def test_an_edit_updates_the_stored_post_instead_of_adding_one(realcases: Path, sqlite_engine) -> None:
+    from sqlalchemy import select
+
+    from models.store import write_page
+    from models.tables import Post
+
+    line = _lines(realcases / "x" / "twarc-csv" / "edited.jsonl")[0]
+    payload = json.loads(line)
+    versions = payload["data"] + payload.get("includes", {}).get("tweets", [])
+    first_id = versions[0]["edit_history_tweet_ids"][0]
+    latest = max(versions, key=lambda t: int(t["id"]))
+    page = normalize_x_page(line)
+    assert [p.platform_post_id for p in page.posts] == [first_id]
+    assert page.posts[0].text == latest["text"]
+
+    original = next(t for t in versions if t["id"] == first_id)
+    write_page(sqlite_engine, normalize_x_page({"data": [original]}))
+    write_page(sqlite_engine, normalize_x_page({"data": [latest]}))
+    with sqlite_engine.connect() as conn:
+        rows = conn.execute(select(Post.platform_post_id, Post.text)).all()
+    assert rows == [(first_id, latest["text"])]
