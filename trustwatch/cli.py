@@ -26,10 +26,10 @@ def cmd_db(args: argparse.Namespace) -> int:
         revision = tasks.upgrade_store()
         print(f"store at {redact_url(url.url)} ({url.source}) is at revision {revision}")
     elif args.action == "downgrade":
-        migrate.downgrade(tasks.engine(), args.revision)
+        migrate.downgrade(tasks.engine(check=False), args.revision)
         print(f"store downgraded to {args.revision}")
     else:
-        print(migrate.current(tasks.engine()) or "base (empty store)")
+        print(migrate.current(tasks.engine(check=False)) or "base (empty store)")
     return 0
 
 
@@ -147,6 +147,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, tasks.RequestError) as exc:
         print(f"trustwatch: {exc}", file=sys.stderr)
         return 2
+    except Exception as exc:
+        # trustwatch's own errors (API, store, archive) carry a message written for the operator
+        if type(exc).__module__.split(".")[0] in ("collectors", "models", "trustwatch", "analysis"):
+            print(f"trustwatch: {exc}", file=sys.stderr)
+            return 1
+        raise
     except KeyboardInterrupt:
         print("trustwatch: interrupted; committed pages are kept and the next run resumes", file=sys.stderr)
         return 130

@@ -44,3 +44,10 @@ def current(engine: Engine) -> str | None:
     with engine.connect() as conn:
         ctx = MigrationContext.configure(conn, opts={"version_table": "trustwatch_alembic_version"})
         return ctx.get_current_revision()
+
+
+def head() -> str | None:
+    """The newest revision the code ships."""
+    from alembic.script import ScriptDirectory
+
+    return ScriptDirectory.from_config(alembic_config()).get_current_head()

@@ -242,4 +242,4 @@ def store_url() -> StoreUrl:
             url = "postgresql+psycopg://" + url.split("://", 1)[1]
         return StoreUrl(url, "TRUSTWATCH_DATABASE_URL")
     path = Path(os.environ.get("TRUSTWATCH_DATA_DIR", DEFAULT_DATA_DIR)) / "trustwatch.db"
-    return StoreUrl(f"sqlite:///{path}", "the embedded default (SQLite under data/)")
+    return StoreUrl(f"sqlite:///{path}", "the embedded default")

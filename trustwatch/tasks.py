@@ -33,11 +33,26 @@ def _engine_for(url: str) -> Engine:
     return make_engine(url)
 
 
-def engine() -> Engine:
-    """The configured store's engine (one per process and URL)."""
+@functools.cache
+def _checked(url: str) -> Engine:
+    from trustwatch import migrate
+    from trustwatch.settings import ConfigError, redact_url, store_url
+
+    eng = _engine_for(url)
+    have, want = migrate.current(eng), migrate.head()
+    if have != want:
+        where = f"{redact_url(url)} ({store_url().source})"
+        state = "has no trustwatch schema" if have is None else f"is at schema revision {have}, the code needs {want}"
+        raise ConfigError(f"the store at {where} {state}: run `trustwatch db upgrade`")
+    return eng
+
+
+def engine(check: bool = True) -> Engine:
+    """The configured store's engine (one per process and URL), checked once to be migrated."""
     from trustwatch.settings import store_url
 
-    return _engine_for(store_url().url)
+    url = store_url().url
+    return _checked(url) if check else _engine_for(url)
 
 
 @functools.cache
@@ -70,8 +85,9 @@ def upgrade_store() -> str:
     """Migrate the configured store to the latest schema; returns the revision."""
     from trustwatch import migrate
 
-    eng = engine()
+    eng = engine(check=False)
     migrate.upgrade(eng)
+    _checked.cache_clear()
     return migrate.current(eng) or "base"
 
 

@@ -1,0 +1,433 @@
+"""The one-command local run (``scripts/run_local.sh``): store, registry, pools, then ``airflow standalone``.
+
+Everything lives inside the repository: Airflow's home under ``airflow_home/``, the SQLite store under
+``data/``.  When the ``x_api`` or ``reddit_api`` connection is not configured, the sandbox APIs are started
+and the missing connections point at it (demo mode), so a new user sees posts land without credentials.
+Every process started here runs in its own process group and is stopped on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+API_CONNECTIONS = ("x_api", "reddit_api")
+POOLS = {
+    "x_api": "Concurrent requests to the X API (its limits are per app: keep this small)",
+    "reddit_api": "Concurrent requests to the Reddit API (100 requests/minute per OAuth client)",
+}
+ADMIN_USER = "admin"
+
+
+class LocalRunError(RuntimeError):
+    """A step of the local run failed; the message says which and what to do."""
+
+
+@dataclass
+class LocalConfig:
+    """Where things live and which ports to use; every field has an environment override."""
+
+    repo: Path = REPO_ROOT
+    airflow_home: Path = field(default_factory=lambda: REPO_ROOT / "airflow_home")
+    data_dir: Path = field(default_factory=lambda: REPO_ROOT / "data")
+    host: str = "127.0.0.1"
+    port: int = 8080
+    sandbox_port: int = 0
+    parallelism: int = 4
+    pool_slots: int = 2
+    force_demo: bool = False
+
+    @property
+    def base_url(self) -> str:
+        """The address the UI and the REST API answer on."""
+        return f"http://{self.host}:{self.port}"
+
+
+def parse_args(argv: Sequence[str] | None = None, environ: dict[str, str] | None = None) -> LocalConfig:
+    """Build the configuration from the command line, falling back to ``TRUSTWATCH_*`` variables."""
+    env = os.environ if environ is None else environ
+    parser = argparse.ArgumentParser(
+        prog="scripts/run_local.sh",
+        description="Run trustwatch locally: migrate the store, sync the registry, start Airflow standalone.",
+    )
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=int(env.get("TRUSTWATCH_PORT", "8080")),
+        help="port of the Airflow UI and API (env TRUSTWATCH_PORT, default 8080)",
+    )
+    parser.add_argument(
+        "--sandbox-port",
+        type=int,
+        default=int(env.get("TRUSTWATCH_SANDBOX_PORT", "0")),
+        help="port of the sandbox APIs in demo mode (default: a free port)",
+    )
+    parser.add_argument(
+        "--parallelism",
+        type=int,
+        default=int(env.get("TRUSTWATCH_PARALLELISM", "4")),
+        help="task slots of the local executor (default 4, sized for a laptop)",
+    )
+    parser.add_argument(
+        "--pool-slots",
+        type=int,
+        default=int(env.get("TRUSTWATCH_POOL_SLOTS", "2")),
+        help="slots of the x_api and reddit_api pools (default 2)",
+    )
+    parser.add_argument(
+        "--demo",
+        action="store_true",
+        help="use the sandbox for both APIs even when connections are configured",
+    )
+    args = parser.parse_args(argv)
+    for name in ("port", "sandbox_port"):
+        value = getattr(args, name)
+        if not 0 <= value <= 65535 or (name == "port" and value == 0):
+            parser.error(f"--{name.replace('_', '-')} must be a port number, got {value}")
+    if args.parallelism < 1 or args.pool_slots < 1:
+        parser.error("--parallelism and --pool-slots must be at least 1")
+    return LocalConfig(
+        airflow_home=Path(env.get("TRUSTWATCH_AIRFLOW_HOME") or REPO_ROOT / "airflow_home").resolve(),
+        data_dir=Path(env.get("TRUSTWATCH_DATA_DIR") or REPO_ROOT / "data").resolve(),
+        port=args.port,
+        sandbox_port=args.sandbox_port,
+        parallelism=args.parallelism,
+        pool_slots=args.pool_slots,
+        force_demo=args.demo,
+    )
+
+
+def airflow_environment(config: LocalConfig, base: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment every Airflow process of the local run shares.
+
+    The API server binds to ``config.host`` only, and the execution API URL matches its port so task
+    processes reach it; the executor and DAG concurrency are kept small enough for a laptop.
+    """
+    env = dict(os.environ if base is None else base)
+    bin_dir = str(Path(sys.executable).parent)
+    python_path = [str(config.repo), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
+    env.update(
+        {
+            "AIRFLOW_HOME": str(config.airflow_home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(config.repo / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+            "AIRFLOW__CORE__PARALLELISM": str(config.parallelism),
+            "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(config.parallelism),
+            "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{config.base_url}/execution/",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
+            "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(password_file(config)),
+            "AIRFLOW__API__HOST": config.host,
+            "AIRFLOW__API__PORT": str(config.port),
+            "AIRFLOW__API__BASE_URL": f"{config.base_url}/",
+            "AIRFLOW__API__WORKERS": "1",
+            "AIRFLOW__API_AUTH__JWT_SECRET": _persistent_secret(config.airflow_home / ".jwt_secret"),
+            "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "30",
+            # Log servers of the scheduler and triggerer: free ports, so two local runs can coexist.
+            "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+            "TRUSTWATCH_DATA_DIR": str(config.data_dir),
+            "PYTHONPATH": os.pathsep.join(dict.fromkeys(python_path)),
+            "PATH": os.pathsep.join([bin_dir, env.get("PATH", "")]),
+        }
+    )
+    return env
+
+
+def password_file(config: LocalConfig) -> Path:
+    """Where Airflow's simple auth manager keeps the admin password of the local run."""
+    return config.airflow_home / "simple_auth_manager_passwords.json.generated"
+
+
+def _persistent_secret(path: Path) -> str:
+    """A random secret kept in AIRFLOW_HOME, so restarts keep issued tokens valid."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if path.exists() and path.read_text().strip():
+        return path.read_text().strip()
+    value = secrets.token_urlsafe(32)
+    path.write_text(value + "\n")
+    path.chmod(0o600)
+    return value
+
+
+def ensure_login(config: LocalConfig) -> tuple[str, str]:
+    """Return the UI login, creating a random admin password on the first run."""
+    path = password_file(config)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    passwords: dict[str, str] = {}
+    if path.exists():
+        try:
+            passwords = json.loads(path.read_text() or "{}")
+        except ValueError:
+            passwords = {}
+    if not passwords.get(ADMIN_USER):
+        passwords[ADMIN_USER] = secrets.token_urlsafe(12)
+        path.write_text(json.dumps(passwords) + "\n")
+        path.chmod(0o600)
+    return ADMIN_USER, passwords[ADMIN_USER]
+
+
+def demo_connections(sandbox_url: str, missing: Sequence[str]) -> dict[str, str]:
+    """``AIRFLOW_CONN_*`` values that point the missing API connections at the sandbox."""
+    values = {
+        "x_api": {
+            "conn_type": "http",
+            "password": "sandbox-x-token",
+            "extra": {"base_url": sandbox_url, "endpoint": "recent", "max_query_length": 512},
+        },
+        "reddit_api": {
+            "conn_type": "http",
+            "login": "sandbox-client",
+            "password": "sandbox-secret",
+            "extra": {"base_url": sandbox_url, "user_agent": "trustwatch-demo/0.1 (sandbox)"},
+        },
+    }
+    return {f"AIRFLOW_CONN_{conn_id.upper()}": json.dumps(values[conn_id]) for conn_id in missing}
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A port nothing listens on right now (the sandbox's, when none is given)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind((host, 0))
+        return int(sock.getsockname()[1])
+
+
+def port_in_use(host: str, port: int) -> bool:
+    """True when something already accepts connections on host:port."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.settimeout(0.5)
+        return sock.connect_ex((host, port)) == 0
+
+
+def wait_for_url(url: str, timeout: float, process: subprocess.Popen | None = None) -> bool:
+    """Poll ``url`` until it answers (any HTTP status), the process exits, or the timeout passes."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            return False
+        try:
+            with urllib.request.urlopen(url, timeout=2):  # noqa: S310 - local http URL built here
+                return True
+        except urllib.error.HTTPError:
+            return True
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.5)
+    return False
+
+
+class Processes:
+    """The processes the local run started; each in its own process group so all its children stop too."""
+
+    def __init__(self) -> None:
+        self.started: list[tuple[str, subprocess.Popen]] = []
+
+    def start(self, name: str, command: Sequence[str], env: dict[str, str]) -> subprocess.Popen:
+        """Start ``command`` with its output prefixed by ``name`` on this process's stdout."""
+        proc = subprocess.Popen(  # noqa: S603 - fixed commands built by this module
+            list(command),
+            env=env,
+            cwd=str(REPO_ROOT),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        self.started.append((name, proc))
+        threading.Thread(target=_relay, args=(name, proc.stdout), daemon=True).start()
+        return proc
+
+    def stop_all(self, grace: float = 20.0) -> None:
+        """Stop in reverse order: SIGINT first (standalone stops its components), then SIGTERM, SIGKILL."""
+        for _name, proc in reversed(self.started):
+            _signal_group(proc, signal.SIGINT)
+        deadline = time.monotonic() + grace
+        for _name, proc in reversed(self.started):
+            _wait(proc, max(0.1, deadline - time.monotonic()))
+        for sig, wait in ((signal.SIGTERM, 5.0), (signal.SIGKILL, 2.0)):
+            for _name, proc in self.started:
+                # The leader may be gone while children it started still run in its group.
+                _signal_group(proc, sig)
+            for _name, proc in self.started:
+                _wait(proc, wait)
+
+
+def _relay(name: str, stream: IO[bytes] | None) -> None:
+    if stream is None:
+        return
+    for raw in stream:
+        line = raw.decode("utf-8", "replace").rstrip()
+        print(f"{name:9} | {line}", flush=True)
+
+
+def _signal_group(proc: subprocess.Popen, sig: int) -> None:
+    try:
+        os.killpg(proc.pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _wait(proc: subprocess.Popen, timeout: float) -> None:
+    try:
+        proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pass
+
+
+def _run_step(title: str, command: Sequence[str], env: dict[str, str]) -> str:
+    """Run one set-up command; on failure show its output and say which step failed."""
+    print(f"==> {title}", flush=True)
+    result = subprocess.run(  # noqa: S603 - fixed commands built by this module
+        list(command), env=env, cwd=str(REPO_ROOT), capture_output=True, text=True, check=False
+    )
+    if result.returncode != 0:
+        output = (result.stdout + result.stderr).strip()
+        raise LocalRunError(f"{title} failed (exit {result.returncode}):\n{output[-4000:]}")
+    return result.stdout
+
+
+def trustwatch_command(*args: str) -> list[str]:
+    """The ``trustwatch`` CLI of this interpreter (the console script, or the module when not installed)."""
+    script = Path(sys.executable).parent / "trustwatch"
+    if script.exists():
+        return [str(script), *args]
+    return [sys.executable, "-c", "import sys; from trustwatch.cli import main; sys.exit(main())", *args]
+
+
+def airflow_command(*args: str) -> list[str]:
+    """The ``airflow`` CLI of this interpreter's environment."""
+    script = Path(sys.executable).parent / "airflow"
+    return [str(script) if script.exists() else shutil.which("airflow") or "airflow", *args]
+
+
+def configured_connections(env: dict[str, str]) -> set[str]:
+    """API connections already configured, in the environment or in Airflow's metadata database."""
+    found = {conn_id for conn_id in API_CONNECTIONS if env.get(f"AIRFLOW_CONN_{conn_id.upper()}")}
+    if len(found) == len(API_CONNECTIONS):
+        return found
+    listing = _run_step(
+        "looking up Airflow connections", airflow_command("connections", "list", "-o", "json"), env
+    )
+    rows: list[dict] = []
+    for line in listing.splitlines():
+        if line.startswith("["):
+            try:
+                rows = json.loads(line)
+            except ValueError:
+                rows = []
+    found.update(str(row.get("conn_id")) for row in rows if row.get("conn_id") in API_CONNECTIONS)
+    return found
+
+
+def banner(lines: Sequence[str]) -> str:
+    """A framed block that stands out in the interleaved component output."""
+    width = max(len(line) for line in lines) + 4
+    edge = "#" * width
+    body = [f"# {line.ljust(width - 4)} #" for line in lines]
+    return "\n".join([edge, *body, edge])
+
+
+def run(config: LocalConfig) -> int:
+    """Prepare everything, start standalone (and the sandbox in demo mode), wait until Ctrl-C."""
+    if port_in_use(config.host, config.port):
+        raise LocalRunError(
+            f"port {config.port} on {config.host} is already in use (another Airflow?). "
+            "Stop it, or pick another port: scripts/run_local.sh --port 8081 (or TRUSTWATCH_PORT=8081)."
+        )
+    config.airflow_home.mkdir(parents=True, exist_ok=True)
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    env = airflow_environment(config)
+    user, password = ensure_login(config)
+
+    _run_step("migrating the trustwatch store", trustwatch_command("db", "upgrade"), env)
+    _run_step("syncing the agency registry", trustwatch_command("agencies", "sync"), env)
+    _run_step("migrating Airflow's metadata database", airflow_command("db", "migrate"), env)
+    for pool, description in POOLS.items():
+        _run_step(
+            f"creating pool {pool}",
+            airflow_command("pools", "set", pool, str(config.pool_slots), description),
+            env,
+        )
+
+    processes = Processes()
+    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    try:
+        configured = set() if config.force_demo else configured_connections(env)
+        missing = [conn_id for conn_id in API_CONNECTIONS if conn_id not in configured]
+        notice: list[str] = []
+        if missing:
+            port = config.sandbox_port or free_port(config.host)
+            sandbox_url = f"http://{config.host}:{port}"
+            print(f"==> starting the sandbox APIs on {sandbox_url}", flush=True)
+            sandbox = processes.start(
+                "sandbox",
+                trustwatch_command("sandbox", "serve", "--host", config.host, "--port", str(port)),
+                env,
+            )
+            if not wait_for_url(f"{sandbox_url}/", timeout=60, process=sandbox):
+                raise LocalRunError("the sandbox did not start; its output is above")
+            env.update(demo_connections(sandbox_url, missing))
+            # Demo runs should start without a click: the DAGs are created unpaused.
+            env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "False"
+            notice = [
+                "DEMO MODE: " + ", ".join(missing) + " not configured.",
+                f"These connections point at the SANDBOX ({sandbox_url}): synthetic posts, not real ones.",
+                "To collect for real, set AIRFLOW_CONN_X_API / AIRFLOW_CONN_REDDIT_API (see docs/AIRFLOW.md)",
+                "and restart.",
+            ]
+            print(banner(notice), flush=True)
+
+        print("==> starting airflow standalone", flush=True)
+        standalone = processes.start("airflow", airflow_command("standalone"), env)
+        if not wait_for_url(f"{config.base_url}/api/v2/monitor/health", timeout=300, process=standalone):
+            raise LocalRunError("Airflow did not come up; its output is above")
+        ready = [
+            f"trustwatch is running: open {config.base_url}",
+            f"login: {user} / password: {password}",
+            f"store: {config.data_dir / 'trustwatch.db'} (SQLite)",
+            f"Airflow home: {config.airflow_home}",
+            "Press Ctrl-C to stop everything.",
+        ]
+        print(banner([*notice, *ready] if notice else ready), flush=True)
+        code = standalone.wait()
+        return 0 if code in (0, -signal.SIGINT) else code
+    except KeyboardInterrupt:
+        print("\n==> stopping (Ctrl-C)", flush=True)
+        return 0
+    finally:
+        processes.stop_all()
+        signal.signal(signal.SIGTERM, previous)
+        print("==> stopped every process started by this run", flush=True)
+
+
+def _raise_interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of ``scripts/run_local.sh``."""
+    config = parse_args(argv)
+    try:
+        return run(config)
+    except LocalRunError as exc:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
