@@ -26,6 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
+from trustwatch.settings import redact_url
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 API_CONNECTIONS = ("x_api", "reddit_api")
 POOLS = {
@@ -334,6 +336,15 @@ def configured_connections(env: dict[str, str]) -> set[str]:
     return found
 
 
+def describe_store(config: LocalConfig, env: dict[str, str]) -> str:
+    """Where the tasks write, as the settings resolve it (a URL's password hidden)."""
+    if env.get("AIRFLOW_CONN_TRUSTWATCH_DB"):
+        return "the Airflow connection trustwatch_db"
+    if env.get("TRUSTWATCH_DATABASE_URL"):
+        return redact_url(env["TRUSTWATCH_DATABASE_URL"])
+    return f"{config.data_dir / 'trustwatch.db'} (SQLite)"
+
+
 def banner(lines: Sequence[str]) -> str:
     """A framed block that stands out in the interleaved component output."""
     width = max(len(line) for line in lines) + 4
@@ -399,10 +410,12 @@ def run(config: LocalConfig) -> int:
         ready = [
             f"trustwatch is running: open {config.base_url}",
             f"login: {user} / password: {password}",
-            f"store: {config.data_dir / 'trustwatch.db'} (SQLite)",
+            f"store: {describe_store(config, env)}",
             f"Airflow home: {config.airflow_home}",
             "Press Ctrl-C to stop everything.",
         ]
+        if not notice:
+            ready.insert(2, "DAGs are created paused: unpause collect_x / collect_reddit in the UI to start.")
         print(banner([*notice, *ready] if notice else ready), flush=True)
         code = standalone.wait()
         return 0 if code in (0, -signal.SIGINT) else code

@@ -295,6 +295,7 @@ def summarize(platform: str, summaries: Sequence[dict[str, Any]], run_context: d
     totals["skipped_already_collected"] = sum(1 for s in summaries if s.get("skipped"))
     totals["coverage_gaps"] = [s["query_key"] for s in summaries if s.get("coverage_gap")]
     totals["expected_posts"] = sum(int(s.get("expected_posts") or 0) for s in summaries)
+    totals["failed_queries"] = list((run_context or {}).get("failed_queries") or [])
     starts = [s["window_start"] for s in summaries if s.get("window_start")]
     ends = [s["window_end"] for s in summaries if s.get("window_end")]
     handle = store.open_run(
@@ -304,9 +305,9 @@ def summarize(platform: str, summaries: Sequence[dict[str, Any]], run_context: d
         window_end=parse_time(max(ends), "end") if ends else None,
         run_context={**(run_context or {}), "dag_run_id": (run_context or {}).get("dag_run_id")},
     )
-    store.update_run(engine(), handle.run_id, status="success", finished_at=store.utcnow(),
-                     requests=totals["requests"], posts_seen=totals["posts_seen"], posts_new=totals["posts_new"],
-                     posts_updated=totals["posts_updated"], rejected=totals["rejected"],
+    store.update_run(engine(), handle.run_id, status="failed" if totals["failed_queries"] else "success",
+                     finished_at=store.utcnow(), requests=totals["requests"], posts_seen=totals["posts_seen"],
+                     posts_new=totals["posts_new"], posts_updated=totals["posts_updated"], rejected=totals["rejected"],
                      api_errors=totals["api_errors"], pages=totals["pages"],
                      coverage_gap=bool(totals["coverage_gaps"]), notes=totals)
     log.info("%s run summary: %s", platform, totals)
@@ -336,3 +337,48 @@ def import_archive(platform: str, paths: Sequence[str], keep_all: bool = False, 
         log.info("%s", summary.line())
         results.append(asdict(summary))
     return results
+
+
+def compliance(max_age_days: float | None = None, platforms: Sequence[str] | None = None,
+               run_context: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Re-check stored posts on every platform with a configured connection and tombstone what is gone.
+
+    ``max_age_days`` defaults to ``TRUSTWATCH_COMPLIANCE_MAX_AGE_DAYS`` (30): older posts are not looked
+    up again (X bills lookups per post).  A platform without a connection is left out and said so; none
+    at all is a configuration error.
+    """
+    import os
+
+    from collectors.compliance import check_compliance
+    from trustwatch.settings import REDDIT_CONN_ID, X_CONN_ID, ConfigError, find_connection
+
+    if max_age_days is None:
+        raw = os.environ.get("TRUSTWATCH_COMPLIANCE_MAX_AGE_DAYS", "30")
+        try:
+            max_age_days = float(raw)
+        except ValueError:
+            raise ConfigError(f"TRUSTWATCH_COMPLIANCE_MAX_AGE_DAYS must be a number of days, got {raw!r}") from None
+    wanted = list(platforms or PLATFORMS)
+    unknown = [p for p in wanted if p not in PLATFORMS]
+    if unknown:
+        raise RequestError(f"unknown platform {unknown[0]!r}: use one of {', '.join(PLATFORMS)}")
+    collectors: dict[str, Any] = {}
+    secrets: tuple[str, ...] = ()
+    left_out: list[str] = []
+    for platform, conn_id in (("x", X_CONN_ID), ("reddit", REDDIT_CONN_ID)):
+        if platform not in wanted:
+            continue
+        if find_connection(conn_id) is None:
+            left_out.append(f"{platform}: connection '{conn_id}' is not configured")
+            continue
+        collectors[platform], platform_secrets = make_collector(platform)
+        secrets += platform_secrets
+    if not collectors:
+        raise ConfigError("compliance needs the x_api or the reddit_api connection; " + "; ".join(left_out))
+    for note in left_out:
+        log.warning("compliance: %s, left out", note)
+    result = check_compliance(engine(), x_collector=collectors.get("x"), reddit_collector=collectors.get("reddit"),
+                              max_age_days=max_age_days, run_context=run_context, secrets=secrets)
+    if left_out:
+        result["left_out"] = left_out
+    return result

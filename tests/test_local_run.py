@@ -1,0 +1,196 @@
+"""The README's first command, end to end: start it, log in, trigger collect_x, find the posts, Ctrl-C.
+
+``scripts/run_local.sh`` runs with its own Airflow home, store and ports under a temporary directory
+and no API credentials, so it starts in demo mode against the sandbox.  The test talks to Airflow the
+way a user's script would (``/auth/token``, ``/api/v2``), then interrupts the command like Ctrl-C does
+and checks that every process it started has exited.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import re
+import signal
+import socket
+import sqlite3
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+AGENCIES = ["chicago-pd", "nypd", "lapd"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _http(method: str, url: str, body: dict | None = None, token: str | None = None) -> tuple[int, dict]:
+    headers = {"Content-Type": "application/json"}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    data = json.dumps(body).encode() if body is not None else None
+    request = urllib.request.Request(url, data=data, method=method, headers=headers)
+    try:
+        with urllib.request.urlopen(request, timeout=20) as response:
+            return response.status, json.loads(response.read() or b"{}")
+    except urllib.error.HTTPError as exc:
+        return exc.code, json.loads(exc.read() or b"{}")
+
+
+def _wait_for(predicate, timeout: float, what: str, log: Path, proc: subprocess.Popen):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        if proc.poll() is not None:
+            pytest.fail(f"run_local.sh exited ({proc.returncode}) while waiting for {what}:\n{_tail(log)}")
+        time.sleep(1)
+    pytest.fail(f"timed out after {timeout:.0f}s waiting for {what}:\n{_tail(log)}")
+
+
+def _tail(log: Path, lines: int = 60) -> str:
+    return "\n".join(log.read_text(errors="replace").splitlines()[-lines:])
+
+
+def _processes_with(marker: str) -> list[int]:
+    """Processes whose environment carries ``marker`` (every process the command started inherits it)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:
+            continue
+        if marker.encode() in environ.split(b"\0"):
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.mark.slow
+def test_first_command_serves_the_ui_collects_on_trigger_and_stops_on_ctrl_c(tmp_path):
+    port = _free_port()
+    home = tmp_path / "airflow_home"
+    data = tmp_path / "data"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "TRUSTWATCH_"))}
+    env.update(
+        {
+            "TRUSTWATCH_AIRFLOW_HOME": str(home),
+            "TRUSTWATCH_DATA_DIR": str(data),
+            "TRUSTWATCH_PORT": str(port),
+            # Only the run this test triggers: no scheduled runs competing for the two cores.
+            "TRUSTWATCH_X_SCHEDULE": "none",
+            "TRUSTWATCH_REDDIT_SCHEDULE": "none",
+            "TRUSTWATCH_COMPLIANCE_SCHEDULE": "none",
+        }
+    )
+    marker = f"AIRFLOW_HOME={home}"
+    log = tmp_path / "run_local.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            ["bash", str(REPO / "scripts" / "run_local.sh")],
+            cwd=tmp_path,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        login = _wait_for(
+            lambda: re.search(r"login: (\S+) / password: (\S+)", log.read_text(errors="replace")),
+            180, "the ready banner", log, proc,
+        )
+        text = log.read_text(errors="replace")
+        assert f"open {base}" in text
+        assert "DEMO MODE" in text and "SANDBOX" in text
+
+        status, body = _http("POST", f"{base}/auth/token", {"username": login[1], "password": login[2]})
+        assert status in (200, 201), body
+        token = body["access_token"]
+
+        dag = _wait_for(
+            lambda: (lambda r: r[1] if r[0] == 200 else None)(_http("GET", f"{base}/api/v2/dags/collect_x",
+                                                                      token=token)),
+            90, "collect_x to be parsed", log, proc,
+        )
+        assert dag["is_paused"] is False, "demo mode should create the DAGs unpaused"
+
+        stop = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
+        conf = {
+            "start": (stop - dt.timedelta(hours=30)).isoformat(),
+            "end": (stop - dt.timedelta(hours=4)).isoformat(),
+            "agencies": AGENCIES,
+        }
+        status, run = _http("POST", f"{base}/api/v2/dags/collect_x/dagRuns",
+                            {"logical_date": None, "conf": conf}, token=token)
+        assert status == 200, run
+        run_url = f"{base}/api/v2/dags/collect_x/dagRuns/{urllib.request.quote(run['dag_run_id'], safe='')}"
+        final = _wait_for(
+            lambda: (lambda r: r[1] if r[1].get("state") in ("success", "failed") else None)(
+                _http("GET", run_url, token=token)
+            ),
+            150, "the triggered collect_x run to finish", log, proc,
+        )
+        assert final["state"] == "success", _tail(log, 120)
+
+        with sqlite3.connect(data / "trustwatch.db") as store:
+            posts = store.execute("SELECT count(*) FROM posts WHERE platform = 'x'").fetchone()[0]
+            mentions = store.execute("SELECT count(*) FROM post_mentions").fetchone()[0]
+            runs = store.execute(
+                "SELECT count(*) FROM collection_runs WHERE dag_run_id = ?", (run["dag_run_id"],)
+            ).fetchone()[0]
+        assert posts > 0 and mentions > 0
+        assert runs > 0, "the ledger should name the DAG run that collected"
+    finally:
+        # Ctrl-C: the terminal sends SIGINT to the foreground process group.
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGINT)
+        try:
+            proc.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        leftovers = []
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            leftovers = _processes_with(marker)
+            if not leftovers:
+                break
+            time.sleep(0.5)
+        for pid in leftovers:  # clean up before failing, so a broken stop does not leak processes
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+    assert proc.returncode == 0, _tail(log)
+    assert leftovers == [], f"processes still running after Ctrl-C: {leftovers}"
+    assert "stopped every process started by this run" in log.read_text(errors="replace")
+    with socket.socket() as sock:
+        assert sock.connect_ex(("127.0.0.1", port)) != 0, "the API port is still open"
+
+
+def test_a_busy_port_is_refused_with_the_way_out(tmp_path):
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "TRUSTWATCH_"))}
+        env.update({"TRUSTWATCH_AIRFLOW_HOME": str(tmp_path / "home"), "TRUSTWATCH_DATA_DIR": str(tmp_path / "data")})
+        result = subprocess.run(
+            ["bash", str(REPO / "scripts" / "run_local.sh"), "--port", str(port)],
+            cwd=tmp_path, env=env, capture_output=True, text=True, timeout=120,
+        )
+    assert result.returncode == 1
+    assert f"port {port} on 127.0.0.1 is already in use" in result.stderr
+    assert "--port" in result.stderr
+    assert not (tmp_path / "home").exists(), "nothing should be set up before the port check"
