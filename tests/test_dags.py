@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-DAG_IDS = {"collect_x", "collect_reddit", "enrich_posts", "compliance_check"}
+DAG_IDS = {"collect_x", "collect_reddit", "enrich_posts", "compliance_check", "import_archive"}
 X_TOKEN = "sandbox-x-token-dagtest"
 REDDIT_ID, REDDIT_SECRET = "dagtest-client", "dagtest-secret-5d1e"
 #: Agencies the runs ask for: a few keep each run to a couple of mapped collect tasks.
@@ -168,7 +168,7 @@ def _logs(output: str) -> dict[str, str]:
     return logs
 
 
-def test_dags_import_without_errors_and_all_four_are_there(dagbag):
+def test_dags_import_without_errors_and_all_are_there(dagbag):
     assert dagbag["import_errors"] == {}
     assert set(dagbag["dags"]) == DAG_IDS
     # The API clients and the store load inside tasks only: parsing stays cheap (bench/dag_import.py).
@@ -432,3 +432,22 @@ def test_collect_reddit_against_the_sandbox_into_sqlite(airflow_home, sandbox, t
 if __name__ == "__main__":
     sys.path.insert(0, str(REPO))
     sys.exit(_main(sys.argv[1:]))
+
+
+def test_import_archive_from_the_trigger_form(airflow_home, sandbox, tmp_path, realcases):
+    store_url = _migrated(f"sqlite:///{tmp_path / 'store.db'}")
+    twarc = str(realcases / "x" / "twarc-csv" / "withheld.jsonl")
+    scenarios = [
+        {"name": "import", "dag_id": "import_archive", "conf": {"platform": "x", "path": twarc, "keep_all": True}},
+        {"name": "again", "dag_id": "import_archive", "conf": {"platform": "x", "path": twarc, "keep_all": True}},
+        {"name": "missing", "dag_id": "import_archive",
+         "conf": {"platform": "reddit", "path": str(tmp_path / "nowhere.zst")}},
+        {"name": "empty", "dag_id": "import_archive", "conf": {"platform": "x"}},
+    ]
+    results, logs = _run_scenarios(airflow_home, sandbox, store_url, scenarios, tmp_path)
+    assert results["import"]["state"] == "success", _errors(logs["import"])
+    assert results["import"]["counts"]["posts"] == 284
+    assert results["again"]["state"] == "success" and results["again"]["counts"] == results["import"]["counts"]
+    assert "imported before: skipped" in logs["again"]
+    assert results["missing"]["state"] == "failed" and "no such file" in logs["missing"]
+    assert results["empty"]["state"] == "failed" and "give the path of an archive file" in logs["empty"]

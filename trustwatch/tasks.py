@@ -323,6 +323,8 @@ def import_archive(platform: str, paths: Sequence[str], keep_all: bool = False, 
 
     if platform not in PLATFORMS:
         raise RequestError(f"unknown platform {platform!r}: use one of {', '.join(PLATFORMS)}")
+    if not paths or any(not str(p).strip() for p in paths):
+        raise RequestError("give the path of an archive file, or of a folder of them, as the worker sees it")
     files = list(iter_files(list(paths)))
     missing = [str(f) for f in files if not f.is_file()]
     if missing:
