@@ -1,4 +1,4 @@
-"""DAG ``enrich_posts``: score new posts and refresh the daily trend rollups whenever posts land.
+"""DAG ``enrich_posts``: score new posts, refresh the trend rollups and write the report whenever posts land.
 
 Scheduled on the ``trustwatch_posts`` Asset that every collect task updates, so enrichment follows
 collection without a clock of its own.  The work is ``trustwatch.tasks.enrich`` (also ``trustwatch enrich``).
@@ -44,7 +44,16 @@ def enrich_posts() -> None:
         log.info("enrichment: %s", result)
         return result
 
-    enrich()
+    @task(task_id="report")
+    def report(ds: str | None = None) -> str:
+        """Write the trend report of the run's day to reports/ (TRUSTWATCH_REPORTS_DIR)."""
+        from trustwatch import tasks  # heavy imports stay out of parsing
+
+        path = tasks.report(str(tasks.reports_dir() / f"trend-{ds}.html"))
+        log.info("trend report written to %s", path)
+        return path
+
+    enrich() >> report()
 
 
 enrich_posts()

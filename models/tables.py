@@ -328,26 +328,42 @@ class PostScore(Base):
 
 
 class AgencyDailyTrend(Base):
-    """Daily rollup per agency, platform and mention scope (direct or thread)."""
+    """Daily and weekly rollups per agency, platform and mention scope (direct or thread)."""
 
     __tablename__ = "agency_daily_trends"
     __table_args__ = (
-        UniqueConstraint("agency_id", "day", "platform", "scope", "scorer_version"),
+        # Leading agency and version: the analyst views read one agency's periods of one version.
+        UniqueConstraint("agency_id", "scorer_version", "grain", "day", "platform", "scope",
+                         name="uq_agency_daily_trends_key"),
         Index("ix_agency_daily_trends_day", "day"),
-        {"comment": "Daily mentions, authors, sentiment and trust per agency, platform and scope."},
+        CheckConstraint("grain IN ('day', 'week')", name="grain"),
+        {"comment": "Daily and weekly mentions, authors, sentiment and trust per agency, platform and scope; "
+                    "read it through the views agency_daily_trend and agency_weekly_trend."},
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, comment="Surrogate key.")
     agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), comment="The agency.")
-    day: Mapped[dt.date] = mapped_column(Date, comment="UTC day.")
+    grain: Mapped[str] = mapped_column(
+        String(4), default="day", server_default="day",
+        comment="'day': one UTC day; 'week': the ISO week (Monday to Sunday, UTC) starting on `day`.",
+    )
+    day: Mapped[dt.date] = mapped_column(Date, comment="UTC day, or the Monday of the week for grain 'week'.")
     platform: Mapped[str] = mapped_column(String(10), comment="'x' or 'reddit'.")
-    scope: Mapped[str] = mapped_column(String(10), comment="'direct' mentions or 'thread' (inherited).")
+    scope: Mapped[str] = mapped_column(
+        String(10), comment="'direct' (the post names the agency) or 'thread' (only inherited from its thread)."
+    )
     scorer_version: Mapped[str] = mapped_column(String(20), comment="Scorer version of the score columns.")
     mentions: Mapped[int] = mapped_column(Integer, default=0, comment="Posts mentioning the agency.")
-    unique_authors: Mapped[int] = mapped_column(Integer, default=0, comment="Distinct authors.")
-    scored: Mapped[int] = mapped_column(Integer, default=0, comment="Posts with a score.")
+    unique_authors: Mapped[int] = mapped_column(Integer, default=0, comment="Distinct authors in the period.")
+    scored: Mapped[int] = mapped_column(Integer, default=0, comment="Posts with a score of this version.")
     sentiment_sum: Mapped[float] = mapped_column(Float, default=0.0, comment="Sum of sentiment.")
+    sentiment_sq_sum: Mapped[float] = mapped_column(
+        Float, default=0.0, server_default="0", comment="Sum of squared sentiment (for the spread)."
+    )
     trust_sum: Mapped[float] = mapped_column(Float, default=0.0, comment="Sum of trust scores.")
-    negative: Mapped[int] = mapped_column(Integer, default=0, comment="Posts with sentiment <= -0.05.")
-    positive: Mapped[int] = mapped_column(Integer, default=0, comment="Posts with sentiment >= 0.05.")
+    trust_sq_sum: Mapped[float] = mapped_column(
+        Float, default=0.0, server_default="0", comment="Sum of squared trust scores (for the spread)."
+    )
+    negative: Mapped[int] = mapped_column(Integer, default=0, comment="Scored posts with sentiment <= -0.05.")
+    positive: Mapped[int] = mapped_column(Integer, default=0, comment="Scored posts with sentiment >= 0.05.")
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, comment="Last refresh.")

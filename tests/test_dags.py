@@ -121,6 +121,7 @@ def _base_env(airflow_home: Path) -> dict[str, str]:
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
             "PYTHONPATH": str(REPO),
+            "TRUSTWATCH_REPORTS_DIR": str(airflow_home / "reports"),
             "PYTHONUNBUFFERED": "1",
         }
     )
@@ -451,3 +452,18 @@ def test_import_archive_from_the_trigger_form(airflow_home, sandbox, tmp_path, r
     assert "imported before: skipped" in logs["again"]
     assert results["missing"]["state"] == "failed" and "no such file" in logs["missing"]
     assert results["empty"]["state"] == "failed" and "give the path of an archive file" in logs["empty"]
+
+
+def test_enrich_posts_scores_collected_posts_and_writes_the_report(airflow_home, sandbox, tmp_path):
+    store_url = _migrated(f"sqlite:///{tmp_path / 'store.db'}")
+    start, end = _window(sandbox)
+    scenarios = [
+        {"name": "collect", "dag_id": "collect_x", "conf": {"start": start, "end": end, "agencies": AGENCIES}},
+        {"name": "enrich", "dag_id": "enrich_posts"},
+    ]
+    results, logs = _run_scenarios(airflow_home, sandbox, store_url, scenarios, tmp_path)
+    assert results["enrich"]["state"] == "success", _errors(logs["enrich"])
+    counts = results["enrich"]["counts"]
+    assert counts["post_scores"] > 0 and counts["agency_daily_trends"] > 0
+    reports = list((airflow_home / "reports").glob("trend-*.html"))
+    assert reports and "<html" in reports[0].read_text()[:500].lower()

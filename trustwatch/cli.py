@@ -79,10 +79,25 @@ def cmd_import(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_enrich(args: argparse.Namespace) -> int:
+    _print_json(tasks.enrich(batch_size=args.batch_size))
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    print(tasks.report(args.out, args.agency, args.since))
+    return 0
+
+
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from sandbox.server import serve
 
     serve(args.host, args.port, args.seed, args.posts)
+    return 0
+
+
+def cmd_compliance(args: argparse.Namespace) -> int:
+    _print_json(tasks.compliance(max_age_days=args.max_age_days, platforms=args.platform))
     return 0
 
 
@@ -125,6 +140,16 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--all", action="store_true", help="keep posts that mention no agency too")
     imp.set_defaults(func=cmd_import)
 
+    en = sub.add_parser("enrich", help="score unscored posts and refresh the trend rollups")
+    en.add_argument("--batch-size", type=int, default=1000)
+    en.set_defaults(func=cmd_enrich)
+
+    rep = sub.add_parser("report", help="write the HTML trend report")
+    rep.add_argument("--agency", action="append", help="only this agency (repeatable)")
+    rep.add_argument("--since", help="first day, YYYY-MM-DD")
+    rep.add_argument("--out", required=True, help="the HTML file to write")
+    rep.set_defaults(func=cmd_report)
+
     s = sub.add_parser("sandbox", help="local stand-ins for the X and Reddit APIs")
     s_sub = s.add_subparsers(dest="action", required=True)
     serve = s_sub.add_parser("serve", help="serve both APIs on one port until Ctrl-C")
@@ -133,6 +158,13 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--seed", type=int, default=7)
     serve.add_argument("--posts", type=int, default=2000)
     s.set_defaults(func=cmd_sandbox)
+
+    comp = sub.add_parser("compliance", help="re-check stored posts; tombstone the deleted, removed or withheld")
+    comp.add_argument("--max-age-days", type=float, default=None,
+                      help="only posts younger than this (default: TRUSTWATCH_COMPLIANCE_MAX_AGE_DAYS or 30)")
+    comp.add_argument("--platform", action="append", choices=list(tasks.PLATFORMS),
+                      help="only this platform (repeatable; default: every configured one)")
+    comp.set_defaults(func=cmd_compliance)
     return parser
 
 

@@ -384,3 +384,43 @@ def compliance(max_age_days: float | None = None, platforms: Sequence[str] | Non
     if left_out:
         result["left_out"] = left_out
     return result
+
+
+def enrich(batch_size: int = 1000) -> dict[str, Any]:
+    """Score what the current scorer version has not scored, then refresh the touched trend rollups."""
+    from analysis import enrich as run_enrich
+
+    result = run_enrich(engine(), batch_size=batch_size)
+    log.info("enrichment: %s", result)
+    return result
+
+
+def reports_dir() -> Any:
+    """Where the DAG writes its reports: TRUSTWATCH_REPORTS_DIR, else reports/ in the repository."""
+    import os
+    from pathlib import Path
+
+    from trustwatch.settings import REPO_ROOT
+
+    return Path(os.environ.get("TRUSTWATCH_REPORTS_DIR", REPO_ROOT / "reports"))
+
+
+def report(out: str | None = None, agencies: Sequence[str] | None = None, since: str | None = None) -> str:
+    """Write the self-contained HTML trend report; returns its path."""
+    from pathlib import Path
+
+    from analysis.report import ReportError, write_report
+
+    since_date = None
+    if since:
+        try:
+            since_date = dt.date.fromisoformat(since[:10])
+        except ValueError:
+            raise RequestError(f"since {since!r} is not a date; use YYYY-MM-DD") from None
+    target = Path(out) if out else reports_dir() / f"trend-{dt.datetime.now(dt.UTC):%Y-%m-%d}.html"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path = write_report(engine(), target, agencies=check_agencies(agencies) or None, since=since_date)
+    except ReportError as exc:
+        raise RequestError(str(exc)) from None
+    return str(path)
