@@ -6,6 +6,7 @@ import datetime as dt
 import json
 from typing import Any
 
+import orjson
 from sqlalchemy import JSON, DateTime
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -71,12 +72,11 @@ def _clean_json(value: Any) -> Any:
 
 
 def json_serializer(value: Any) -> str:
-    """JSON for the store: non-ASCII kept as is, NULs and lone surrogates replaced (PostgreSQL refuses them)."""
-    text = json.dumps(value, ensure_ascii=False, default=str)
+    """JSON for the store, fast (orjson); NULs and lone surrogates replaced, since PostgreSQL refuses them."""
     try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
+        data = orjson.dumps(value, default=str)
+    except TypeError:  # lone surrogates are not UTF-8, or a type orjson does not know
         return json.dumps(_clean_json(value), ensure_ascii=False, default=str)
-    if "\\u0000" in text:
+    if b"\\u0000" in data:
         return json.dumps(_clean_json(value), ensure_ascii=False, default=str)
-    return text
+    return data.decode("utf-8")

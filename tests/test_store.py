@@ -262,3 +262,4 @@ def test_records_types_are_enforced() -> None:
 
     with pytest.raises(RecordError, match="timezone"):
         validate_post(post)
+
