@@ -95,19 +95,26 @@ def fingerprint(path: Path) -> str:
 # --- per-platform line parsers ---------------------------------------------------------------------
 
 
+def loads(text: str) -> Any:
+    """Parse a JSON line fast (orjson), falling back to ``json`` for what orjson refuses (lone surrogates)."""
+    import orjson
+
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:
+        return json.loads(text)
+
+
 def parse_x_line(text: str, source: str) -> Page:
     """One twarc2 line (a raw API page): every tweet of ``data`` and ``includes.tweets``, its authors."""
     from collectors.x import normalize_x_page, tweet_to_record, user_to_record
 
-    page = normalize_x_page(text, source=source)
-    if page.rejects and not page.posts and page.rejects[0].reason.startswith("response is"):
-        page.rejects[0] = RejectRecord("x", f"{source}: {page.rejects[0].reason}",
-                                       page.rejects[0].payload, source=source)
-        return page
     try:
-        payload = json.loads(text)
-    except ValueError:
-        return page
+        payload = loads(text)
+    except ValueError as exc:
+        return Page(rejects=[RejectRecord("x", f"{source}: response is not valid JSON ({exc})",
+                                          text[:MAX_REJECT_LINE], source=source)])
+    page = normalize_x_page(payload, source=source)
     includes = payload.get("includes") if isinstance(payload, dict) else None
     if not isinstance(includes, dict):
         return page
@@ -140,7 +147,7 @@ def parse_reddit_line(text: str, source: str) -> Page:
     from collectors.reddit import _author_record, normalize_reddit_thing
 
     try:
-        obj = json.loads(text)
+        obj = loads(text)
     except ValueError as exc:
         return Page(rejects=[RejectRecord("reddit", f"{source}: invalid JSON ({exc})", text[:MAX_REJECT_LINE],
                                           source=source)])

@@ -249,12 +249,15 @@ def test_match_reports_term_kind_and_original_offsets(matcher: Matcher) -> None:
 
 
 def test_offsets_cover_folded_characters(matcher: Matcher) -> None:
-    text = "Ｌ.Ａ.Ｐ.Ｄ.  and the New York City\n\nPolice  Department"
+    text = "Ｌ.Ａ.Ｐ.Ｄ.  and ﬁve… of the New York City\nPolice Department"
     found = matcher.match(text)
+    # Punctuation at the edge of a term is not part of the match: "L.A.P.D" without the last dot.
     assert [(m.agency_slug, m.kind, text[m.start:m.end]) for m in found] == [
-        ("lapd", "alias", "Ｌ.Ａ.Ｐ.Ｄ."),
-        ("nypd", "name", "New York City\n\nPolice  Department"),
+        ("lapd", "alias", "Ｌ.Ａ.Ｐ.Ｄ"),
+        ("nypd", "name", "New York City\nPolice Department"),
     ]
+    # A blank line ends a phrase: the two halves are not one name.
+    assert matcher.match("New York City\n\nPolice Department") == []
 
 
 def test_handle_counts_only_whole(matcher: Matcher) -> None:
@@ -313,7 +316,7 @@ def test_empty_text(matcher: Matcher) -> None:
 
 
 _FILLER = st.lists(
-    st.sampled_from([*" \n\t\u00a0\u3000.,!?()'\"-", "é", "ß", "ﬁ", "🚓", "Ｘ", "e\u0301", "警"]),
+    st.sampled_from([*" \n\t\u00a0\u3000\u2028.,!?()'\"-", "é", "ß", "ﬁ", "🚓", "Ｘ", "e\u0301", "警", "…", "İ", "’"]),
     max_size=12,
 ).map("".join)
 
@@ -331,10 +334,11 @@ def test_offsets_always_point_at_the_term(before: str, after: str, term: str) ->
 
 
 def test_normalization_is_nfkc_casefold() -> None:
-    raw = "Ｓｔｒａßｅ ﬁne\u00a0 Ｘ"
+    raw = "Ｓｔｒａßｅ ﬁne\u00a0 Ｘ’s"
     norm, omap = normalize_text(raw)
-    assert norm == unicodedata.normalize("NFKC", "strasse fine x").casefold()
-    assert omap is not None
+    assert norm == unicodedata.normalize("NFKC", raw).casefold().replace("’", "'") == "strasse fine  x's"
+    assert omap is not None and omap.span(0, 7) == (0, 6)  # "strasse" covers "Ｓｔｒａßｅ"
+    assert normalize_text("Ｘ’s café")[1] is None  # one-for-one folds need no map
 
 
 _MATCHER = Matcher(load_registry())
