@@ -8,6 +8,7 @@ path serve every source.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -205,18 +206,71 @@ def parse_timestamp(value: Any, field_name: str = "created_at") -> dt.datetime:
     raise RecordError(f"{field_name} has type {type(value).__name__}, expected a time")
 
 
+#: Identifier and code fields of a post and the widths of their columns (models/tables.py).
+_ID_FIELDS: tuple[tuple[str, int], ...] = (
+    ("author_platform_id", 64), ("conversation_id", 64), ("parent_platform_id", 64), ("root_platform_id", 64),
+    ("lang", 16), ("community", 100), ("removed_by_category", 40), ("deleted_reason", 40),
+)
+
+
+def check_identifier(value: Any, name: str, width: int) -> None:
+    """An id or code must be text that fits its column, without NUL or lone surrogates (PostgreSQL refuses
+    those, and an id silently changed by cleaning would no longer be the platform's id)."""
+    if not isinstance(value, str):
+        raise RecordError(f"{name} has type {type(value).__name__}, expected text")
+    if len(value) > width:
+        raise RecordError(f"{name} is {len(value)} characters, longer than {width}: {value[:40]!r}...")
+    if "\x00" in value:
+        raise RecordError(f"{name} contains a NUL character")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise RecordError(f"{name} contains a lone surrogate") from None
+
+
+#: Counters are stored as 32-bit integers.
+MAX_COUNTER = 2**31 - 1
+
+
+def int_or_none(value: Any) -> int | None:
+    """A counter from an API field: ints, integral floats and numeric strings; anything else is unknown."""
+    if isinstance(value, bool) or value is None:
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            return int(text)
+        except ValueError:
+            try:
+                value = float(text)
+            except ValueError:
+                return None
+    if isinstance(value, float) and math.isfinite(value) and value.is_integer():
+        return int(value)
+    return None
+
+
 def validate_post(post: PostRecord) -> None:
     """Check what the store relies on; raise RecordError with the reason otherwise."""
     if post.platform not in PLATFORMS:
         raise RecordError(f"unknown platform {post.platform!r}")
     if not isinstance(post.platform_post_id, str) or not post.platform_post_id.strip():
         raise RecordError("post id is missing")
-    if len(post.platform_post_id) > 64:
-        raise RecordError("post id is longer than 64 characters")
+    check_identifier(post.platform_post_id, "post id", 64)
+    for name, width in _ID_FIELDS:
+        value = getattr(post, name)
+        if value is not None:
+            check_identifier(value, name, width)
     if post.kind not in POST_KINDS:
         raise RecordError(f"unknown post kind {post.kind!r}")
     if not isinstance(post.created_at, dt.datetime) or post.created_at.tzinfo is None:
         raise RecordError("created_at is missing or has no timezone")
+    for name in ("likes", "reposts", "replies", "quotes", "score"):
+        count = getattr(post.metrics, name)
+        if count is not None and not -MAX_COUNTER <= count <= MAX_COUNTER:
+            raise RecordError(f"{name} {count} is out of range for a counter")
     if not isinstance(post.text, str):
         raise RecordError(f"text has type {type(post.text).__name__}, expected a string")
     if len(post.text) > MAX_TEXT_CHARS:

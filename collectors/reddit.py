@@ -31,6 +31,7 @@ from collectors.records import (
     RecordError,
     RejectRecord,
     Window,
+    int_or_none,
     parse_timestamp,
     validate_post,
 )
@@ -107,21 +108,6 @@ def _strip_prefix(fullname: Any) -> str | None:
     return fullname
 
 
-def _int_or_none(value: Any) -> int | None:
-    if isinstance(value, bool) or value is None:
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    if isinstance(value, str):
-        try:
-            return int(float(value))
-        except ValueError:
-            return None
-    return None
-
-
 def _deletion_state(body: Any, removed_by_category: Any) -> str | None:
     """``[deleted]`` or ``[removed]`` when the content is gone, from the body or the category."""
     if isinstance(body, str) and body.strip() in TOMBSTONES:
@@ -187,7 +173,7 @@ def normalize_reddit_thing(thing: dict) -> PostRecord:
             url=url or (data.get("url") if isinstance(data.get("url"), str) else None),
             conversation_id=post_id,
             community=community,
-            metrics=Metrics(score=_int_or_none(data.get("score")), replies=_int_or_none(data.get("num_comments"))),
+            metrics=Metrics(score=int_or_none(data.get("score")), replies=int_or_none(data.get("num_comments"))),
             deleted_reason=_deletion_state(text, removed_by_category),
             removed_by_category=removed_by_category,
             raw=raw,
@@ -212,7 +198,7 @@ def normalize_reddit_thing(thing: dict) -> PostRecord:
             parent_platform_id=parent_id or link_id,
             root_platform_id=link_id,
             community=community,
-            metrics=Metrics(score=_int_or_none(data.get("score"))),
+            metrics=Metrics(score=int_or_none(data.get("score"))),
             deleted_reason=_deletion_state(body, removed_by_category),
             removed_by_category=removed_by_category,
             raw=raw,
@@ -286,7 +272,7 @@ def normalize_reddit_listing(payload: Any, source: str | None = None) -> RedditP
                 MoreStub(
                     parent_id=str(data.get("parent_id") or ""),
                     children=[str(child) for child in children],
-                    count=_int_or_none(data.get("count")) or 0,
+                    count=int_or_none(data.get("count")) or 0,
                 )
             )
             continue

@@ -16,7 +16,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 import requests
 import tweepy
@@ -30,6 +30,7 @@ from collectors.records import (
     RecordError,
     RejectRecord,
     Window,
+    int_or_none,
     parse_timestamp,
     validate_post,
 )
@@ -62,24 +63,17 @@ class XApiError(RuntimeError):
 
 def snowflake_time(tweet_id: str | int) -> dt.datetime:
     """The creation time encoded in an X id (used when a response carries no ``created_at``)."""
-    ms = (int(tweet_id) >> 22) + TWITTER_EPOCH_MS
-    return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+    try:
+        ms = (int(tweet_id) >> 22) + TWITTER_EPOCH_MS
+        return dt.datetime.fromtimestamp(ms / 1000, tz=dt.UTC)
+    except (ValueError, OverflowError, OSError):
+        raise RecordError(f"no created_at, and the id {str(tweet_id)[:30]!r} holds no valid time") from None
 
 
 def snowflake_at(moment: dt.datetime) -> int:
     """The smallest id X could give a post created at ``moment`` (for ``until_id`` = a window's end)."""
     ms = int(moment.timestamp() * 1000) - TWITTER_EPOCH_MS
     return max(ms, 0) << 22
-
-
-def _int_or_none(value: Any) -> int | None:
-    if isinstance(value, bool):
-        return None
-    if isinstance(value, int):
-        return value
-    if isinstance(value, str) and value.strip().isdigit():
-        return int(value)
-    return None
 
 
 def _tweet_id(raw: Any) -> str:
@@ -166,10 +160,10 @@ def tweet_to_record(raw: Any, users: dict[str, dict[str, Any]] | None = None) ->
         parent_platform_id=parent,
         root_platform_id=root,
         metrics=Metrics(
-            likes=_int_or_none(metrics.get("like_count")),
-            reposts=_int_or_none(metrics.get("retweet_count")),
-            replies=_int_or_none(metrics.get("reply_count")),
-            quotes=_int_or_none(metrics.get("quote_count")),
+            likes=int_or_none(metrics.get("like_count")),
+            reposts=int_or_none(metrics.get("retweet_count")),
+            replies=int_or_none(metrics.get("reply_count")),
+            quotes=int_or_none(metrics.get("quote_count")),
         ),
         withheld=_withheld(raw),
         edit_history_ids=[str(e) for e in edits] if isinstance(edits, list) and edits else None,
@@ -198,9 +192,9 @@ def user_to_record(raw: dict[str, Any]) -> AuthorRecord | None:
         platform_user_id=user_id,
         username=raw.get("username") if isinstance(raw.get("username"), str) else None,
         display_name=raw.get("name") if isinstance(raw.get("name"), str) else None,
-        followers_count=_int_or_none(metrics.get("followers_count")),
-        following_count=_int_or_none(metrics.get("following_count")),
-        post_count=_int_or_none(metrics.get("tweet_count")),
+        followers_count=int_or_none(metrics.get("followers_count")),
+        following_count=int_or_none(metrics.get("following_count")),
+        post_count=int_or_none(metrics.get("tweet_count")),
         account_created_at=joined,
         verified=verified if isinstance(verified, bool) else None,
         location=location if isinstance(location, str) and location else None,
@@ -359,16 +353,25 @@ class XSettings:
 
 
 class _BearerRedactingFilter(logging.Filter):
-    """tweepy logs request headers at DEBUG, Authorization included: blank the token out."""
+    """tweepy logs request headers (and bodies) at DEBUG: blank out ``Bearer ...`` and every configured token,
+    so not even a server echoing the bare token puts it in a log."""
 
     pattern = re.compile(r"(Bearer\s+)[^\s'\"},]+")
+    #: Tokens of the collectors created in this process (registered by XCollector).
+    secrets: ClassVar[set[str]] = set()
+
+    def _clean(self, text: str) -> str:
+        for secret in self.secrets:
+            if secret in text:
+                text = text.replace(secret, "***")
+        return self.pattern.sub(r"\1***", text) if "Bearer" in text else text
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if isinstance(record.msg, str) and "Bearer" in record.msg:
-            record.msg = self.pattern.sub(r"\1***", record.msg)
+        if isinstance(record.msg, str):
+            record.msg = self._clean(record.msg)
         if record.args:
             args = record.args if isinstance(record.args, tuple) else (record.args,)
-            record.args = tuple(self.pattern.sub(r"\1***", a) if isinstance(a, str) else a for a in args)
+            record.args = tuple(self._clean(a) if isinstance(a, str) else a for a in args)
         return True
 
 
@@ -431,6 +434,8 @@ class XCollector:
         self.settings = settings
         self._sleep = sleep
         self._clock = clock
+        if settings.bearer_token:
+            _BearerRedactingFilter.secrets.add(settings.bearer_token)
         self.client = tweepy.Client(bearer_token=settings.bearer_token, return_type=requests.Response)
         self.client.session = _RebasedSession(settings.base_url, settings.timeout)
         self._min_interval = 1.0 if settings.endpoint == "all" else 0.0
@@ -645,7 +650,7 @@ class XCollector:
         reset = exc.reset_time
         if reset is None:
             headers = getattr(exc.response, "headers", {}) or {}
-            reset = _int_or_none(headers.get("x-rate-limit-reset"))
+            reset = int_or_none(headers.get("x-rate-limit-reset"))
         if reset is None:
             return 60.0  # no reset header: X's windows are 15 minutes, try again in a minute
         return max(float(reset) - self._clock(), 0.0) + 1.0

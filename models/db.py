@@ -66,4 +66,8 @@ def make_engine(url: str | StoreUrl | None = None, **kwargs: Any) -> Engine:
         ) from None
     if engine.dialect.name == "sqlite":
         _sqlite_setup(engine)
+    else:
+        from models.pg_bulk import track_staging
+
+        track_staging(engine)
     return engine

@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import Connection
 
 from collectors.records import AuthorRecord, MentionRecord, PostRecord
@@ -125,6 +125,34 @@ snap AS (
 SELECT count(*) FILTER (WHERE first_collected_at = :now) FROM up
 """
 
+def ensure_staging(conn: Connection) -> None:
+    """Create the staging tables once per connection.
+
+    A temporary table lives as long as the session, but its creation is undone if the creating
+    transaction rolls back; ``track_staging`` (installed on PostgreSQL engines by ``make_engine``) keeps the
+    flag true only once that transaction committed.
+    """
+    info = conn.info
+    if info.get("tw_staging") == "ready":
+        return
+    conn.exec_driver_sql(_STAGING_DDL)
+    info["tw_staging"] = "pending"
+
+
+def track_staging(engine: Engine) -> None:
+    """Engine events that settle the staging flag when the creating transaction ends."""
+
+    @event.listens_for(engine, "commit")
+    def _committed(conn: Connection) -> None:
+        if conn.info.get("tw_staging") == "pending":
+            conn.info["tw_staging"] = "ready"
+
+    @event.listens_for(engine, "rollback")
+    def _rolled_back(conn: Connection) -> None:
+        if conn.info.get("tw_staging") == "pending":
+            conn.info.pop("tw_staging", None)
+
+
 def _json(value: Any) -> str | None:
     return None if value is None else json_serializer(value)
 
@@ -146,10 +174,14 @@ def write_rows_pg(
     agencies: dict[str, int],
     run_id: int | None,
     now: dt.datetime,
+    clear_staging: bool = False,
 ) -> tuple[int, int]:
-    """Stage and merge one page; returns (new posts, mention rows written)."""
-    # Always (re)declare: a rolled-back transaction also rolls back the creation of the staging tables.
-    conn.exec_driver_sql(_STAGING_DDL)
+    """Stage and merge one page; returns (new posts, mention rows written).
+
+    ``clear_staging``: empty the staging tables afterwards, for a caller that keeps the transaction open
+    across pages (otherwise ON COMMIT DELETE ROWS does it).
+    """
+    ensure_staging(conn)
     _copy(conn, "tw_stage_authors", _AUTHOR_COLS, [
         (a.platform, a.platform_user_id, clean_text(a.username), clean_text(a.display_name), a.followers_count,
          a.following_count, a.post_count, a.account_created_at, a.verified, clean_text(a.location))
@@ -170,7 +202,6 @@ def write_rows_pg(
     if authors:
         conn.execute(text(_MERGE_AUTHORS), params)
     new = conn.execute(text(_MERGE_POSTS), params).scalar_one() if posts else 0
-    # ON COMMIT DELETE ROWS empties the staging tables; clear them now too for callers that keep the
-    # transaction open across several pages.
-    conn.exec_driver_sql("DELETE FROM tw_stage_authors; DELETE FROM tw_stage_posts; DELETE FROM tw_stage_mentions")
+    if clear_staging:
+        conn.exec_driver_sql("DELETE FROM tw_stage_authors; DELETE FROM tw_stage_posts; DELETE FROM tw_stage_mentions")
     return new, len({(m.platform, m.platform_post_id, m.agency_slug, m.match_kind, m.matched_term) for m in mentions})

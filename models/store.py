@@ -8,6 +8,7 @@ rows, a crash between pages loses nothing and a retry resumes after the last com
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -24,6 +25,7 @@ from collectors.records import (
     PostRecord,
     RecordError,
     RejectRecord,
+    check_identifier,
     unique_by,
     validate_post,
 )
@@ -215,6 +217,16 @@ def _case_alive(alive: Any, new_value: Any, old_value: Any) -> Any:
     return case((alive, new_value), else_=old_value)
 
 
+def _cached_agency_ids(conn: Connection, slugs: set[str]) -> dict[str, int]:
+    """Agency ids by slug, cached on the pooled connection: an agency's id never changes (sync upserts on
+    the slug and never deletes), so only a slug not seen yet costs a query."""
+    cache: dict[str, int] = conn.info.setdefault("tw_agency_ids", {})
+    missing = slugs - cache.keys()
+    if missing:
+        cache.update(agency_ids(conn, missing))
+    return {slug: cache[slug] for slug in slugs if slug in cache}
+
+
 def agency_ids(conn: Connection, slugs: Iterable[str]) -> dict[str, int]:
     """Map agency slugs to ids; unknown slugs are absent from the result."""
     wanted = sorted(set(slugs))
@@ -248,8 +260,31 @@ def _reject_rows(rejects: list[RejectRecord], run_id: int | None, now: dt.dateti
     return rows
 
 
+#: Widths of the authors' display columns: longer values are cut, not refused (they are not identifiers).
+_AUTHOR_TEXT_WIDTHS = {"username": 100, "display_name": 200, "location": 200}
+
+
+def _checked_author(a: AuthorRecord, rejects: list[RejectRecord]) -> AuthorRecord | None:
+    """The author ready for the store, or None (kept aside as a reject) when its id cannot be stored."""
+    if not a.platform_user_id:
+        return None
+    try:
+        check_identifier(a.platform_user_id, "author id", 64)
+    except RecordError as exc:
+        rejects.append(RejectRecord(a.platform, str(exc), repr(a)[:2000]))
+        return None
+    too_long = {f: getattr(a, f)[:w] for f, w in _AUTHOR_TEXT_WIDTHS.items()
+                if isinstance(getattr(a, f), str) and len(getattr(a, f)) > w}
+    return dataclasses.replace(a, **too_long) if too_long else a
+
+
 def write_page(engine: Engine | Connection, page: Page, run_id: int | None = None) -> WriteResult:
     """Write one page of normalized records in one transaction; see the module docstring."""
+    from models.pseudonymize import agency_handles_of, pseudonymize_key, pseudonymize_page
+
+    key = pseudonymize_key()
+    if key is not None:  # people are pseudonymized before anything is stored (models/pseudonymize.py)
+        page = pseudonymize_page(page, key, agency_handles_of(engine))
     now = utcnow()
     rejects = list(page.rejects)
     valid: dict[tuple[str, str], PostRecord] = {}
@@ -265,11 +300,15 @@ def write_page(engine: Engine | Connection, page: Page, run_id: int | None = Non
             continue
         valid[(post.platform, post.platform_post_id)] = post
     posts = [valid[k] for k in sorted(valid)]  # a stable order keeps concurrent writers from deadlocking
-    authors_by_key = {(a.platform, a.platform_user_id): a for a in page.authors if a.platform_user_id}
+    authors_by_key: dict[tuple[str, str], AuthorRecord] = {}
+    for a in page.authors:
+        checked = _checked_author(a, rejects)
+        if checked is not None:
+            authors_by_key[(checked.platform, checked.platform_user_id)] = checked
     authors = [authors_by_key[k] for k in sorted(authors_by_key)]
 
     if isinstance(engine, Connection):
-        return _write(engine, page, run_id, now, posts, authors, rejects)
+        return _write(engine, page, run_id, now, posts, authors, rejects, owns_transaction=False)
     with engine.begin() as conn:
         return _write(conn, page, run_id, now, posts, authors, rejects)
 
@@ -282,13 +321,14 @@ def _write(
     posts: list[PostRecord],
     authors: list[AuthorRecord],
     rejects: list[RejectRecord],
+    owns_transaction: bool = True,
 ) -> WriteResult:
     known = {(p.platform, p.platform_post_id) for p in posts}
     mentions = unique_by(
         (m for m in page.mentions if (m.platform, m.platform_post_id) in known),
         lambda m: (m.platform, m.platform_post_id, m.agency_slug, m.match_kind, m.matched_term),
     )
-    agencies = agency_ids(conn, (m.agency_slug for m in mentions))
+    agencies = _cached_agency_ids(conn, {m.agency_slug for m in mentions})
     unknown = sorted({m.agency_slug for m in mentions} - agencies.keys())
     if unknown:
         raise StoreError(
@@ -298,7 +338,8 @@ def _write(
     if conn.dialect.name == "postgresql":
         from models.pg_bulk import write_rows_pg
 
-        new, n_mentions = write_rows_pg(conn, posts, authors, mentions, agencies, run_id, now)
+        new, n_mentions = write_rows_pg(conn, posts, authors, mentions, agencies, run_id, now,
+                                        clear_staging=not owns_transaction)
     else:
         new, n_mentions = _write_rows(conn, posts, authors, mentions, agencies, run_id, now)
     _write_rejects_and_ledger(conn, page, run_id, now, len(posts), new, rejects)

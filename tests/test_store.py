@@ -263,3 +263,29 @@ def test_records_types_are_enforced() -> None:
     with pytest.raises(RecordError, match="timezone"):
         validate_post(post)
 
+
+
+@pytest.mark.postgres
+def test_a_failed_first_page_does_not_break_the_next_one(pg_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The staging tables are created once per connection; a rollback of that first transaction undoes the
+    creation, and the next page on the same connection must create them again."""
+    from models import pg_bulk
+    from models.store import sync_agencies
+
+    sync_agencies(pg_engine, AGENCIES)
+    pg_engine.dispose()  # a fresh connection: no staging tables yet
+    good_sql = pg_bulk._MERGE_POSTS
+    monkeypatch.setattr(pg_bulk, "_MERGE_POSTS", "SELECT no_such_column FROM tw_stage_posts")
+    with pytest.raises(Exception, match="no_such_column"):
+        store.write_page(pg_engine, make_page(range(3)))
+    monkeypatch.setattr(pg_bulk, "_MERGE_POSTS", good_sql)
+    result = store.write_page(pg_engine, make_page(range(3)))
+    assert result.new == 3 and counts(pg_engine)["posts"] == 3
+
+
+def test_pages_in_a_callers_transaction_do_not_leak_staged_rows(store_engine_synced: Engine) -> None:
+    with store_engine_synced.begin() as conn:
+        store.write_page(conn, make_page(range(0, 5)))
+        second = store.write_page(conn, make_page(range(5, 8)))
+    assert (second.seen, second.new) == (3, 3)
+    assert counts(store_engine_synced)["metric_snapshots"] == 8

@@ -1,0 +1,349 @@
+"""The fault matrix: every fault against both sandboxes, then the store must equal the ground truth.
+
+For each platform and fault: collect a window through the runner into a fresh store while the sandbox
+injects the fault mid-pagination; afterwards the stored ids equal the sandbox's ground truth, no post is
+stored twice, and the ledger shows what happened (waits, extra requests, a failed try and its resume).
+The last tests kill ``trustwatch collect`` with SIGKILL in the middle of a run and run it again.
+RELIABILITY.md summarizes the matrix.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+
+from collectors.agencies import compile_reddit_queries, compile_x_queries
+from collectors.records import Window
+from collectors.reddit import RedditCollector, RedditSettings, plan_queries
+from collectors.runner import run_query
+from collectors.x import XCollector, XSettings
+from models import store as store_module
+from models.db import make_engine
+from models.tables import CollectionRun, Post
+from sandbox.common import CorpusConfig
+from sandbox.server import SandboxServer
+from trustwatch import migrate
+
+REPO = Path(__file__).resolve().parents[1]
+END = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+WINDOW = Window(END - dt.timedelta(days=2), END)
+X_TOKEN = "matrix-x-token-5c1d"
+SECRET = "matrix-reddit-secret-77"
+SOME = ["nypd", "austin-pd", "denver-pd", "seattle-pd"]
+
+#: (fault id, FaultPlan.add arguments): each hits the listing/search path after two good requests.
+FAULTS: dict[str, dict[str, Any]] = {
+    "429-mid-pagination": {"kind": "status", "status": 429, "after": 2},
+    "5xx-burst": {"kind": "status", "status": 503, "after": 2},  # plus 500 and 502, added in the test
+    "connection-reset": {"kind": "reset", "after": 2},
+    "truncated-json": {"kind": "truncate", "after": 2},
+    "slower-than-timeout": {"kind": "slow", "after": 2, "seconds": 1.2},
+}
+
+
+@pytest.fixture(scope="module")
+def sandbox() -> Any:
+    server = SandboxServer(CorpusConfig(seed=51, posts=2500, end=END, days=7), x_bearer_token=X_TOKEN,
+                           reddit_client_secret=SECRET)
+    with server:
+        yield server
+
+
+@pytest.fixture
+def server(sandbox: SandboxServer) -> Any:
+    sandbox.faults.clear()
+    sandbox.clear_log()
+    sandbox.x.reset_rate_limits()
+    yield sandbox
+    sandbox.faults.clear()
+
+
+@pytest.fixture(autouse=True)
+def no_prawcore_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    """prawcore sleeps up to ~2 s between its own retries of a 5xx; the fault matrix needs no real waits."""
+    import prawcore.sessions
+
+    class _Time:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(time, name)
+
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            return None
+
+    monkeypatch.setattr(prawcore.sessions, "time", _Time())
+
+
+class Sleeper:
+    def __init__(self) -> None:
+        self.waits: list[float] = []
+
+    def __call__(self, seconds: float) -> None:
+        self.waits.append(seconds)
+
+
+def x_collector(server: SandboxServer, sleeper: Sleeper, **kw: Any) -> XCollector:
+    options = {"bearer_token": X_TOKEN, "base_url": server.url, "timeout": 0.6, "max_query_length": 4096,
+               "max_attempts": 6, **kw}
+    return XCollector(XSettings(**options), sleep=sleeper)
+
+
+def reddit_collector(server: SandboxServer, matcher: Any, sleeper: Sleeper, **kw: Any) -> RedditCollector:
+    settings = RedditSettings(client_id="sandbox-client", client_secret=SECRET,
+                              user_agent="trustwatch-tests/0.1 by u/tw", base_url=server.url,
+                              backoff_seconds=0.01, timeout=0.6, **kw)
+    return RedditCollector(settings, matcher, sleep=sleeper)
+
+
+def queries_of(platform: str, registry: Any) -> list[Any]:
+    if platform == "x":
+        return compile_x_queries(registry, 4096)
+    return plan_queries(compile_reddit_queries(registry, agencies=SOME), registry)
+
+
+def truth(platform: str, server: SandboxServer, registry: Any) -> set[str]:
+    if platform == "x":
+        texts = [q.text for q in queries_of("x", registry)]
+        return server.x.expected_stored_ids(texts, WINDOW.start, WINDOW.end)
+    return server.reddit.ground_truth(WINDOW.start, WINDOW.end, SOME)
+
+
+def collect(engine: Any, platform: str, collector: Any, registry: Any, matcher: Any) -> list[Any]:
+    store_module.sync_agencies(engine, registry.entries)
+    secrets = (X_TOKEN,) if platform == "x" else (SECRET,)
+    return [run_query(engine, collector, q, WINDOW, matcher=matcher, secrets=secrets)
+            for q in queries_of(platform, registry)]
+
+
+def stored(engine: Any, platform: str) -> list[str]:
+    with engine.connect() as conn:
+        return list(conn.execute(select(Post.platform_post_id).where(Post.platform == platform)).scalars())
+
+
+def ledger(engine: Any) -> list[Any]:
+    with engine.connect() as conn:
+        return conn.execute(select(CollectionRun.__table__).where(CollectionRun.source == "api")
+                            .order_by(CollectionRun.id)).all()
+
+
+def path_of(platform: str) -> str:
+    return "/2/tweets/search" if platform == "x" else "/r/"
+
+
+def arm(server: SandboxServer, platform: str, fault: str) -> None:
+    spec = dict(FAULTS[fault])
+    kind = spec.pop("kind")
+    if fault == "429-mid-pagination":
+        spec["headers"] = ({"x-rate-limit-reset": str(int(time.time()) + 30), "x-rate-limit-remaining": "0"}
+                           if platform == "x" else {"retry-after": "7"})
+        spec["body"] = b'{"title":"Too Many Requests","status":429}'
+    server.faults.add(path_of(platform), kind, **spec)
+    if fault == "5xx-burst":
+        server.faults.add(path_of(platform), "status", status=500, after=3)
+        server.faults.add(path_of(platform), "status", status=502, after=4)
+
+
+def assert_matches_truth(engine: Any, platform: str, server: SandboxServer, registry: Any) -> None:
+    ids = stored(engine, platform)
+    assert len(ids) == len(set(ids)), "a post is stored twice"
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(Post)).scalar() == len(ids)
+    assert set(ids) == truth(platform, server, registry)
+
+
+@pytest.mark.parametrize("fault", list(FAULTS))
+@pytest.mark.parametrize("platform", ["x", "reddit"])
+def test_fault_mid_run_leaves_the_store_equal_to_the_ground_truth(platform: str, fault: str, server: SandboxServer,
+                                                                  sqlite_engine: Any, registry: Any,
+                                                                  matcher: Any) -> None:
+    arm(server, platform, fault)
+    sleeper = Sleeper()
+    collector = (x_collector(server, sleeper) if platform == "x"
+                 else reddit_collector(server, matcher, sleeper))
+    summaries = collect(sqlite_engine, platform, collector, registry, matcher)
+
+    assert {s.status for s in summaries} == {"success"}
+    assert server.faults.pending == 0, "the fault was served"
+    assert_matches_truth(sqlite_engine, platform, server, registry)
+    rows = ledger(sqlite_engine)
+    assert {r.status for r in rows} == {"success"} and sum(r.pages for r in rows) >= 3
+    if fault == "slower-than-timeout":
+        time.sleep(FAULTS[fault]["seconds"])  # the sandbox logs the abandoned request once it has answered
+    if platform == "x":
+        assert sum(r.requests for r in rows) == len(server.request_log), "the ledger counts every request"
+    else:  # a request prawcore retried at the transport level is not seen by the counting requestor
+        assert len(server.request_log) - 1 <= sum(r.requests for r in rows) <= len(server.request_log)
+    if fault == "429-mid-pagination":
+        assert sum(r.rate_limit_waits for r in rows) == 1 and sum(r.rate_limit_wait_seconds for r in rows) >= 7
+        assert any(w >= 7 for w in sleeper.waits)
+    else:
+        retried = 3 if fault == "5xx-burst" else 1
+        assert sum(r.requests for r in rows) - sum(r.pages for r in rows) >= retried
+        if platform == "x":  # prawcore retries these itself (its sleeps are patched out above)
+            assert len(sleeper.waits) >= retried, "the retries backed off"
+
+
+def failed_text(engine: Any) -> str | None:
+    return next((r.query_text for r in ledger(engine) if r.status == "failed"), None)
+
+
+def second_page_request(server: SandboxServer, registry: Any) -> int:
+    """How many X search requests come before the first second page of a query (pages hold 100)."""
+    before = 0
+    for query in queries_of("x", registry):
+        pages = max(1, -(-len(server.x.matching_ids(query.text, WINDOW.start, WINDOW.end)) // 100))
+        if pages >= 2:
+            return before + 1
+        before += pages
+    raise AssertionError("no query has two pages in the window: grow the corpus")
+
+
+@pytest.mark.parametrize("platform", ["x", "reddit"])
+def test_a_run_that_gives_up_is_resumed_by_the_next_try(platform: str, server: SandboxServer, pg_engine: Any,
+                                                        registry: Any, matcher: Any) -> None:
+    """On PostgreSQL: the fault outlasts the retries, the try fails, the retry resumes after its last page."""
+    sleeper = Sleeper()
+    if platform == "x":
+        server.faults.add(path_of("x"), "status", status=429, after=second_page_request(server, registry),
+                          headers={"x-rate-limit-reset": str(int(time.time()) + 7200)})
+        collector = x_collector(server, sleeper, max_rate_limit_wait=60)
+    else:
+        server.faults.add(path_of("reddit"), "status", status=503, after=2, times=50)
+        collector = reddit_collector(server, matcher, sleeper, max_retries=2)
+    with pytest.raises(Exception, match=r"rate limit|503"):
+        collect(pg_engine, platform, collector, registry, matcher)
+    failed = [r for r in ledger(pg_engine) if r.status == "failed"]
+    assert len(failed) == 1 and failed[0].error
+    if platform == "x":
+        assert failed[0].pages == 1 and failed[0].last_cursor
+    committed = {i for r in server.request_log if r.status == 200 and r.query.get("query") == [failed_text(pg_engine)]
+                 for i in r.served_ids}
+
+    server.faults.clear()
+    server.clear_log()
+    collect(pg_engine, platform, collector, registry, matcher)
+    assert_matches_truth(pg_engine, platform, server, registry)
+    rows = {r.id: r for r in ledger(pg_engine)}
+    resumed = rows[failed[0].id]
+    assert (resumed.status, resumed.attempts, resumed.error) == ("success", 2, None)
+    if platform == "x":  # X bills per post read: the resumed run did not read the committed pages again
+        text = failed[0].query_text
+        again = {i for r in server.request_log if r.query.get("query") == [text] for i in r.served_ids}
+        assert again, "the resumed run read the rest of its pages"
+        assert committed and not again & committed
+
+
+# --- SIGKILL in the middle of `trustwatch collect` -------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def live_sandbox() -> Any:
+    """A sandbox whose corpus ends now: the CLI refuses windows in the future or beyond X's 7 days."""
+    server = SandboxServer(CorpusConfig(seed=61, posts=3000, days=2), x_bearer_token=X_TOKEN,
+                           reddit_client_secret=SECRET)
+    with server:
+        yield server
+
+
+def cli_env(server: SandboxServer, url: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
+    env.update({
+        "TRUSTWATCH_DATABASE_URL": url,
+        "AIRFLOW_CONN_X_API": json.dumps({"conn_type": "http", "password": X_TOKEN, "extra": {
+            "base_url": server.url, "max_query_length": 4096, "timeout": 60}}),
+        "AIRFLOW_CONN_REDDIT_API": json.dumps({"conn_type": "http", "login": "sandbox-client", "password": SECRET,
+                                               "extra": {"base_url": server.url,
+                                                         "user_agent": "trustwatch-tests/0.1 by u/tw"}}),
+        "PYTHONPATH": str(REPO),
+    })
+    env.pop("TRUSTWATCH_PSEUDONYMIZE_KEY", None)
+    return env
+
+
+def cli(platform: str, window: Window) -> list[str]:
+    args = [sys.executable, "-m", "trustwatch.cli", "collect", platform, "--start", window.start.isoformat(),
+            "--end", window.end.isoformat()]
+    for slug in SOME if platform == "reddit" else ():  # X: every agency, several pages per query
+        args += ["--agency", slug]
+    return args
+
+
+def stalled(server: SandboxServer, quiet: float = 1.0) -> bool:
+    """True once no request has been answered for ``quiet`` seconds (the slow one is logged when answered)."""
+    count = len(server.request_log)
+    time.sleep(quiet)
+    return len(server.request_log) == count
+
+
+def wait_for(predicate: Any, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError("timed out waiting for the collect process")
+        time.sleep(0.1)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("platform", ["x", "reddit"])
+def test_sigkill_mid_run_then_rerun_stores_exactly_the_ground_truth(platform: str, live_sandbox: SandboxServer,
+                                                                    tmp_path: Path, registry: Any) -> None:
+    server = live_sandbox
+    server.faults.clear()
+    server.clear_log()
+    url = f"sqlite:///{tmp_path / 'kill.db'}"
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    end = server.config.stop
+    window = Window(end - dt.timedelta(hours=30), end)
+    # the third listing request hangs (the client's timeout is 60 s): the process is killed while it waits
+    if platform == "x":
+        server.faults.add(path_of(platform), "slow", after=2, seconds=15)
+    else:  # the second query's listing: the first one has committed its pages by then
+        second = plan_queries(compile_reddit_queries(registry, agencies=SOME), registry)[1]
+        assert second.kind == "new"
+        server.faults.add(f"/r/{second.subreddits[0]}/new", "slow", seconds=15)
+    t0 = time.monotonic()
+    proc = subprocess.Popen(cli(platform, window), cwd=REPO, env=cli_env(server, url),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        wait_for(lambda: any(r.pages >= 1 for r in ledger(engine)) or proc.poll() is not None)
+        wait_for(lambda: stalled(server) or proc.poll() is not None)  # hanging on the slow request
+        assert proc.poll() is None, (proc.communicate()[1].decode()[-2000:],
+                                     [(r.path, r.status, round(r.received_at - t0, 2)) for r in server.request_log])
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
+    interrupted = [r for r in ledger(engine) if r.status == "running"]
+    assert len(interrupted) == 1 and sum(r.pages for r in ledger(engine)) >= 1  # committed pages survive the kill
+    kept = set(stored(engine, platform))
+    assert kept
+
+    server.faults.clear()
+    done = subprocess.run(cli(platform, window), cwd=REPO, env=cli_env(server, url), capture_output=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, done.stderr.decode()[-2000:]
+    ids = stored(engine, platform)
+    assert len(ids) == len(set(ids)) and kept <= set(ids)
+    if platform == "x":
+        texts = [q.text for q in compile_x_queries(registry, 4096)]
+        expected = server.x.expected_stored_ids(texts, window.start, window.end)
+    else:
+        expected = server.reddit.ground_truth(window.start, window.end, SOME)
+    assert set(ids) == expected
+    rows = {r.id: r for r in ledger(engine)}
+    again = rows[interrupted[0].id]
+    assert (again.status, again.attempts) == ("success", 2)
+    assert {r.status for r in rows.values()} == {"success"}
