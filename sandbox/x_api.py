@@ -371,7 +371,7 @@ class XApi:
         since = int(since_id) if since_id else None
         until = int(until_id) if until_id else None
         out = []
-        for tweet in self.corpus.searchable():
+        for tweet in self.corpus.searchable_between(start, end):
             if start is not None and tweet.created_at < start:
                 continue
             if end is not None and tweet.created_at >= end:

@@ -10,6 +10,7 @@ generic police words, and ambiguous acronyms without context.  Ids are real-styl
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import random
 import re
@@ -313,6 +314,7 @@ class XCorpus:
         self._generate()
         #: Ids newest first (snowflakes sort by time).
         self.order: list[str] = sorted(self.tweets, key=int, reverse=True)
+        self._neg_ids = [-int(i) for i in self.order]  # ascending, for bisect
 
     # -- generation ---------------------------------------------------------------------------
 
@@ -476,6 +478,14 @@ class XCorpus:
     def searchable(self) -> list[XTweet]:
         """Posts search can return (not deleted), newest first."""
         return [self.tweets[i] for i in self.order if not self.tweets[i].deleted]
+
+    def searchable_between(self, start: dt.datetime | None, end: dt.datetime | None) -> list[XTweet]:
+        """Live posts whose id falls in [start, end), newest first: a slice of the id order, found by bisection,
+        so a search costs the window's size, not the corpus's (a million-post corpus stays usable)."""
+        ms = dt.timedelta(milliseconds=1)  # ids hold whole milliseconds: widen, the caller filters exactly
+        lo = 0 if end is None else bisect.bisect_right(self._neg_ids, -snowflake_for(end + ms))
+        hi = len(self.order) if start is None else bisect.bisect_right(self._neg_ids, -snowflake_for(start - ms))
+        return [t for t in (self.tweets[i] for i in self.order[lo:hi]) if not t.deleted]
 
     def about(self, slug: str) -> set[str]:
         """Ids of live posts the generator meant to be about agency ``slug`` (reposts included)."""
