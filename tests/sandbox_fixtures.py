@@ -7,6 +7,7 @@ cleared, the request log emptied and the rate limits reset, so tests do not leak
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -37,3 +38,22 @@ def x_sandbox(_x_sandbox_server: SandboxServer) -> Iterator[SandboxServer]:
     server.x.rate_limit = None
     yield server
     server.faults.clear()
+
+
+@pytest.fixture(autouse=True)
+def no_prawcore_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
+    """prawcore sleeps up to a few seconds between its own retries of a 5xx; tests of faults need no real
+    waits (autouse in every module that imports it)."""
+    import time
+
+    import prawcore.sessions
+
+    class _Time:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(time, name)
+
+        @staticmethod
+        def sleep(seconds: float) -> None:
+            return None
+
+    monkeypatch.setattr(prawcore.sessions, "time", _Time())

@@ -32,6 +32,7 @@ from models.db import make_engine
 from models.tables import CollectionRun, Post
 from sandbox.common import CorpusConfig
 from sandbox.server import SandboxServer
+from tests.sandbox_fixtures import no_prawcore_sleep  # noqa: F401  (autouse fixture)
 from trustwatch import migrate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -68,20 +69,6 @@ def server(sandbox: SandboxServer) -> Any:
     sandbox.faults.clear()
 
 
-@pytest.fixture(autouse=True)
-def no_prawcore_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
-    """prawcore sleeps up to ~2 s between its own retries of a 5xx; the fault matrix needs no real waits."""
-    import prawcore.sessions
-
-    class _Time:
-        def __getattr__(self, name: str) -> Any:
-            return getattr(time, name)
-
-        @staticmethod
-        def sleep(seconds: float) -> None:
-            return None
-
-    monkeypatch.setattr(prawcore.sessions, "time", _Time())
 
 
 class Sleeper:

@@ -27,6 +27,7 @@ from collectors.x import XCollector, XSettings
 from models import store as store_module
 from sandbox.common import CorpusConfig
 from sandbox.server import SandboxServer
+from tests.sandbox_fixtures import no_prawcore_sleep  # noqa: F401  (autouse fixture)
 from trustwatch import tasks
 
 END = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
@@ -62,20 +63,6 @@ def debug_logs(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
     return caplog
 
 
-@pytest.fixture(autouse=True)
-def no_prawcore_sleep(monkeypatch: pytest.MonkeyPatch) -> None:
-    """prawcore sleeps up to a few seconds between its own retries of a 5xx: not in these tests."""
-    import prawcore.sessions
-
-    class _Time:
-        def __getattr__(self, name: str) -> Any:
-            return getattr(time, name)
-
-        @staticmethod
-        def sleep(seconds: float) -> None:
-            return None
-
-    monkeypatch.setattr(prawcore.sessions, "time", _Time())
 
 
 def x_col(server: SandboxServer, token: str = X_TOKEN, **kw: Any) -> XCollector:
