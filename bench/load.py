@@ -80,6 +80,10 @@ def main() -> None:
     parser.add_argument("--posts", type=int, default=1_000_000)
     parser.add_argument("--windows", type=int, default=168, help="hourly windows to backfill (168 = a week)")
     parser.add_argument("--out", type=Path, default=REPO / "bench" / "LOAD_RESULTS.md")
+    parser.add_argument("--sizes", default="1,12,48,167", help="single-window sizes in hours, comma-separated")
+    parser.add_argument("--timeout", type=float, default=30.0,
+                        help="the collector's read timeout: the sandbox answers a large window's first page slowly "
+                             "(it evaluates the query over the whole window in Python)")
     args = parser.parse_args()
 
     port = free_port()
@@ -90,7 +94,7 @@ def main() -> None:
         "TRUSTWATCH_DATABASE_URL": f"sqlite:///{workdir / 'load.db'}",
         "AIRFLOW_CONN_X_API": json.dumps({"conn_type": "http", "password": "sandbox-x-token",
                                           "extra": {"base_url": f"http://127.0.0.1:{port}",
-                                                    "max_query_length": 4096}}),
+                                                    "max_query_length": 4096, "timeout": args.timeout}}),
         "PYTHONPATH": str(REPO),
     })
     try:
@@ -116,7 +120,7 @@ def main() -> None:
         env["TRUSTWATCH_DATABASE_URL"] = f"sqlite:///{workdir / 'big.db'}"
         subprocess.run([PY, "-m", "trustwatch.cli", "db", "upgrade"], cwd=REPO, env=env, check=True,
                        capture_output=True)
-        for hours in (1, 12, 48, 167):
+        for hours in (int(h) for h in args.sizes.split(",")):
             if hours > args.windows:
                 continue
             start = backfill_start
