@@ -27,6 +27,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from bench.ingest import drop_db, fresh_db  # noqa: E402  (one way to make and drop a bench database)
+
 
 def generate(path: Path, lines: int) -> None:
     from collectors.agencies import load_registry
@@ -50,26 +52,6 @@ def generate(path: Path, lines: int) -> None:
                 "__twarc": {"url": "https://api.twitter.com/2/tweets/search/stream", "version": "2.14.0"},
             }
             fh.write(json.dumps(line) + "\n")
-
-
-def make_db(admin: str) -> tuple[str, str]:
-    from sqlalchemy import create_engine, text
-
-    name = f"tw_bench_import_{os.getpid()}_{random.randrange(1 << 30)}"
-    eng = create_engine(admin, isolation_level="AUTOCOMMIT")
-    with eng.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
-    eng.dispose()
-    return name, admin.rsplit("/", 1)[0] + "/" + name
-
-
-def drop_db(admin: str, name: str) -> None:
-    from sqlalchemy import create_engine, text
-
-    eng = create_engine(admin, isolation_level="AUTOCOMMIT")
-    with eng.connect() as conn:
-        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    eng.dispose()
 
 
 def run_variant(variant: str, path: str, url: str) -> dict:
@@ -139,7 +121,7 @@ def main() -> None:
               f"{time.perf_counter() - t0:.0f} s", flush=True)
         results = []
         for variant in ("baseline", "import_all", "import_matched"):
-            name, url = make_db(admin)
+            name, url = fresh_db(admin)
             try:
                 out = subprocess.run([sys.executable, __file__, "--child", variant, str(path), url],
                                      check=True, capture_output=True, text=True)

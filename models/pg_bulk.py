@@ -175,8 +175,8 @@ def write_rows_pg(
     run_id: int | None,
     now: dt.datetime,
     clear_staging: bool = False,
-) -> tuple[int, int]:
-    """Stage and merge one page; returns (new posts, mention rows written).
+) -> int:
+    """Stage and merge one page; returns how many posts were new.
 
     ``clear_staging``: empty the staging tables afterwards, for a caller that keeps the transaction open
     across pages (otherwise ON COMMIT DELETE ROWS does it).
@@ -204,4 +204,4 @@ def write_rows_pg(
     new = conn.execute(text(_MERGE_POSTS), params).scalar_one() if posts else 0
     if clear_staging:
         conn.exec_driver_sql("DELETE FROM tw_stage_authors; DELETE FROM tw_stage_posts; DELETE FROM tw_stage_mentions")
-    return new, len({(m.platform, m.platform_post_id, m.agency_slug, m.match_kind, m.matched_term) for m in mentions})
+    return int(new)

@@ -338,12 +338,14 @@ def _write(
     if conn.dialect.name == "postgresql":
         from models.pg_bulk import write_rows_pg
 
-        new, n_mentions = write_rows_pg(conn, posts, authors, mentions, agencies, run_id, now,
-                                        clear_staging=not owns_transaction)
+        new = write_rows_pg(conn, posts, authors, mentions, agencies, run_id, now,
+                            clear_staging=not owns_transaction)
     else:
-        new, n_mentions = _write_rows(conn, posts, authors, mentions, agencies, run_id, now)
+        new = _write_rows(conn, posts, authors, mentions, agencies, run_id, now)
     _write_rejects_and_ledger(conn, page, run_id, now, len(posts), new, rejects)
-    return WriteResult(seen=len(posts), new=new, updated=len(posts) - new, rejected=len(rejects), mentions=n_mentions)
+    # mentions were made unique per (post, agency, kind, term) above: each is one row of post_mentions
+    return WriteResult(seen=len(posts), new=new, updated=len(posts) - new, rejected=len(rejects),
+                       mentions=len(mentions))
 
 
 def _write_rows(
@@ -354,8 +356,8 @@ def _write_rows(
     agencies: dict[str, int],
     run_id: int | None,
     now: dt.datetime,
-) -> tuple[int, int]:
-    """Portable path (SQLite): multi-row upserts with RETURNING."""
+) -> int:
+    """Portable path (SQLite): multi-row upserts with RETURNING; returns how many posts were new."""
     author_ids = _upsert_authors(conn, authors, now)
     missing = {(p.platform, p.author_platform_id) for p in posts if p.author_platform_id} - author_ids.keys()
     author_ids.update(_lookup_authors(conn, missing))
@@ -410,7 +412,7 @@ def _write_rows(
         for chunk in _chunks(snapshots):
             conn.execute(MetricSnapshot.__table__.insert(), list(chunk))
 
-    return new, len(mention_rows)
+    return new
 
 
 def _write_rejects_and_ledger(

@@ -11,6 +11,7 @@ import difflib
 import functools
 import logging
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine
@@ -59,7 +60,7 @@ def engine(check: bool = True) -> Engine:
 def _registry_cached(directory: str | None) -> Any:
     from collectors.agencies import load_registry
 
-    return load_registry(None if directory is None else __import__("pathlib").Path(directory))
+    return load_registry(None if directory is None else Path(directory))
 
 
 def registry() -> Any:
@@ -398,7 +399,6 @@ def enrich(batch_size: int = 1000) -> dict[str, Any]:
 def reports_dir() -> Any:
     """Where the DAG writes its reports: TRUSTWATCH_REPORTS_DIR, else reports/ in the repository."""
     import os
-    from pathlib import Path
 
     from trustwatch.settings import REPO_ROOT
 
@@ -407,7 +407,6 @@ def reports_dir() -> Any:
 
 def report(out: str | None = None, agencies: Sequence[str] | None = None, since: str | None = None) -> str:
     """Write the self-contained HTML trend report; returns its path."""
-    from pathlib import Path
 
     from analysis.report import ReportError, write_report
 
