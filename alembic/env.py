@@ -10,6 +10,7 @@ from sqlalchemy import Connection
 from alembic import context
 from models.db import make_engine
 from models.tables import Base
+from trustwatch.migrate import check_references, sqlite_rebuild_mode
 
 VERSION_TABLE = "trustwatch_alembic_version"
 config = context.config
@@ -37,10 +38,11 @@ def run_migrations_online() -> None:
             context.run_migrations()
         return
     engine = make_engine(config.attributes.get("url"))
-    with engine.connect() as conn:
+    with engine.connect() as conn, sqlite_rebuild_mode(conn):
         _configure(conn)
         with context.begin_transaction():
             context.run_migrations()
+            check_references(conn)
     engine.dispose()
 
 

@@ -261,7 +261,10 @@ def validate_post(post: PostRecord) -> None:
     check_identifier(post.platform_post_id, "post id", 64)
     for name, width in _ID_FIELDS:
         value = getattr(post, name)
-        if value is not None:
+        # The common case (short ASCII text without NUL) in one expression; anything else gets the full check.
+        if value is not None and not (
+            value.__class__ is str and len(value) <= width and value.isascii() and "\x00" not in value
+        ):
             check_identifier(value, name, width)
     if post.kind not in POST_KINDS:
         raise RecordError(f"unknown post kind {post.kind!r}")

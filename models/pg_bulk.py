@@ -1,9 +1,11 @@
-"""PostgreSQL bulk path of ``write_page``: COPY a page into staging tables, then merge set-based.
+"""PostgreSQL bulk path of ``write_page``: COPY a page into a staging table, then merge set-based.
 
 Multi-row ``INSERT ... VALUES`` statements spend most of their time building and parsing SQL text; COPY
-streams rows instead, and one ``INSERT ... SELECT ... ON CONFLICT`` per table merges them by key (the
-approach of MeltanoLabs' target-postgres).  The staging tables are session-temporary with
-``ON COMMIT DELETE ROWS``, created once per connection, so a page costs no catalog churn.
+streams rows instead, and ``INSERT ... SELECT ... ON CONFLICT`` merges them by key (the approach of
+MeltanoLabs' target-postgres).  The posts of a page are COPied into one session-temporary table with
+``ON COMMIT DELETE ROWS``, created once per connection, each row carrying its mentions as a JSON array; the
+page's few distinct authors travel as one JSON parameter of their own statement.  Every extra staging table
+cost a COPY round trip and a truncation at each commit.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
+import orjson
 from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import Connection
 
@@ -18,38 +21,32 @@ from collectors.records import AuthorRecord, MentionRecord, PostRecord
 from models.types import clean_text, json_serializer
 
 _STAGING_DDL = """
-CREATE TEMP TABLE IF NOT EXISTS tw_stage_authors (
-    platform text, platform_user_id text, username text, display_name text, followers_count int,
-    following_count int, post_count int, account_created_at timestamptz, verified boolean, location text
-) ON COMMIT DELETE ROWS;
 CREATE TEMP TABLE IF NOT EXISTS tw_stage_posts (
     platform text, platform_post_id text, kind text, author_platform_id text, text text, title text,
     lang text, created_at timestamptz, url text, conversation_id text, parent_platform_id text,
     root_platform_id text, community text, like_count int, repost_count int, reply_count int,
     quote_count int, score int, withheld jsonb, removed_by_category text, edit_history_ids jsonb,
-    raw jsonb, deleted_reason text
-) ON COMMIT DELETE ROWS;
-CREATE TEMP TABLE IF NOT EXISTS tw_stage_mentions (
-    platform text, platform_post_id text, agency_id int, matched_term text, match_kind text,
-    start_offset int, end_offset int
-) ON COMMIT DELETE ROWS;
+    raw jsonb, deleted_reason text, mentions jsonb
+) ON COMMIT DELETE ROWS
 """
 
-_AUTHOR_COLS = ("platform", "platform_user_id", "username", "display_name", "followers_count",
-                "following_count", "post_count", "account_created_at", "verified", "location")
 _POST_COLS = ("platform", "platform_post_id", "kind", "author_platform_id", "text", "title", "lang",
               "created_at", "url", "conversation_id", "parent_platform_id", "root_platform_id", "community",
               "like_count", "repost_count", "reply_count", "quote_count", "score", "withheld",
-              "removed_by_category", "edit_history_ids", "raw", "deleted_reason")
-_MENTION_COLS = ("platform", "platform_post_id", "agency_id", "matched_term", "match_kind", "start_offset",
-                 "end_offset")
+              "removed_by_category", "edit_history_ids", "raw", "deleted_reason", "mentions")
+_COPY_POSTS = f"COPY tw_stage_posts ({', '.join(_POST_COLS)}) FROM STDIN"
 
+# Authors first, in key order, in a statement of their own: the posts statement then finds every author of
+# the page committed to this transaction, and two writers lock the authors they share in the same order.
 _MERGE_AUTHORS = """
 INSERT INTO authors (platform, platform_user_id, username, display_name, followers_count, following_count,
                      post_count, account_created_at, verified, location, first_seen_at, last_seen_at)
 SELECT platform, platform_user_id, username, display_name, followers_count, following_count, post_count,
        account_created_at, verified, location, :now, :now
-FROM tw_stage_authors ORDER BY platform, platform_user_id
+FROM json_to_recordset(CAST(:authors AS json)) AS a(
+    platform text, platform_user_id text, username text, display_name text, followers_count int,
+    following_count int, post_count int, account_created_at timestamptz, verified boolean, location text)
+ORDER BY platform, platform_user_id
 ON CONFLICT (platform, platform_user_id) DO UPDATE SET
     username = COALESCE(EXCLUDED.username, authors.username),
     display_name = COALESCE(EXCLUDED.display_name, authors.display_name),
@@ -64,7 +61,10 @@ ON CONFLICT (platform, platform_user_id) DO UPDATE SET
 
 # Same merge rules as the portable path in store.py: first_collected_at never changes, a tombstone keeps
 # its scrubbed content, counters keep the last known value when a response omits them.  Mentions and
-# metric snapshots join the page's own upserted rows (CTE "up"), never the whole posts table.
+# metric snapshots join the page's own upserted rows (CTE "up"), never the whole posts table.  A post this
+# statement inserted has no mentions yet, so its mentions skip the conflict check (a plain insert costs less
+# than ON CONFLICT's speculative one); a post seen before may have them already.  Mentions need no order of
+# their own against deadlocks: each writer holds the lock of a post before it adds the post's mentions.
 _MERGE_POSTS = """
 WITH up AS (
     INSERT INTO posts (platform, platform_post_id, kind, author_id, author_platform_id, text, title, lang,
@@ -106,24 +106,38 @@ WITH up AS (
         deleted_reason = COALESCE(posts.deleted_reason, EXCLUDED.deleted_reason)
     RETURNING id, platform, platform_post_id, created_at, first_collected_at
 ),
-men AS (
+seen AS (
+    SELECT up.id, up.platform, up.created_at, up.first_collected_at = :now AS is_new, s.mentions,
+           s.like_count, s.repost_count, s.reply_count, s.quote_count, s.score
+    FROM up JOIN tw_stage_posts s ON s.platform = up.platform AND s.platform_post_id = up.platform_post_id
+),
+new_mentions AS (
     INSERT INTO post_mentions (post_id, agency_id, matched_term, match_kind, start_offset, end_offset,
                                post_created_at, platform)
-    SELECT up.id, m.agency_id, m.matched_term, m.match_kind, m.start_offset, m.end_offset, up.created_at,
-           m.platform
-    FROM tw_stage_mentions m
-    JOIN up ON up.platform = m.platform AND up.platform_post_id = m.platform_post_id
-    ORDER BY up.id, m.agency_id, m.match_kind, m.matched_term
+    SELECT seen.id, m.a, m.t, m.k, m.s, m.e, seen.created_at, seen.platform
+    FROM seen CROSS JOIN LATERAL jsonb_to_recordset(seen.mentions) AS m(a int, t text, k text, s int, e int)
+    WHERE seen.is_new
+),
+more_mentions AS (
+    INSERT INTO post_mentions (post_id, agency_id, matched_term, match_kind, start_offset, end_offset,
+                               post_created_at, platform)
+    SELECT seen.id, m.a, m.t, m.k, m.s, m.e, seen.created_at, seen.platform
+    FROM seen CROSS JOIN LATERAL jsonb_to_recordset(seen.mentions) AS m(a int, t text, k text, s int, e int)
+    WHERE NOT seen.is_new
     ON CONFLICT (post_id, agency_id, match_kind, matched_term) DO NOTHING
 ),
 snap AS (
     INSERT INTO metric_snapshots (post_id, run_id, observed_at, like_count, repost_count, reply_count,
                                   quote_count, score)
-    SELECT up.id, :run_id, :now, s.like_count, s.repost_count, s.reply_count, s.quote_count, s.score
-    FROM up JOIN tw_stage_posts s ON s.platform = up.platform AND s.platform_post_id = up.platform_post_id
+    SELECT id, :run_id, :now, like_count, repost_count, reply_count, quote_count, score FROM seen
 )
-SELECT count(*) FILTER (WHERE first_collected_at = :now) FROM up
+SELECT count(*) FILTER (WHERE is_new) FROM seen
 """
+
+# Parsed once: text() scans a statement this long for bind parameters in about 70 µs.
+_MERGE_AUTHORS_SQL = text(_MERGE_AUTHORS)
+_MERGE_POSTS_SQL = text(_MERGE_POSTS)
+
 
 def ensure_staging(conn: Connection) -> None:
     """Create the staging tables once per connection.
@@ -157,13 +171,21 @@ def _json(value: Any) -> str | None:
     return None if value is None else json_serializer(value)
 
 
-def _copy(conn: Connection, table: str, cols: tuple[str, ...], rows: list[tuple[Any, ...]]) -> None:
-    if not rows:
-        return
-    cursor = conn.connection.driver_connection.cursor()  # the psycopg connection under this transaction
-    with cursor, cursor.copy(f"COPY {table} ({', '.join(cols)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row(row)
+def _mentions_by_post(
+    mentions: list[MentionRecord], agencies: dict[str, int]
+) -> dict[tuple[str, str], list[dict[str, Any]]]:
+    """Each post's mentions, unique on the key of post_mentions (with the term cut to its column width)."""
+    by_post: dict[tuple[str, str], list[dict[str, Any]]] = {}
+    keys: set[tuple[str, str, int, str, str]] = set()
+    for m in mentions:
+        agency_id, term = agencies[m.agency_slug], m.matched_term[:200]
+        key = (m.platform, m.platform_post_id, agency_id, m.match_kind, term)
+        if key in keys:
+            continue
+        keys.add(key)
+        by_post.setdefault(key[:2], []).append({"a": agency_id, "t": term, "k": m.match_kind, "s": m.start,
+                                               "e": m.end})
+    return by_post
 
 
 def write_rows_pg(
@@ -178,30 +200,34 @@ def write_rows_pg(
 ) -> int:
     """Stage and merge one page; returns how many posts were new.
 
-    ``clear_staging``: empty the staging tables afterwards, for a caller that keeps the transaction open
+    ``clear_staging``: empty the staging table afterwards, for a caller that keeps the transaction open
     across pages (otherwise ON COMMIT DELETE ROWS does it).
     """
-    ensure_staging(conn)
-    _copy(conn, "tw_stage_authors", _AUTHOR_COLS, [
-        (a.platform, a.platform_user_id, clean_text(a.username), clean_text(a.display_name), a.followers_count,
-         a.following_count, a.post_count, a.account_created_at, a.verified, clean_text(a.location))
-        for a in authors
-    ])
-    _copy(conn, "tw_stage_posts", _POST_COLS, [
-        (p.platform, p.platform_post_id, p.kind, p.author_platform_id, clean_text(p.text) or "", clean_text(p.title),
-         p.lang, p.created_at, p.url, p.conversation_id, p.parent_platform_id, p.root_platform_id, p.community,
-         p.metrics.likes, p.metrics.reposts, p.metrics.replies, p.metrics.quotes, p.metrics.score,
-         _json(p.withheld), p.removed_by_category, _json(p.edit_history_ids), _json(p.raw), p.deleted_reason)
-        for p in posts
-    ])
-    _copy(conn, "tw_stage_mentions", _MENTION_COLS, [
-        (m.platform, m.platform_post_id, agencies[m.agency_slug], m.matched_term[:200], m.match_kind, m.start, m.end)
-        for m in mentions
-    ])
-    params = {"now": now, "run_id": run_id}
     if authors:
-        conn.execute(text(_MERGE_AUTHORS), params)
-    new = conn.execute(text(_MERGE_POSTS), params).scalar_one() if posts else 0
+        conn.execute(_MERGE_AUTHORS_SQL, {"now": now, "authors": orjson.dumps([
+            {"platform": a.platform, "platform_user_id": a.platform_user_id, "username": clean_text(a.username),
+             "display_name": clean_text(a.display_name), "followers_count": a.followers_count,
+             "following_count": a.following_count, "post_count": a.post_count,
+             "account_created_at": a.account_created_at, "verified": a.verified,
+             "location": clean_text(a.location)}
+            for a in authors
+        ]).decode()})
+    if not posts:
+        return 0
+    ensure_staging(conn)
+    by_post = _mentions_by_post(mentions, agencies)
+    cursor = conn.connection.driver_connection.cursor()  # the psycopg connection under this transaction
+    with cursor, cursor.copy(_COPY_POSTS) as copy:
+        for p in posts:
+            m = p.metrics
+            copy.write_row((
+                p.platform, p.platform_post_id, p.kind, p.author_platform_id, clean_text(p.text) or "",
+                clean_text(p.title), p.lang, p.created_at, p.url, p.conversation_id, p.parent_platform_id,
+                p.root_platform_id, p.community, m.likes, m.reposts, m.replies, m.quotes, m.score,
+                _json(p.withheld), p.removed_by_category, _json(p.edit_history_ids), _json(p.raw),
+                p.deleted_reason, _json(by_post.get((p.platform, p.platform_post_id))),
+            ))
+    new = conn.execute(_MERGE_POSTS_SQL, {"now": now, "run_id": run_id}).scalar_one()
     if clear_staging:
-        conn.exec_driver_sql("DELETE FROM tw_stage_authors; DELETE FROM tw_stage_posts; DELETE FROM tw_stage_mentions")
+        conn.exec_driver_sql("DELETE FROM tw_stage_posts")
     return int(new)

@@ -264,6 +264,11 @@ def _reject_rows(rejects: list[RejectRecord], run_id: int | None, now: dt.dateti
 _AUTHOR_TEXT_WIDTHS = {"username": 100, "display_name": 200, "location": 200}
 
 
+def _author_key(key: tuple[Any, Any]) -> tuple[str, str]:
+    """Sort key for (platform, author id) pairs that may hold a bad id (None, not text)."""
+    return (str(key[0]), str(key[1]))
+
+
 def _checked_author(a: AuthorRecord, rejects: list[RejectRecord]) -> AuthorRecord | None:
     """The author ready for the store, or None (kept aside as a reject) when its id cannot be stored."""
     if not a.platform_user_id:
@@ -300,12 +305,16 @@ def write_page(engine: Engine | Connection, page: Page, run_id: int | None = Non
             continue
         valid[(post.platform, post.platform_post_id)] = post
     posts = [valid[k] for k in sorted(valid)]  # a stable order keeps concurrent writers from deadlocking
-    authors_by_key: dict[tuple[str, str], AuthorRecord] = {}
+    # A page repeats an author with each of their posts: the last record of each counts (the same id is
+    # valid or not in every copy, so checking one per author is enough).
+    latest: dict[tuple[Any, Any], AuthorRecord] = {}
     for a in page.authors:
-        checked = _checked_author(a, rejects)
-        if checked is not None:
-            authors_by_key[(checked.platform, checked.platform_user_id)] = checked
-    authors = [authors_by_key[k] for k in sorted(authors_by_key)]
+        try:
+            latest[(a.platform, a.platform_user_id)] = a
+        except TypeError:  # an id of a type that cannot even be a key: rejected with its reason
+            _checked_author(a, rejects)
+    authors = [a for a in (_checked_author(latest[k], rejects) for k in sorted(latest, key=_author_key))
+               if a is not None]
 
     if isinstance(engine, Connection):
         return _write(engine, page, run_id, now, posts, authors, rejects, owns_transaction=False)

@@ -87,10 +87,11 @@ def test_the_role_is_a_group_without_login_and_the_migration_is_repeatable(pg_st
 
 
 def test_on_sqlite_the_migration_is_a_no_op(sqlite_engine: Engine) -> None:
+    migrate.downgrade(sqlite_engine, "0003")
     before = relations_sqlite(sqlite_engine)
     migrate.downgrade(sqlite_engine, "0002")
     assert relations_sqlite(sqlite_engine) == before
-    migrate.upgrade(sqlite_engine)
+    migrate.upgrade(sqlite_engine, "0003")
     assert relations_sqlite(sqlite_engine) == before
 
 

@@ -92,3 +92,54 @@ def test_drift_is_detected(tmp_path: Path) -> None:
         ctx = MigrationContext.configure(conn, opts={"version_table": "trustwatch_alembic_version"})
         diff = compare_metadata(ctx, meta)
     assert any(d[0] == "add_column" and d[3].name == "extra_column" for d in diff)
+
+
+def check_0004_keeps_data(engine: Engine) -> None:
+    """Migration 0004 rebuilds `posts` on SQLite: the stored posts, their authors and the scores that reference
+    them (ON DELETE CASCADE) must survive the upgrade and the downgrade."""
+    from models import store
+    from tests.store_helpers import AGENCIES, make_page
+
+    migrate.upgrade(engine, "0003")
+    store.sync_agencies(engine, AGENCIES)
+    store.write_page(engine, make_page(range(20)))
+    with engine.begin() as conn:
+        conn.execute(text(
+            "INSERT INTO post_scores (post_id, agency_id, scorer, scorer_version, sentiment, trust_score, scored_at) "
+            "SELECT p.id, m.agency_id, 'test', '1', 0.5, 0.5, p.created_at "
+            "FROM posts p JOIN post_mentions m ON m.post_id = p.id"
+        ))
+
+    def counts() -> dict[str, int]:
+        with engine.connect() as conn:
+            return {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
+                    for t in ("posts", "authors", "post_mentions", "post_scores", "agency_mentions")}
+
+    before = counts()
+    assert before["posts"] == 20 and before["post_scores"] == 40
+    migrate.upgrade(engine)
+    assert counts() == before
+    assert [fk for fk in inspect(engine).get_foreign_keys("posts") if fk["referred_table"] == "authors"] == []
+    assert "ix_posts_platform_created_at" not in {i["name"] for i in inspect(engine).get_indexes("posts")}
+    with engine.connect() as conn:  # the rebuilt table keeps the store's queries working
+        assert conn.execute(text("SELECT count(*) FROM agency_mentions WHERE author IS NOT NULL")).scalar_one() == 40
+    migrate.downgrade(engine, "0003")
+    assert counts() == before
+    assert [fk["referred_table"] for fk in inspect(engine).get_foreign_keys("posts")] == ["authors"]
+    migrate.upgrade(engine)
+    assert counts() == before and drift(engine) == []
+
+
+def test_sqlite_0004_keeps_data(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    check_0004_keeps_data(engine)
+    with engine.connect() as conn:  # the pragmas are back on for the store's own writes
+        assert conn.execute(text("pragma foreign_keys")).scalar_one() == 1
+        assert conn.execute(text("pragma legacy_alter_table")).scalar_one() == 0
+
+
+@pytest.mark.postgres
+def test_postgres_0004_keeps_data(pg_server) -> None:
+    engine = make_engine(pg_server.create("tw_m0004"))
+    check_0004_keeps_data(engine)
+    engine.dispose()

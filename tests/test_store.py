@@ -107,6 +107,26 @@ def test_edit_updates_text_and_keeps_first_collected(store_engine_synced: Engine
     assert after[pid]["created_at"].tzinfo is not None
 
 
+def test_a_post_seen_again_gains_only_its_new_mentions(store_engine_synced: Engine) -> None:
+    """A page mixing new posts and posts seen before: the new ones get all their mentions, the old ones only the
+    mentions they did not have (an edit that names another agency), and no mention is stored twice."""
+    engine = store_engine_synced
+    store.write_page(engine, make_page(range(3)))
+    page = make_page(range(5))  # posts 0-2 seen before, 3-4 new
+    old_id = page.posts[1].platform_post_id
+    page.mentions.append(MentionRecord("x", old_id, AGENCIES[2].slug, AGENCIES[2].name, "name", 5, 10))
+    result = store.write_page(engine, page)
+    assert (result.seen, result.new, result.updated) == (5, 2, 3)
+    with engine.connect() as conn:
+        rows = conn.execute(text(
+            "SELECT p.platform_post_id, a.slug, m.matched_term, m.start_offset FROM post_mentions m "
+            "JOIN posts p ON p.id = m.post_id JOIN agencies a ON a.id = m.agency_id"
+        )).all()
+    assert len(rows) == 5 * 2 + 1
+    assert len({(r[0], r[1], r[2]) for r in rows}) == len(rows)
+    assert (old_id, AGENCIES[2].slug, AGENCIES[2].name, 5) in rows
+
+
 def test_deleted_state_is_recorded_and_tombstones_keep_scrubbed(store_engine_synced: Engine) -> None:
     engine = store_engine_synced
     page = make_page(range(2))
@@ -267,18 +287,18 @@ def test_records_types_are_enforced() -> None:
 
 @pytest.mark.postgres
 def test_a_failed_first_page_does_not_break_the_next_one(pg_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
-    """The staging tables are created once per connection; a rollback of that first transaction undoes the
-    creation, and the next page on the same connection must create them again."""
+    """The staging table is created once per connection; a rollback of that first transaction undoes the
+    creation, and the next page on the same connection must create it again."""
     from models import pg_bulk
     from models.store import sync_agencies
 
     sync_agencies(pg_engine, AGENCIES)
     pg_engine.dispose()  # a fresh connection: no staging tables yet
-    good_sql = pg_bulk._MERGE_POSTS
-    monkeypatch.setattr(pg_bulk, "_MERGE_POSTS", "SELECT no_such_column FROM tw_stage_posts")
+    good_sql = pg_bulk._MERGE_POSTS_SQL
+    monkeypatch.setattr(pg_bulk, "_MERGE_POSTS_SQL", text("SELECT no_such_column FROM tw_stage_posts"))
     with pytest.raises(Exception, match="no_such_column"):
         store.write_page(pg_engine, make_page(range(3)))
-    monkeypatch.setattr(pg_bulk, "_MERGE_POSTS", good_sql)
+    monkeypatch.setattr(pg_bulk, "_MERGE_POSTS_SQL", good_sql)
     result = store.write_page(pg_engine, make_page(range(3)))
     assert result.new == 3 and counts(pg_engine)["posts"] == 3
 

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 from alembic.config import Config
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from alembic import command
 from trustwatch.settings import REPO_ROOT
@@ -20,11 +23,41 @@ def alembic_config(engine: Engine | None = None) -> Config:
     return cfg
 
 
+@contextlib.contextmanager
+def sqlite_rebuild_mode(conn: Connection) -> Iterator[None]:
+    """On SQLite, let migrations rebuild tables (Alembic's batch mode) without side effects.
+
+    Dropping the old table would cascade into the tables that reference it while foreign keys are on, and
+    renaming the rebuilt table fails while a view names the dropped one; both pragmas only act outside a
+    transaction, so this wraps it.  Pair it with :func:`check_references` inside the transaction.
+    """
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    raw = conn.connection.driver_connection
+    raw.execute("PRAGMA foreign_keys = OFF")
+    raw.execute("PRAGMA legacy_alter_table = ON")
+    try:
+        yield
+    finally:
+        raw.execute("PRAGMA legacy_alter_table = OFF")
+        raw.execute("PRAGMA foreign_keys = ON")
+
+
+def check_references(conn: Connection) -> None:
+    """Fail the migration (before it commits) if a SQLite table rebuild left a broken reference."""
+    if conn.dialect.name == "sqlite":
+        broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+        if broken:
+            raise RuntimeError(f"the migration left {len(broken)} broken references, e.g. {tuple(broken[0])}")
+
+
 def _run(engine: Engine, action: str, revision: str) -> None:
     cfg = alembic_config(engine)
-    with engine.begin() as conn:
+    with engine.connect() as conn, sqlite_rebuild_mode(conn), conn.begin():
         cfg.attributes["connection"] = conn
         getattr(command, action)(cfg, revision)
+        check_references(conn)
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
