@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import gc
+import os
 import platform
 import random
 import re
@@ -258,6 +259,7 @@ def main() -> None:
     # Interleave: every chunk runs for every size and method back to back, best of N, so a busy
     # shared machine slows all methods alike instead of whichever happened to run at the time.
     per_chunk = args.posts // chunks
+    load_before = os.getloadavg()[0]
     for rep in range(args.repeats):
         for c in range(chunks):
             for setup in setups:
@@ -292,8 +294,9 @@ def main() -> None:
         "",
         f"`bench/matching.py --posts {args.posts}` on {platform.python_implementation()} "
         f"{platform.python_version()}, {platform.machine()}, one process, best of {args.repeats} per chunk of "
-        f"{per_chunk:,} posts with the methods interleaved (the 2-core machine was shared with other work, so "
-        "absolute numbers are conservative). Synthetic posts of realistic length; about 40% name "
+        f"{per_chunk:,} posts with the methods interleaved; {os.cpu_count()} CPUs, 1-minute load average "
+        f"{load_before:.2f} when the timing began (other work on the machine lowers the absolute rates, not the "
+        "ratios). Synthetic posts of realistic length; about 40% name "
         "an agency. The full matcher includes NFKC/casefold normalization with offsets, URL and e-mail "
         "masking, word-boundary and overlap resolution and the disambiguation of acronyms; the baselines "
         "only find keywords.",
