@@ -333,6 +333,56 @@ def _scan_form(norm: str) -> str:
     return f" {_NON_WORD_RE.sub(' ', norm)} "
 
 
+#: ASCII text straight to scan form: letters lowercased as well, so a post needs no ``str.lower`` to be scanned.
+_SCAN_FOLD_BYTES = bytes(
+    ord(chr(c).lower()) if (chr(c).isalnum() or chr(c) in "_@#") else 32 for c in range(128)
+) + bytes(range(128, 256))
+#: Per non-ASCII character: the one Latin-1 character that stands for it in scan form (" " for emoji, quotes,
+#: dashes and spaces, "n" for a full-width "Ｎ", "é" for "É"), or "" when there is none (Greek, CJK, characters
+#: that fold to another length).
+_SCAN_CHARS: dict[str, str] = {}
+
+
+def _scan_char(ch: str) -> str:
+    """How one non-ASCII character appears in scan form, when that is a Latin-1 character (cached), else ""."""
+    info = _CHAR_FOLDS[ch] if ch in _CHAR_FOLDS else _char_fold(ch)
+    if info == "":
+        stand_in = ""
+    else:
+        folded = ch.lower() if info is None else info[1]  # type: ignore[index]
+        if not (folded.isalnum() or folded in "_@#"):
+            stand_in = " "
+        else:
+            stand_in = folded if ord(folded) < 256 else ""
+    if len(_SCAN_CHARS) < 100_000:
+        _SCAN_CHARS[ch] = stand_in
+    return stand_in
+
+
+#: Latin-1 text straight to scan form (the characters without a Latin-1 stand-in never reach it).
+_SCAN_LATIN1_BYTES = _SCAN_FOLD_BYTES[:128] + bytes(ord(_scan_char(chr(c)) or " ") for c in range(128, 256))
+
+
+def _quick_scan(text: str) -> str | None:
+    """Scan form straight from the original text, or None when that needs the full normalization first.
+
+    Equal to ``_scan_form(normalize_text(text)[0])`` whenever it returns a string: ASCII text, and text whose
+    non-ASCII characters each stand for one Latin-1 character in scan form (emoji, curly quotes, dashes, no-break
+    spaces, full-width forms, accented Latin letters), which covers most posts.  The matcher then normalizes only
+    the posts it finds a term in.
+    """
+    if text.isascii():
+        return f" {text.encode('ascii').translate(_SCAN_FOLD_BYTES).decode('ascii')} "
+    chars = _SCAN_CHARS
+    for ch in set(_NON_ASCII_RE.findall(text)):
+        stand_in = chars[ch] if ch in chars else _scan_char(ch)
+        if not stand_in:
+            return None
+        if ch > "\xff":
+            text = text.replace(ch, stand_in)
+    return f" {text.encode('latin-1').translate(_SCAN_LATIN1_BYTES).decode('latin-1')} "
+
+
 def match_key(term: str) -> str:
     """The core of a term's automaton key: normalized, in scan form, trimmed ("L.A.P.D." -> "l a p d")."""
     return _scan_form(normalize_term(term)).strip()
@@ -831,11 +881,19 @@ class Matcher:
             if not sub:
                 sub = self._community_cache.setdefault(community, _normalize_community(community) or "")
             community_agencies = self._subreddits.get(sub, [])
-        norm, omap = normalize_text(text)
-        scan = _scan_form(norm)
+        scan = _quick_scan(text)
+        if scan is None:
+            norm, omap = normalize_text(text)
+            scan = _scan_form(norm)
+            hits: Any = self._automaton.iter(scan)
+        else:
+            hits = list(self._automaton.iter(scan))
+            if not hits and not community_agencies:
+                return []  # most posts: no term, no community, and no normalization needed
+            norm, omap = normalize_text(text)
         may_have_urls = "." in norm or "@" in norm
         strong: list[tuple[int, int, _Slot]] = []
-        for end_idx, (length, slot, skip) in self._automaton.iter(scan):
+        for end_idx, (length, slot, skip) in hits:
             # The key's trailing space sits at scan[end_idx], i.e. norm[end_idx - 1].
             end = end_idx - 1
             start = end - length

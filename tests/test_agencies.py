@@ -333,6 +333,37 @@ def test_offsets_always_point_at_the_term(before: str, after: str, term: str) ->
         assert normalize_text(written)[0].strip() == normalize_text(m.term)[0], (text, m)
 
 
+_ANY_TEXT = st.lists(
+    st.one_of(
+        st.sampled_from([*" \n\t\u00a0\u3000\u2028.,!?()'\"-@#_", "é", "É", "ß", "ﬁ", "🚓", "Ｘ", "＠", "＃", "５",
+                         "e\u0301", "警", "…", "İ", "’", "“", "—", "ς", "Σ", "\u200b", "\ufeff", "N", "y", "7"]),
+        st.characters(codec="utf-8"),
+    ),
+    max_size=40,
+).map("".join)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(text=_ANY_TEXT)
+def test_the_quick_scan_equals_the_full_normalization(text: str) -> None:
+    """The matcher scans most posts without normalizing them first: wherever it does, the scan form must be the
+    one of the fully normalized text, character for character (the offsets depend on it)."""
+    from collectors.agencies import _quick_scan, _scan_form
+
+    quick = _quick_scan(text)
+    if quick is not None:
+        assert quick == _scan_form(normalize_text(text)[0])
+
+
+def test_the_quick_scan_covers_emoji_quotes_and_full_width_text() -> None:
+    """Not vacuous: the usual non-ASCII of posts takes the quick path; Greek, CJK and "ß" do not."""
+    from collectors.agencies import _quick_scan
+
+    assert _quick_scan("NYPD 🚓 said “no” — ＮＹＰＤ＠x") == " nypd   said  no    nypd@x "
+    assert _quick_scan("Café de la Policía") == " café de la policía "
+    assert _quick_scan("Straße, σ, 警察") is None
+
+
 def test_normalization_is_nfkc_casefold() -> None:
     raw = "Ｓｔｒａßｅ ﬁne\u00a0 Ｘ’s"
     norm, omap = normalize_text(raw)

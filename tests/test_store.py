@@ -184,6 +184,24 @@ def test_text_postgres_would_refuse_is_cleaned(store_engine_synced: Engine) -> N
     assert row["raw"]["nested"] == ["?"] or row["raw"]["nested"][0] != "\ud83d"
 
 
+def test_quotes_backslashes_and_controls_survive_the_bulk_path(store_engine_synced: Engine) -> None:
+    """Author fields and mention terms travel as JSON on PostgreSQL: every character that JSON or COPY
+    escapes comes back as written (NUL and lone surrogates, which PostgreSQL refuses, are cleaned)."""
+    engine = store_engine_synced
+    page = make_page(range(1))
+    name = 'Ann "the\\cop" O\'Neil\ttab\nline 🚓 \u00e9'
+    page.authors[0] = dataclasses.replace(page.authors[0], display_name=name + "\x00", location="\ud800Zürich")
+    term = 'Sheriff\'s "Office" \\ {x}'
+    page.mentions[0] = dataclasses.replace(page.mentions[0], matched_term=term)
+    store.write_page(engine, page)
+    author = snapshot(engine, Author)[0]
+    assert author["display_name"] == name
+    assert author["location"].endswith("Zürich") and "\ud800" not in author["location"]
+    with engine.connect() as conn:
+        terms = set(conn.execute(select(PostMention.matched_term)).scalars())
+    assert term in terms
+
+
 def test_view_agency_mentions(store_engine_synced: Engine) -> None:
     engine = store_engine_synced
     store.write_page(engine, make_page(range(5)))
