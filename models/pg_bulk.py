@@ -140,7 +140,7 @@ _MERGE_POSTS_SQL = text(_MERGE_POSTS)
 
 
 def ensure_staging(conn: Connection) -> None:
-    """Create the staging tables once per connection.
+    """Create the staging table once per connection.
 
     A temporary table lives as long as the session, but its creation is undone if the creating
     transaction rolls back; ``track_staging`` (installed on PostgreSQL engines by ``make_engine``) keeps the

@@ -19,6 +19,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 from collectors.records import (
+    MAX_COUNTER,
     AuthorRecord,
     MentionRecord,
     Page,
@@ -278,9 +279,17 @@ def _checked_author(a: AuthorRecord, rejects: list[RejectRecord]) -> AuthorRecor
     except RecordError as exc:
         rejects.append(RejectRecord(a.platform, str(exc), repr(a)[:2000]))
         return None
-    too_long = {f: getattr(a, f)[:w] for f, w in _AUTHOR_TEXT_WIDTHS.items()
-                if isinstance(getattr(a, f), str) and len(getattr(a, f)) > w}
-    return dataclasses.replace(a, **too_long) if too_long else a
+    fixes: dict[str, Any] = {f: getattr(a, f)[:w] for f, w in _AUTHOR_TEXT_WIDTHS.items()
+                             if isinstance(getattr(a, f), str) and len(getattr(a, f)) > w}
+    # Profile counts and the verified flag describe the author, not the post: a value the columns cannot hold
+    # is unknown (NULL, so the last known value stays), never a reason to lose the page.
+    for f in ("followers_count", "following_count", "post_count"):
+        count = getattr(a, f)
+        if count is not None and not (isinstance(count, int) and -MAX_COUNTER <= count <= MAX_COUNTER):
+            fixes[f] = None
+    if a.verified is not None and not isinstance(a.verified, bool):
+        fixes["verified"] = None
+    return dataclasses.replace(a, **fixes) if fixes else a
 
 
 def write_page(engine: Engine | Connection, page: Page, run_id: int | None = None) -> WriteResult:

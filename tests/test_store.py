@@ -184,6 +184,23 @@ def test_text_postgres_would_refuse_is_cleaned(store_engine_synced: Engine) -> N
     assert row["raw"]["nested"] == ["?"] or row["raw"]["nested"][0] != "\ud83d"
 
 
+def test_author_counts_the_columns_cannot_hold_become_unknown(store_engine_synced: Engine) -> None:
+    """A malformed profile count (over 32 bits, not a number) or verified flag costs the author's field,
+    not the page."""
+    engine = store_engine_synced
+    store.write_page(engine, make_page(range(1)))
+    page = make_page(range(1, 3))
+    page.authors[0] = dataclasses.replace(page.authors[0], followers_count=10**12, verified="yes")  # type: ignore[arg-type]
+    page.authors[1] = dataclasses.replace(page.authors[1], following_count="many")  # type: ignore[arg-type]
+    result = store.write_page(engine, page)
+    assert (result.new, result.rejected) == (2, 0)
+    authors = {r["platform_user_id"]: r for r in snapshot(engine, Author)}
+    first = authors[page.authors[0].platform_user_id]
+    assert first["followers_count"] is None and first["verified"] is None
+    assert authors[page.authors[1].platform_user_id]["following_count"] is None
+    assert counts(engine)["posts"] == 3
+
+
 def test_quotes_backslashes_and_controls_survive_the_bulk_path(store_engine_synced: Engine) -> None:
     """Author fields and mention terms travel as JSON on PostgreSQL: every character that JSON or COPY
     escapes comes back as written (NUL and lone surrogates, which PostgreSQL refuses, are cleaned)."""

@@ -27,9 +27,10 @@ def alembic_config(engine: Engine | None = None) -> Config:
 def sqlite_rebuild_mode(conn: Connection) -> Iterator[None]:
     """On SQLite, let migrations rebuild tables (Alembic's batch mode) without side effects.
 
-    Dropping the old table would cascade into the tables that reference it while foreign keys are on, and
-    renaming the rebuilt table fails while a view names the dropped one; both pragmas only act outside a
-    transaction, so this wraps it.  Pair it with :func:`check_references` inside the transaction.
+    Dropping the old table would cascade into the tables that reference it while foreign keys are on (and
+    that pragma only acts outside a transaction, so this wraps it), and renaming the rebuilt table fails while
+    a view names the dropped one unless the legacy rename rules apply.  Pair it with :func:`check_references`
+    inside the transaction.
     """
     if conn.dialect.name != "sqlite":
         yield
