@@ -9,9 +9,10 @@ up to 100 fullnames), and what is gone becomes a tombstone: text emptied, title 
 scrubbed too.  The analyst views leave tombstones out; a tombstone never gets its content back
 (``write_page`` keeps it scrubbed when the post is seen again).
 
-Reasons: ``not_found`` (X or Reddit no longer return it: deleted, or its account suspended or deactivated),
-``withheld`` (X withholds it in some or all countries), ``[deleted]`` / ``[removed]`` (Reddit shows the
-author deleted it, or a moderator or Reddit removed it).
+Reasons: ``not_found`` (X or Reddit no longer return it: deleted, or its account deactivated),
+``suspended`` and ``protected`` (X says so for the id: its account is suspended, or protected so that only
+approved followers see it), ``withheld`` (X withholds it in some or all countries), ``[deleted]`` /
+``[removed]`` (Reddit shows the author deleted it, or a moderator or Reddit removed it).
 """
 
 from __future__ import annotations
@@ -72,7 +73,7 @@ def _x_verdicts(collector: Any, ids: Sequence[str]) -> tuple[dict[str, str], Any
         if post_id in unreadable:
             continue
         if post is None:
-            verdicts[post_id] = "not_found"
+            verdicts[post_id] = page.unavailable.get(post_id, "not_found")
         elif post.withheld:
             verdicts[post_id] = "withheld"
     return verdicts, page

@@ -130,6 +130,9 @@ class Page:
     coverage_gap: bool = False
     #: Parts of the source left out with the reason, e.g. "r/foo: 403 private"; kept in the ledger notes.
     skipped: list[str] = field(default_factory=list)
+    #: Ids a lookup asked for that the platform reported unavailable, with its reason ("not_found",
+    #: "suspended", "protected"); compliance tombstones them with it.
+    unavailable: dict[str, str] = field(default_factory=dict)
 
     def extend(self, other: Page) -> None:
         """Merge another page's records into this one (used when a source yields sub-pages)."""
@@ -140,6 +143,7 @@ class Page:
         self.api_errors += other.api_errors
         self.coverage_gap = self.coverage_gap or other.coverage_gap
         self.skipped.extend(other.skipped)
+        self.unavailable.update(other.unavailable)
 
 
 @dataclass(slots=True)

@@ -215,6 +215,32 @@ def _version_key(record: PostRecord) -> tuple[int, str]:
     return (len(own), own)
 
 
+def _unavailable_ids(errors: list[Any]) -> dict[str, str]:
+    """{tweet id: reason} from the per-id ``errors[]`` of a tweet lookup (parameter ``ids``).
+
+    The shapes are X's (see the recordings): "Not Found Error" (``resource-not-found``) for a deleted tweet,
+    the same type with "User has been suspended" when its account is, and "Authorization Error"
+    (``not-authorized-for-resource``) when the account is protected.  Errors about included objects
+    (``referenced_tweets.id``, mentioned users) say nothing about the looked-up tweets and are left out.
+    """
+    reasons: dict[str, str] = {}
+    for error in errors:
+        if not isinstance(error, dict) or error.get("parameter") not in ("ids", "id"):
+            continue
+        tweet_id = error.get("resource_id") or error.get("value")
+        if not isinstance(tweet_id, str | int) or not str(tweet_id).isdigit():
+            continue
+        kind = str(error.get("type") or "")
+        detail = str(error.get("detail") or "").lower()
+        if "suspended" in detail:
+            reasons[str(tweet_id)] = "suspended"
+        elif kind.endswith("/not-authorized-for-resource"):
+            reasons[str(tweet_id)] = "protected"
+        elif kind.endswith("/resource-not-found"):
+            reasons[str(tweet_id)] = "not_found"
+    return reasons
+
+
 def normalize_x_page(payload: Any, source: str | None = None) -> Page:
     """One raw X API v2 response (or one line of it as text) as a Page; never raises on bad input.
 
@@ -235,6 +261,8 @@ def normalize_x_page(payload: Any, source: str | None = None) -> Page:
     page = Page()
     errors = payload.get("errors")
     page.api_errors = len(errors) if isinstance(errors, list) else 0
+    if source == "tweets" and isinstance(errors, list):
+        page.unavailable = _unavailable_ids(errors)
     meta = payload.get("meta")
     if isinstance(meta, dict) and isinstance(meta.get("next_token"), str):
         page.cursor = meta["next_token"]

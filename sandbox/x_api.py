@@ -335,7 +335,7 @@ class XApi:
                 ids.add(tweet.stored_id)
                 for ref_type, ref_id in tweet.referenced:
                     ref = self.corpus.tweets.get(ref_id)
-                    if ref_type == "retweeted" and ref is not None and not ref.deleted:
+                    if ref_type == "retweeted" and ref is not None and not (ref.deleted or ref.protected):
                         ids.add(ref.stored_id)
         return ids
 
@@ -532,6 +532,14 @@ class XApi:
                             "parameter": "referenced_tweets.id", "resource_id": ref_id,
                             "type": "https://api.twitter.com/2/problems/resource-not-found",
                         })
+                    elif ref.protected:  # the shape recorded in twarc's entities_test.jsonl
+                        errors.append({
+                            "resource_id": ref_id, "parameter": "referenced_tweets.id", "resource_type": "tweet",
+                            "section": "includes", "title": "Authorization Error", "value": ref_id,
+                            "detail": f"Sorry, you are not authorized to see the Tweet with referenced_tweets.id: "
+                                      f"[{ref_id}].",
+                            "type": "https://api.twitter.com/2/problems/not-authorized-for-resource",
+                        })
                     elif ref_id not in included:
                         included[ref_id] = ref
         author_ids: list[str] = []
@@ -610,6 +618,13 @@ class XApi:
                     "value": tweet_id, "detail": f"Could not find tweet with ids: [{tweet_id}].",
                     "title": "Not Found Error", "resource_type": "tweet", "parameter": "ids",
                     "resource_id": tweet_id, "type": "https://api.twitter.com/2/problems/resource-not-found",
+                })
+            elif tweet.protected:  # the shape X gives for a protected tweet (recorded for referenced tweets)
+                errors.append({
+                    "resource_id": tweet_id, "parameter": "ids", "resource_type": "tweet", "section": "data",
+                    "title": "Authorization Error", "value": tweet_id,
+                    "detail": f"Sorry, you are not authorized to see the Tweet with ids: [{tweet_id}].",
+                    "type": "https://api.twitter.com/2/problems/not-authorized-for-resource",
                 })
             else:
                 found.append(tweet)

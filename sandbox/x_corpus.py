@@ -102,6 +102,8 @@ class XTweet:
     note_text: str | None = None
     withheld: list[str] | None = None
     deleted: bool = False
+    #: Its account went protected: only approved followers see it (search leaves it out, lookup refuses it).
+    protected: bool = False
     edit_history: list[str] = field(default_factory=list)
     likes: int = 0
     retweets: int = 0
@@ -477,7 +479,7 @@ class XCorpus:
 
     def searchable(self) -> list[XTweet]:
         """Posts search can return (not deleted), newest first."""
-        return [self.tweets[i] for i in self.order if not self.tweets[i].deleted]
+        return [t for t in (self.tweets[i] for i in self.order) if not (t.deleted or t.protected)]
 
     def searchable_between(self, start: dt.datetime | None, end: dt.datetime | None) -> list[XTweet]:
         """Live posts whose id falls in [start, end), newest first: a slice of the id order, found by bisection,
@@ -485,7 +487,7 @@ class XCorpus:
         ms = dt.timedelta(milliseconds=1)  # ids hold whole milliseconds: widen, the caller filters exactly
         lo = 0 if end is None else bisect.bisect_right(self._neg_ids, -snowflake_for(end + ms))
         hi = len(self.order) if start is None else bisect.bisect_right(self._neg_ids, -snowflake_for(start - ms))
-        return [t for t in (self.tweets[i] for i in self.order[lo:hi]) if not t.deleted]
+        return [t for t in (self.tweets[i] for i in self.order[lo:hi]) if not (t.deleted or t.protected)]
 
     def about(self, slug: str) -> set[str]:
         """Ids of live posts the generator meant to be about agency ``slug`` (reposts included)."""
@@ -494,4 +496,9 @@ class XCorpus:
     def delete(self, tweet_id: str) -> None:
         """Delete a post after the fact (for compliance checks)."""
         self.tweets[tweet_id].deleted = True
+        self.version += 1
+
+    def protect(self, tweet_id: str) -> None:
+        """Make a post's account protected after the fact (for compliance checks)."""
+        self.tweets[tweet_id].protected = True
         self.version += 1

@@ -83,11 +83,13 @@ def test_x_deleted_and_withheld_posts_are_tombstoned_in_batches_of_100(sandbox: 
     mentioned = visible_in_view(store)
     tweets = sandbox.x.corpus.tweets
     plain = sorted(i for i in mentioned if i in tweets and not tweets[i].edit_history)
-    doomed, withheld = plain[:5], plain[5:7]
+    doomed, withheld, protected = plain[:5], plain[5:7], plain[7:8]
     for tweet_id in doomed:
         sandbox.x.corpus.delete(tweet_id)
     for tweet_id in withheld:
         tweets[tweet_id].withheld = ["DE", "FR"]
+    for tweet_id in protected:
+        sandbox.x.corpus.protect(tweet_id)
     sandbox.clear_log()
 
     result = check_compliance(store, x_collector=x_collector(sandbox), max_age_days=30, now=END)
@@ -97,28 +99,30 @@ def test_x_deleted_and_withheld_posts_are_tombstoned_in_batches_of_100(sandbox: 
     assert all(len(r.query["ids"][0].split(",")) <= 100 for r in lookups)
     assert {i for r in lookups for i in r.query["ids"][0].split(",")} == set(before)  # tombstones not asked again
     assert result["x"]["checked"] == len(before)
-    assert result["x"]["reasons"] == {"not_found": 5, "withheld": 2}
+    assert result["x"]["reasons"] == {"not_found": 5, "withheld": 2, "protected": 1}
     after = posts(store, "x")
-    for tweet_id in doomed + withheld:
+    for tweet_id in doomed + withheld + protected:
         post = after[tweet_id]
         assert (post.text, post.title, post.raw) == ("", None, None)
         assert post.deleted_at is not None
     assert {after[i].deleted_reason for i in doomed} == {"not_found"}
     assert {after[i].deleted_reason for i in withheld} == {"withheld"}
-    untouched = set(before) - set(doomed) - set(withheld)
+    assert {after[i].deleted_reason for i in protected} == {"protected"}
+    untouched = set(before) - set(doomed) - set(withheld) - set(protected)
     assert all(after[i].text == before[i].text and after[i].deleted_at is None for i in untouched)
-    assert visible_in_view(store) == mentioned - set(doomed) - set(withheld)
+    assert visible_in_view(store) == mentioned - set(doomed) - set(withheld) - set(protected)
 
     with store.connect() as conn:
         ledger = conn.execute(select(CollectionRun.__table__).where(CollectionRun.source == "compliance")
                               .order_by(CollectionRun.id.desc())).first()
     assert (ledger.platform, ledger.status, ledger.posts_seen, ledger.posts_updated) == ("x", "success",
-                                                                                         len(before), 7)
-    assert ledger.requests == len(lookups) and ledger.notes["reasons"] == {"not_found": 5, "withheld": 2}
+                                                                                         len(before), 8)
+    assert ledger.requests == len(lookups)
+    assert ledger.notes["reasons"] == {"not_found": 5, "withheld": 2, "protected": 1}
 
     # the next check has nothing new to tombstone, and a later sighting does not bring content back
     again = check_compliance(store, x_collector=x_collector(sandbox), now=END)
-    assert again["x"]["checked"] == len(before) - 7 and again["x"]["tombstoned"] == 0
+    assert again["x"]["checked"] == len(before) - 8 and again["x"]["tombstoned"] == 0
     sandbox.x.corpus.tweets[withheld[0]].withheld = None
     page = x_collector(sandbox).lookup([withheld[0]])
     store_module.write_page(store, page)

@@ -169,6 +169,27 @@ def _tweet(**extra: object) -> dict:
     return base
 
 
+def test_a_lookup_says_why_each_missing_tweet_is_unavailable(realcases: Path) -> None:
+    """Compliance tombstones with X's own reason: the error objects of the recordings, as a lookup (parameter
+    ``ids``) returns them, map to not_found / protected / suspended; errors about included objects do not."""
+    recorded = [e for line in _lines(realcases / "x" / "twarc-csv" / "entities_test.jsonl")
+                for e in json.loads(line).get("errors", [])]
+    not_found = next(e for e in recorded if e["title"] == "Not Found Error" and e["resource_type"] == "tweet")
+    refused = next(e for e in recorded if e["title"] == "Authorization Error")
+    suspended = next(e for e in recorded if "suspended" in e["detail"])
+
+    def as_lookup(error: dict, tweet_id: str) -> dict:
+        return {**error, "parameter": "ids", "value": tweet_id, "resource_id": tweet_id}
+
+    body = {"data": [{"id": "1", "text": "still here", "author_id": "9"}],
+            "errors": [as_lookup(not_found, "2"), as_lookup(refused, "3"), as_lookup(suspended, "4"),
+                       not_found, refused]}  # the last two are about referenced tweets, not the ids asked
+    page = normalize_x_page(body, source="tweets")
+    assert page.unavailable == {"2": "not_found", "3": "protected", "4": "suspended"}
+    assert page.api_errors == 5
+    assert normalize_x_page(body, source="search").unavailable == {}  # only a lookup asks for ids
+
+
 def test_note_tweet_text_wins_over_the_truncated_text() -> None:
     long = "x" * 300 + " LAPD"
     page = normalize_x_page({"data": [_tweet(text=long[:280] + "…", note_tweet={"text": long})]})
