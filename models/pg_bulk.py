@@ -174,17 +174,12 @@ def _json(value: Any) -> str | None:
 def _mentions_by_post(
     mentions: list[MentionRecord], agencies: dict[str, int]
 ) -> dict[tuple[str, str], list[dict[str, Any]]]:
-    """Each post's mentions, unique on the key of post_mentions (with the term cut to its column width)."""
+    """Each post's mentions (``write_page`` made them unique on the key of post_mentions)."""
     by_post: dict[tuple[str, str], list[dict[str, Any]]] = {}
-    keys: set[tuple[str, str, int, str, str]] = set()
     for m in mentions:
-        agency_id, term = agencies[m.agency_slug], m.matched_term[:200]
-        key = (m.platform, m.platform_post_id, agency_id, m.match_kind, term)
-        if key in keys:
-            continue
-        keys.add(key)
-        by_post.setdefault(key[:2], []).append({"a": agency_id, "t": term, "k": m.match_kind, "s": m.start,
-                                               "e": m.end})
+        by_post.setdefault((m.platform, m.platform_post_id), []).append(
+            {"a": agencies[m.agency_slug], "t": m.matched_term[:200], "k": m.match_kind, "s": m.start, "e": m.end}
+        )
     return by_post
 
 

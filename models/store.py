@@ -344,7 +344,8 @@ def _write(
     known = {(p.platform, p.platform_post_id) for p in posts}
     mentions = unique_by(
         (m for m in page.mentions if (m.platform, m.platform_post_id) in known),
-        lambda m: (m.platform, m.platform_post_id, m.agency_slug, m.match_kind, m.matched_term),
+        # the key of post_mentions, with the term as stored (cut to its column's 200 characters)
+        lambda m: (m.platform, m.platform_post_id, m.agency_slug, m.match_kind, m.matched_term[:200]),
     )
     agencies = _cached_agency_ids(conn, {m.agency_slug for m in mentions})
     unknown = sorted({m.agency_slug for m in mentions} - agencies.keys())

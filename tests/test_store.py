@@ -127,6 +127,19 @@ def test_a_post_seen_again_gains_only_its_new_mentions(store_engine_synced: Engi
     assert (old_id, AGENCIES[2].slug, AGENCIES[2].name, 5) in rows
 
 
+def test_terms_equal_in_their_stored_200_characters_are_one_mention(store_engine_synced: Engine) -> None:
+    engine = store_engine_synced
+    page = make_page(range(1), mentions_per_post=0)
+    pid = page.posts[0].platform_post_id
+    long_term = "x" * 200
+    page.mentions += [MentionRecord("x", pid, AGENCIES[0].slug, long_term + "a", "name", 0, 5),
+                      MentionRecord("x", pid, AGENCIES[0].slug, long_term + "b", "name", 0, 5)]
+    result = store.write_page(engine, page)
+    assert (result.new, result.mentions) == (1, 1)
+    with engine.connect() as conn:
+        assert conn.execute(select(PostMention.matched_term)).scalars().all() == [long_term]
+
+
 def test_deleted_state_is_recorded_and_tombstones_keep_scrubbed(store_engine_synced: Engine) -> None:
     engine = store_engine_synced
     page = make_page(range(2))
