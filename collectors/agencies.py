@@ -314,29 +314,6 @@ def normalize_term(term: str) -> str:
     return normalize_text(term.strip())[0].strip()
 
 
-#: Scan form: every character that is not part of a word (letters, digits, '_') or a handle or
-#: hashtag sign becomes a space, one for one, so offsets survive.  Keys are " core " with a space
-#: on each side: a key can then only start and end at word boundaries, and the automaton falls
-#: back to its root inside every word instead of walking the dense upper levels of the trie.
-_SCAN_BYTES = bytes(c if (chr(c).isalnum() or chr(c) in "_@#") else 32 for c in range(128)) + bytes(range(128, 256))
-_NON_WORD_RE = re.compile(r"[^\w@# ]")
-
-
-def _scan_form(norm: str) -> str:
-    """Normalized text in scan form, with the boundary spaces around it (offsets shift by one).
-
-    ASCII goes through ``bytes.translate`` (``str.translate`` is several times slower, and far
-    slower still on non-ASCII text, where one regex substitution does the same job).
-    """
-    if norm.isascii():
-        return f" {norm.encode('ascii').translate(_SCAN_BYTES).decode('ascii')} "
-    return f" {_NON_WORD_RE.sub(' ', norm)} "
-
-
-#: ASCII text straight to scan form: letters lowercased as well, so a post needs no ``str.lower`` to be scanned.
-_SCAN_FOLD_BYTES = bytes(
-    ord(chr(c).lower()) if (chr(c).isalnum() or chr(c) in "_@#") else 32 for c in range(128)
-) + bytes(range(128, 256))
 #: Per non-ASCII character: the one Latin-1 character that stands for it in scan form (" " for emoji, quotes,
 #: dashes and spaces, "n" for a full-width "Ｎ", "é" for "É"), or "" when there is none (Greek, CJK, characters
 #: that fold to another length).
@@ -359,8 +336,27 @@ def _scan_char(ch: str) -> str:
     return stand_in
 
 
-#: Latin-1 text straight to scan form (the characters without a Latin-1 stand-in never reach it).
-_SCAN_LATIN1_BYTES = _SCAN_FOLD_BYTES[:128] + bytes(ord(_scan_char(chr(c)) or " ") for c in range(128, 256))
+#: Scan form: every character that is not part of a word (letters, digits, '_') or a handle or
+#: hashtag sign becomes a space, one for one, so offsets survive.  Keys are " core " with a space
+#: on each side: a key can then only start and end at word boundaries, and the automaton falls
+#: back to its root inside every word instead of walking the dense upper levels of the trie.
+#: The table takes ASCII and Latin-1 text there in one ``bytes.translate``, letters lowercased as well (a
+#: Latin-1 character without a stand-in never reaches it).
+_SCAN_TABLE = bytes(
+    ord(chr(c).lower()) if (chr(c).isalnum() or chr(c) in "_@#") else 32 for c in range(128)
+) + bytes(ord(_scan_char(chr(c)) or " ") for c in range(128, 256))
+_NON_WORD_RE = re.compile(r"[^\w@# ]")
+
+
+def _scan_form(norm: str) -> str:
+    """Normalized text in scan form, with the boundary spaces around it (offsets shift by one).
+
+    ASCII goes through ``bytes.translate`` (``str.translate`` is several times slower, and far
+    slower still on non-ASCII text, where one regex substitution does the same job).
+    """
+    if norm.isascii():
+        return f" {norm.encode('ascii').translate(_SCAN_TABLE).decode('ascii')} "
+    return f" {_NON_WORD_RE.sub(' ', norm)} "
 
 
 def _quick_scan(text: str) -> str | None:
@@ -372,7 +368,7 @@ def _quick_scan(text: str) -> str | None:
     the posts it finds a term in.
     """
     if text.isascii():
-        return f" {text.encode('ascii').translate(_SCAN_FOLD_BYTES).decode('ascii')} "
+        return f" {text.encode('ascii').translate(_SCAN_TABLE).decode('ascii')} "
     chars = _SCAN_CHARS
     for ch in set(_NON_ASCII_RE.findall(text)):
         stand_in = chars[ch] if ch in chars else _scan_char(ch)
@@ -380,7 +376,7 @@ def _quick_scan(text: str) -> str | None:
             return None
         if ch > "\xff":
             text = text.replace(ch, stand_in)
-    return f" {text.encode('latin-1').translate(_SCAN_LATIN1_BYTES).decode('latin-1')} "
+    return f" {text.encode('latin-1').translate(_SCAN_TABLE).decode('latin-1')} "
 
 
 def match_key(term: str) -> str:
