@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import gc
 import json
 import os
 import sys
@@ -158,11 +157,6 @@ def main() -> None:
     for size in (int(s) for s in args.sizes.split(",")):
         page_list = pages(args.posts, size)
         sample = pages(args.sample, size)
-        # The generated pages (millions of objects) are input, not work: kept out of the garbage collector's
-        # scans, which would otherwise bill write_page's allocations for walking them (a collector process holds
-        # one page at a time).
-        gc.collect()
-        gc.freeze()
         row = {"page_size": size, "posts": args.posts, "naive_sample": args.sample}
         name, url = fresh_db(admin)
         try:
@@ -174,7 +168,6 @@ def main() -> None:
             row["naive_orm_s"] = bench_naive(url, sample)
         finally:
             drop_db(admin, name)
-        gc.unfreeze()
         row["write_page_posts_per_s"] = args.posts / row["write_page_s"]
         row["copy_posts_per_s"] = args.posts / row["copy_s"]
         row["naive_posts_per_s"] = args.sample / row["naive_orm_s"]
