@@ -525,23 +525,11 @@ class XApi:
             for tweet in page:
                 for _, ref_id in tweet.referenced:
                     ref = self.corpus.tweets.get(ref_id)
-                    if ref is None or ref.deleted:
-                        errors.append({
-                            "value": ref_id, "detail": f"Could not find tweet with referenced_tweets.id: [{ref_id}].",
-                            "title": "Not Found Error", "resource_type": "tweet",
-                            "parameter": "referenced_tweets.id", "resource_id": ref_id,
-                            "type": "https://api.twitter.com/2/problems/resource-not-found",
-                        })
-                    elif ref.protected:  # the shape recorded in twarc's entities_test.jsonl
-                        errors.append({
-                            "resource_id": ref_id, "parameter": "referenced_tweets.id", "resource_type": "tweet",
-                            "section": "includes", "title": "Authorization Error", "value": ref_id,
-                            "detail": f"Sorry, you are not authorized to see the Tweet with referenced_tweets.id: "
-                                      f"[{ref_id}].",
-                            "type": "https://api.twitter.com/2/problems/not-authorized-for-resource",
-                        })
+                    error = _unavailable_tweet(ref, ref_id, "referenced_tweets.id", "includes")
+                    if error is not None:
+                        errors.append(error)
                     elif ref_id not in included:
-                        included[ref_id] = ref
+                        included[ref_id] = ref  # type: ignore[assignment]
         author_ids: list[str] = []
         if "author_id" in expansions:
             author_ids.extend(t.author_id for t in page)
@@ -613,23 +601,32 @@ class XApi:
         errors: list[dict[str, Any]] = []
         for tweet_id in ids:
             tweet = self.corpus.tweets.get(tweet_id)
-            if tweet is None or tweet.deleted:
-                errors.append({
-                    "value": tweet_id, "detail": f"Could not find tweet with ids: [{tweet_id}].",
-                    "title": "Not Found Error", "resource_type": "tweet", "parameter": "ids",
-                    "resource_id": tweet_id, "type": "https://api.twitter.com/2/problems/resource-not-found",
-                })
-            elif tweet.protected:  # the shape X gives for a protected tweet (recorded for referenced tweets)
-                errors.append({
-                    "resource_id": tweet_id, "parameter": "ids", "resource_type": "tweet", "section": "data",
-                    "title": "Authorization Error", "value": tweet_id,
-                    "detail": f"Sorry, you are not authorized to see the Tweet with ids: [{tweet_id}].",
-                    "type": "https://api.twitter.com/2/problems/not-authorized-for-resource",
-                })
+            error = _unavailable_tweet(tweet, tweet_id, "ids", "data")
+            if error is not None:
+                errors.append(error)
             else:
-                found.append(tweet)
+                found.append(tweet)  # type: ignore[arg-type]
         payload = self._render(found, request, errors)
         return json_response(200, payload, served_ids=[t.stored_id for t in found])
+
+
+def _unavailable_tweet(tweet: XTweet | None, tweet_id: str, parameter: str, section: str) -> dict[str, Any] | None:
+    """X's error object for a tweet it will not return (the shapes recorded in twarc's files: "Not Found Error"
+    for a deleted or unknown tweet, "Authorization Error" for a protected one), or None when it is visible."""
+    if tweet is None or tweet.deleted:
+        return {
+            "value": tweet_id, "detail": f"Could not find tweet with {parameter}: [{tweet_id}].",
+            "title": "Not Found Error", "resource_type": "tweet", "parameter": parameter, "resource_id": tweet_id,
+            "type": "https://api.twitter.com/2/problems/resource-not-found",
+        }
+    if tweet.protected:
+        return {
+            "resource_id": tweet_id, "parameter": parameter, "resource_type": "tweet", "section": section,
+            "title": "Authorization Error", "value": tweet_id,
+            "detail": f"Sorry, you are not authorized to see the Tweet with {parameter}: [{tweet_id}].",
+            "type": "https://api.twitter.com/2/problems/not-authorized-for-resource",
+        }
+    return None
 
 
 def tweet_time(tweet_id: str) -> dt.datetime:
