@@ -6,10 +6,10 @@ The separate version table lets the store share a PostgreSQL database with Airfl
 from __future__ import annotations
 
 from sqlalchemy import Connection
+from trustwatch.models.db import make_engine
+from trustwatch.models.tables import Base
 
 from alembic import context
-from models.db import make_engine
-from models.tables import Base
 from trustwatch.migrate import check_references, sqlite_rebuild_mode
 
 VERSION_TABLE = "trustwatch_alembic_version"

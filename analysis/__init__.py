@@ -4,8 +4,8 @@
 ``trustwatch report`` commands call.
 """
 
-from analysis.report import write_report
-from analysis.scoring import SCORER_NAME, SCORER_VERSION, Scorer
-from analysis.trends import enrich, rebuild
+from trustwatch.analysis.report import write_report
+from trustwatch.analysis.scoring import SCORER_NAME, SCORER_VERSION, Scorer
+from trustwatch.analysis.trends import enrich, rebuild
 
 __all__ = ["SCORER_NAME", "SCORER_VERSION", "Scorer", "enrich", "rebuild", "write_report"]

@@ -22,10 +22,9 @@ from typing import Any
 
 from sqlalchemy import Date, Engine, bindparam, text
 from sqlalchemy.engine import Connection
-
-from analysis.scoring import SCORER_NAME, SCORER_VERSION
-from analysis.trends import week_start
-from models.types import UTCDateTime
+from trustwatch.analysis.scoring import SCORER_NAME, SCORER_VERSION
+from trustwatch.analysis.trends import week_start
+from trustwatch.models.types import UTCDateTime
 
 #: Agencies shown when none are asked for: the most mentioned ones in the period.
 DEFAULT_MAX_AGENCIES = 20

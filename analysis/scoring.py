@@ -21,7 +21,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from analysis.lexicon import LEXICON_VERSION, NEGATION_FACTOR, NEGATIONS, QUESTION_FACTOR, flat_lexicon
+from trustwatch.analysis.lexicon import LEXICON_VERSION, NEGATION_FACTOR, NEGATIONS, QUESTION_FACTOR, flat_lexicon
 
 #: Stored in post_scores.scorer.
 SCORER_NAME = "vader+trust-lexicon"

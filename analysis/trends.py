@@ -23,10 +23,9 @@ from typing import Any
 from sqlalchemy import Date, Engine, bindparam, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
-
-from analysis.scoring import SCORER_NAME, SCORER_VERSION, MentionSpan, Scorer
-from models.tables import PostScore
-from models.types import UTCDateTime
+from trustwatch.analysis.scoring import SCORER_NAME, SCORER_VERSION, MentionSpan, Scorer
+from trustwatch.models.tables import PostScore
+from trustwatch.models.types import UTCDateTime
 
 log = logging.getLogger(__name__)
 

@@ -31,7 +31,7 @@ from bench.ingest import drop_db, fresh_db  # noqa: E402  (one way to make and d
 
 
 def generate(path: Path, lines: int) -> None:
-    from collectors.agencies import load_registry
+    from trustwatch.collectors.agencies import load_registry
 
     names = [e.name for e in load_registry().entries]
     rng = random.Random(5)
@@ -57,8 +57,7 @@ def generate(path: Path, lines: int) -> None:
 def run_variant(variant: str, path: str, url: str) -> dict:
     """Runs inside a child process; prints one JSON line."""
     from sqlalchemy import text
-
-    from models.db import make_engine
+    from trustwatch.models.db import make_engine
 
     engine = make_engine(url)
     t0 = time.perf_counter()
@@ -85,9 +84,10 @@ def run_variant(variant: str, path: str, url: str) -> dict:
         raw.close()
         posts = n
     else:
-        from collectors.agencies import Matcher, load_registry
-        from collectors.archive import import_file
-        from models.store import sync_agencies
+        from trustwatch.collectors.agencies import Matcher, load_registry
+        from trustwatch.collectors.archive import import_file
+        from trustwatch.models.store import sync_agencies
+
         from trustwatch import migrate
 
         migrate.upgrade(engine)

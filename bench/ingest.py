@@ -27,9 +27,10 @@ from sqlalchemy.orm import Session
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from models import store  # noqa: E402
-from models.db import make_engine  # noqa: E402
-from models.tables import Agency, Author, Post, PostMention  # noqa: E402
+from trustwatch.models import store  # noqa: E402
+from trustwatch.models.db import make_engine  # noqa: E402
+from trustwatch.models.tables import Agency, Author, Post, PostMention  # noqa: E402
+
 from tests.store_helpers import AGENCIES, make_page  # noqa: E402
 from trustwatch import migrate  # noqa: E402
 

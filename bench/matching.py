@@ -26,8 +26,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from flashtext import KeywordProcessor
-
-from collectors.agencies import (
+from trustwatch.collectors.agencies import (
     US_STATES,
     AgencyEntry,
     Matcher,

@@ -26,10 +26,11 @@ from sqlalchemy.engine import make_url
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from analysis import trends
-from analysis.scoring import SCORER_NAME, SCORER_VERSION, MentionSpan, Scorer
-from models.db import make_engine
-from models.store import sync_agencies
+from trustwatch.analysis import trends
+from trustwatch.analysis.scoring import SCORER_NAME, SCORER_VERSION, MentionSpan, Scorer
+from trustwatch.models.db import make_engine
+from trustwatch.models.store import sync_agencies
+
 from trustwatch import migrate
 
 END = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)  # a Monday: the year is 52 whole weeks
@@ -148,9 +149,9 @@ def same_answer(view_rows: list, raw_rows: list) -> bool:
 
 def scoring_throughput(n: int) -> dict:
     """Posts per second: the trust scorer against plain whole-text VADER, on sandbox-corpus posts."""
-    from collectors.agencies import Matcher, load_registry
-    from sandbox.common import CorpusConfig
-    from sandbox.x_corpus import XCorpus
+    from trustwatch.collectors.agencies import Matcher, load_registry
+    from trustwatch.sandbox.common import CorpusConfig
+    from trustwatch.sandbox.x_corpus import XCorpus
 
     registry = load_registry()
     matcher = Matcher(registry)
@@ -202,7 +203,7 @@ def main() -> None:
 
     try:
         migrate.upgrade(engine)
-        from collectors.agencies import load_registry
+        from trustwatch.collectors.agencies import load_registry
 
         registry = load_registry()
         sync_agencies(engine, registry.entries)

@@ -28,7 +28,9 @@ from typing import Any, NamedTuple
 import ahocorasick
 import yaml
 
-DEFAULT_REGISTRY_DIR: Path = Path(__file__).resolve().parent.parent / "agencies"
+from trustwatch.settings import resource_dir
+
+DEFAULT_REGISTRY_DIR: Path = resource_dir("agencies")
 
 KINDS: tuple[str, ...] = ("municipal", "sheriff", "state", "federal", "transit", "campus")
 

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import IO, Any
 
 from sqlalchemy import Engine, select
+from trustwatch.collectors.runner import add_mentions
+from trustwatch.models import store
 
-from collectors.records import AuthorRecord, MentionRecord, Page, PostRecord, RecordError, RejectRecord
-from collectors.runner import add_mentions
-from models import store
+from trustwatch.records import AuthorRecord, MentionRecord, Page, PostRecord, RecordError, RejectRecord
 
 #: Posts per write_page batch (the X search/all page size).
 BATCH_POSTS = 500
@@ -107,7 +107,7 @@ def loads(text: str) -> Any:
 
 def parse_x_line(text: str, source: str) -> Page:
     """One twarc2 line (a raw API page): every tweet of ``data`` and ``includes.tweets``, its authors."""
-    from collectors.x import normalize_x_page, tweet_to_record, user_to_record
+    from trustwatch.collectors.x import normalize_x_page, tweet_to_record, user_to_record
 
     try:
         payload = loads(text)
@@ -144,7 +144,7 @@ def parse_x_line(text: str, source: str) -> Page:
 
 def parse_reddit_line(text: str, source: str) -> Page:
     """One dump line: a submission or a comment object, recognised by its fields."""
-    from collectors.reddit import _author_record, normalize_reddit_thing
+    from trustwatch.collectors.reddit import _author_record, normalize_reddit_thing
 
     try:
         obj = loads(text)
@@ -180,7 +180,7 @@ PARSERS: dict[str, Callable[[str, str], Page]] = {"x": parse_x_line, "reddit": p
 def _thread_mentions(engine: Engine, page: Page) -> None:
     """Reddit comments inherit the agencies of their submission (match kind ``thread``), when it is stored
     or in the same batch; so a thread about an agency is kept whole."""
-    from models.tables import Agency, Post, PostMention
+    from trustwatch.models.tables import Agency, Post, PostMention
 
     comments = [p for p in page.posts if p.kind == "comment" and p.root_platform_id]
     if not comments:

@@ -23,9 +23,8 @@ from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 from sqlalchemy import Engine, select, update
-
-from models import store
-from models.tables import Post, RejectedPayload
+from trustwatch.models import store
+from trustwatch.models.tables import Post, RejectedPayload
 
 log = logging.getLogger(__name__)
 

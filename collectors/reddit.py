@@ -21,8 +21,9 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol, TypeVar
 
-from collectors.agencies import DEFAULT_GLOBAL_SUBREDDITS
-from collectors.records import (
+from trustwatch.collectors.agencies import DEFAULT_GLOBAL_SUBREDDITS
+
+from trustwatch.records import (
     AuthorRecord,
     MentionRecord,
     Metrics,
@@ -384,7 +385,7 @@ class RedditSettings:
 class RedditQuery:
     """One unit of collection with its own ledger row and watermark.
 
-    Same fields as the compiler's ``collectors.agencies.RedditQuery`` plus ``kind``: "search" reads
+    Same fields as the compiler's ``trustwatch.collectors.agencies.RedditQuery`` plus ``kind``: "search" reads
     ``text`` (sort new) over ``subreddits`` combined with ``+``; "new" reads the ``new`` listing of
     the subreddits back to the window start and keeps what the matcher attributes (the community
     rule makes "police" in r/Austin mean Austin's police).
@@ -449,7 +450,7 @@ def plan_queries(compiled: Iterable[Any], registry: Any) -> list[RedditQuery]:
 
 
 class Matcher(Protocol):
-    """What the collector needs from the agency matcher (``collectors.agencies.Matcher``)."""
+    """What the collector needs from the agency matcher (``trustwatch.collectors.agencies.Matcher``)."""
 
     def match(self, text: str, community: str | None = None) -> Sequence[Any]:
         """The mentions in a text; each has ``agency_slug``."""

@@ -13,9 +13,9 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from sqlalchemy import Engine
+from trustwatch.models import store
 
-from collectors.records import MentionRecord, Page, PostRecord, Window
-from models import store
+from trustwatch.records import MentionRecord, Page, PostRecord, Window
 
 log = logging.getLogger(__name__)
 

@@ -22,7 +22,7 @@ import requests
 import tweepy
 from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
 
-from collectors.records import (
+from trustwatch.records import (
     AuthorRecord,
     Metrics,
     Page,

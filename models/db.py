@@ -9,8 +9,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
+from trustwatch.models.types import json_serializer
 
-from models.types import json_serializer
 from trustwatch.settings import ConfigError, StoreUrl, redact_url, store_url
 
 #: How long a SQLite writer waits for another one before failing (ms).
@@ -67,7 +67,7 @@ def make_engine(url: str | StoreUrl | None = None, **kwargs: Any) -> Engine:
     if engine.dialect.name == "sqlite":
         _sqlite_setup(engine)
     else:
-        from models.pg_bulk import track_staging
+        from trustwatch.models.pg_bulk import track_staging
 
         track_staging(engine)
     return engine

@@ -16,9 +16,9 @@ from typing import Any
 import orjson
 from sqlalchemy import Engine, event, text
 from sqlalchemy.engine import Connection
+from trustwatch.models.types import clean_text, json_serializer
 
-from collectors.records import AuthorRecord, MentionRecord, PostRecord
-from models.types import clean_text, json_serializer
+from trustwatch.records import AuthorRecord, MentionRecord, PostRecord
 
 _STAGING_DDL = """
 CREATE TEMP TABLE IF NOT EXISTS tw_stage_posts (

@@ -1,7 +1,7 @@
 """Pseudonymization of people before anything is stored.
 
 With a key configured (extra ``pseudonymize_key`` of the ``trustwatch_db`` connection, or the environment
-variable ``TRUSTWATCH_PSEUDONYMIZE_KEY``), ``models.store.write_page`` passes every page through
+variable ``TRUSTWATCH_PSEUDONYMIZE_KEY``), ``trustwatch.models.store.write_page`` passes every page through
 :func:`pseudonymize_page` first, so every source (collectors, archive imports) stores the same pseudonyms:
 
 - an account is stored under ``anon_`` + a keyed HMAC-SHA256 of its platform id (Reddit: the lower-cased
@@ -30,7 +30,7 @@ from typing import Any
 from sqlalchemy import Engine, select
 from sqlalchemy.engine import Connection
 
-from collectors.records import AuthorRecord, MentionRecord, Page, PostRecord, RejectRecord
+from trustwatch.records import AuthorRecord, MentionRecord, Page, PostRecord, RejectRecord
 from trustwatch.settings import ConfigError
 
 ENV_KEY = "TRUSTWATCH_PSEUDONYMIZE_KEY"
@@ -270,7 +270,7 @@ def pseudonymize_page(page: Page, key: bytes, agency_handles: Iterable[str]) -> 
 
 def agency_handles_of(bind: Engine | Connection) -> frozenset[str]:
     """The agencies' X handles, lower-cased, from the store's ``agencies`` table (the registry sync)."""
-    from models.tables import Agency
+    from trustwatch.models.tables import Agency
 
     stmt = select(Agency.x_handles)
     if isinstance(bind, Connection):

@@ -17,8 +17,19 @@ from typing import Any
 from sqlalchemy import Engine, and_, func, or_, select, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+from trustwatch.models.tables import (
+    Agency,
+    Author,
+    CollectionRun,
+    MetricSnapshot,
+    Post,
+    PostMention,
+    RejectedPayload,
+    Watermark,
+)
+from trustwatch.models.types import clean_text, json_serializer
 
-from collectors.records import (
+from trustwatch.records import (
     MAX_COUNTER,
     AuthorRecord,
     MentionRecord,
@@ -30,17 +41,6 @@ from collectors.records import (
     unique_by,
     validate_post,
 )
-from models.tables import (
-    Agency,
-    Author,
-    CollectionRun,
-    MetricSnapshot,
-    Post,
-    PostMention,
-    RejectedPayload,
-    Watermark,
-)
-from models.types import clean_text, json_serializer
 
 #: Rows per multi-row statement; keeps statements under the drivers' parameter limits.
 CHUNK = 1000
@@ -294,7 +294,7 @@ def _checked_author(a: AuthorRecord, rejects: list[RejectRecord]) -> AuthorRecor
 
 def write_page(engine: Engine | Connection, page: Page, run_id: int | None = None) -> WriteResult:
     """Write one page of normalized records in one transaction; see the module docstring."""
-    from models.pseudonymize import agency_handles_of, pseudonymize_key, pseudonymize_page
+    from trustwatch.models.pseudonymize import agency_handles_of, pseudonymize_key, pseudonymize_page
 
     key = pseudonymize_key()
     if key is not None:  # people are pseudonymized before anything is stored (models/pseudonymize.py)
@@ -355,7 +355,7 @@ def _write(
             "(or the DAG's sync task) after adding them to agencies/*.yaml."
         )
     if conn.dialect.name == "postgresql":
-        from models.pg_bulk import write_rows_pg
+        from trustwatch.models.pg_bulk import write_rows_pg
 
         new = write_rows_pg(conn, posts, authors, mentions, agencies, run_id, now,
                             clear_staging=not owns_transaction)

@@ -25,8 +25,7 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
-
-from models.types import JSONType, UTCDateTime
+from trustwatch.models.types import JSONType, UTCDateTime
 
 #: Stable constraint names, so migrations can refer to them on every backend.
 NAMING_CONVENTION = {

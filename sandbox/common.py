@@ -2,7 +2,7 @@
 
 The sandbox stands in for the X and Reddit APIs over real HTTP so the collectors are exercised with their
 real client libraries.  Each platform API is a plain object with ``handle(request)``; the server in
-``sandbox.server`` owns the sockets, the fault plan and the request log, so the APIs stay easy to test.
+``trustwatch.sandbox.server`` owns the sockets, the fault plan and the request log, so the APIs stay easy to test.
 """
 
 from __future__ import annotations

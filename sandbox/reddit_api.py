@@ -23,8 +23,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 from urllib.parse import parse_qs
 
-from sandbox.common import CorpusConfig, SandboxRequest, SandboxResponse, json_response
-from sandbox.reddit_corpus import RedditComment, RedditCorpus, RedditSubmission
+from trustwatch.sandbox.common import CorpusConfig, SandboxRequest, SandboxResponse, json_response
+from trustwatch.sandbox.reddit_corpus import RedditComment, RedditCorpus, RedditSubmission
 
 #: Reddit answers at most this many items per listing page.
 MAX_PAGE = 100

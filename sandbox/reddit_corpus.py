@@ -18,8 +18,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from collectors.agencies import DEFAULT_GLOBAL_SUBREDDITS
-from sandbox.common import CorpusConfig
+from trustwatch.collectors.agencies import DEFAULT_GLOBAL_SUBREDDITS
+from trustwatch.sandbox.common import CorpusConfig
 
 #: The global subreddits the compiled searches run in (the query compiler's default).
 GLOBAL_SUBREDDITS: tuple[str, ...] = DEFAULT_GLOBAL_SUBREDDITS
@@ -246,7 +246,7 @@ def _agency_forms(entry: Any) -> _Agency:
 
 def load_agencies() -> list[Any]:
     """The active registry entries (imported lazily: the registry module is optional)."""
-    from collectors.agencies import load_registry
+    from trustwatch.collectors.agencies import load_registry
 
     return [entry for entry in load_registry().entries if getattr(entry, "active", True)]
 

@@ -19,8 +19,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
-from sandbox.common import Api, CorpusConfig, FaultPlan, LoggedRequest, SandboxRequest, SandboxResponse, json_response
-from sandbox.x_api import XApi
+from trustwatch.sandbox.common import (
+    Api,
+    CorpusConfig,
+    FaultPlan,
+    LoggedRequest,
+    SandboxRequest,
+    SandboxResponse,
+    json_response,
+)
+from trustwatch.sandbox.x_api import XApi
 
 log = logging.getLogger(__name__)
 
@@ -33,9 +41,9 @@ def _load_reddit_api(
     rate_limit: int | None,
 ) -> Any | None:
     """The Reddit sandbox, when its module exists (it is written separately)."""
-    if importlib.util.find_spec("sandbox.reddit_api") is None:
+    if importlib.util.find_spec("trustwatch.sandbox.reddit_api") is None:
         return None
-    module = importlib.import_module("sandbox.reddit_api")
+    module = importlib.import_module("trustwatch.sandbox.reddit_api")
     return module.RedditApi(
         config,
         client_id=client_id,

@@ -19,8 +19,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from sandbox.common import CorpusConfig, SandboxRequest, SandboxResponse, json_response
-from sandbox.x_corpus import XCorpus, XTweet, api_time, snowflake_time, tokens
+from trustwatch.sandbox.common import CorpusConfig, SandboxRequest, SandboxResponse, json_response
+from trustwatch.sandbox.x_corpus import XCorpus, XTweet, api_time, snowflake_time, tokens
 
 SEARCH_PARAMS = {
     "query", "start_time", "end_time", "since_id", "until_id", "max_results", "next_token",

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sandbox.common import CorpusConfig
+from trustwatch.sandbox.common import CorpusConfig
 
 #: X's snowflake epoch (milliseconds); an id's top bits are the milliseconds since it.
 TWITTER_EPOCH_MS = 1288834974657
@@ -290,7 +290,7 @@ def _forms(entry: Any) -> _AgencyForms:
 
 def load_agencies() -> list[Any]:
     """The agency registry entries (imported lazily: the registry module is optional for the server)."""
-    from collectors.agencies import load_registry
+    from trustwatch.collectors.agencies import load_registry
 
     registry = load_registry()
     entries = getattr(registry, "entries", registry)

@@ -15,9 +15,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, create_engine, text
 from sqlalchemy.engine import make_url
+from trustwatch.models.db import make_engine
+from trustwatch.models.tables import Base
 
-from models.db import make_engine
-from models.tables import Base
 from trustwatch import migrate
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
@@ -122,14 +122,14 @@ def store(request: pytest.FixtureRequest) -> Engine:
 
 @pytest.fixture(scope="session")
 def registry():
-    from collectors.agencies import load_registry
+    from trustwatch.collectors.agencies import load_registry
 
     return load_registry()
 
 
 @pytest.fixture(scope="session")
 def matcher(registry):
-    from collectors.agencies import Matcher
+    from trustwatch.collectors.agencies import Matcher
 
     return Matcher(registry)
 

@@ -10,9 +10,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-
-from sandbox.common import CorpusConfig
-from sandbox.server import SandboxServer
+from trustwatch.sandbox.common import CorpusConfig
+from trustwatch.sandbox.server import SandboxServer
 
 #: Small enough to generate and search fast, large enough for several pages per query and window.
 SANDBOX_POSTS = 3000

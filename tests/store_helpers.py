@@ -6,7 +6,7 @@ import datetime as dt
 import random
 from dataclasses import dataclass, field
 
-from collectors.records import AuthorRecord, MentionRecord, Metrics, Page, PostRecord
+from trustwatch.records import AuthorRecord, MentionRecord, Metrics, Page, PostRecord
 
 BASE_TIME = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 WORDS = ("police", "officer", "community", "report", "downtown", "traffic", "station", "patrol", "thanks",

@@ -11,8 +11,7 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-from collectors.agencies import (
+from trustwatch.collectors.agencies import (
     DEFAULT_REGISTRY_DIR,
     AgencyEntry,
     Matcher,
@@ -348,7 +347,7 @@ _ANY_TEXT = st.lists(
 def test_the_quick_scan_equals_the_full_normalization(text: str) -> None:
     """The matcher scans most posts without normalizing them first: wherever it does, the scan form must be the
     one of the fully normalized text, character for character (the offsets depend on it)."""
-    from collectors.agencies import _quick_scan, _scan_form
+    from trustwatch.collectors.agencies import _quick_scan, _scan_form
 
     quick = _quick_scan(text)
     if quick is not None:
@@ -357,7 +356,7 @@ def test_the_quick_scan_equals_the_full_normalization(text: str) -> None:
 
 def test_the_quick_scan_covers_emoji_quotes_and_full_width_text() -> None:
     """Not vacuous: the usual non-ASCII of posts takes the quick path; Greek, CJK and "ß" do not."""
-    from collectors.agencies import _quick_scan
+    from trustwatch.collectors.agencies import _quick_scan
 
     assert _quick_scan("NYPD 🚓 said “no” — ＮＹＰＤ＠x") == " nypd   said  no    nypd@x "
     assert _quick_scan("Café de la Policía") == " café de la policía "

@@ -8,8 +8,8 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import ProgrammingError
+from trustwatch.models.db import make_engine
 
-from models.db import make_engine
 from trustwatch import migrate
 
 WRITES = [

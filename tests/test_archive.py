@@ -9,10 +9,9 @@ from pathlib import Path
 import pytest
 import zstandard
 from sqlalchemy import Engine, func, select, text
-
-from collectors.archive import import_file
-from models.store import sync_agencies
-from models.tables import Author, CollectionRun, MetricSnapshot, Post, PostMention, RejectedPayload
+from trustwatch.collectors.archive import import_file
+from trustwatch.models.store import sync_agencies
+from trustwatch.models.tables import Author, CollectionRun, MetricSnapshot, Post, PostMention, RejectedPayload
 
 # file -> (posts, authors, rejects): pinned, and cross-checked below against an independent count
 TWARC_EXPECTED = {

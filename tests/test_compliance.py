@@ -9,18 +9,18 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select, text
+from trustwatch.collectors.agencies import compile_reddit_queries, compile_x_queries
+from trustwatch.collectors.compliance import check_compliance
+from trustwatch.collectors.reddit import RedditCollector, RedditSettings, plan_queries
+from trustwatch.collectors.runner import run_query
+from trustwatch.collectors.x import XCollector, XSettings
+from trustwatch.models import store as store_module
+from trustwatch.models.tables import CollectionRun, Post
+from trustwatch.sandbox.common import CorpusConfig
+from trustwatch.sandbox.server import SandboxServer
 
-from collectors.agencies import compile_reddit_queries, compile_x_queries
-from collectors.compliance import check_compliance
-from collectors.records import Window
-from collectors.reddit import RedditCollector, RedditSettings, plan_queries
-from collectors.runner import run_query
-from collectors.x import XCollector, XSettings
-from models import store as store_module
-from models.tables import CollectionRun, Post
-from sandbox.common import CorpusConfig
-from sandbox.server import SandboxServer
 from trustwatch import cli
+from trustwatch.records import Window
 
 END = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 X_TOKEN = "compliance-x-token-99"
@@ -184,7 +184,8 @@ def test_reddit_deleted_removed_and_vanished_things_are_tombstoned(sandbox: Sand
 def test_trustwatch_compliance_command_uses_the_connections(sandbox: SandboxServer, tmp_path: Any, registry: Any,
                                                             matcher: Any, monkeypatch: pytest.MonkeyPatch,
                                                             capsys: pytest.CaptureFixture[str]) -> None:
-    from models.db import make_engine
+    from trustwatch.models.db import make_engine
+
     from trustwatch import migrate
 
     url = f"sqlite:///{tmp_path / 'cli.db'}"

@@ -38,7 +38,8 @@ def _dagbag_report() -> dict:
 
     bag = DagBag(dag_folder=str(REPO / "dags"), known_pools={"default_pool", "x_api", "reddit_api"})
     report: dict = {"import_errors": {k: str(v) for k, v in bag.import_errors.items()}, "dags": {}}
-    heavy = ("tweepy", "praw", "trustwatch.tasks", "collectors.x", "collectors.reddit", "models.store")
+    heavy = ("tweepy", "praw", "trustwatch.tasks", "trustwatch.collectors.x", "trustwatch.collectors.reddit",
+             "trustwatch.models.store")
     report["heavy_modules_at_parse"] = [name for name in heavy if name in sys.modules]
     for dag_id, dag in bag.dags.items():
         tasks = {}
@@ -74,9 +75,8 @@ def _dagbag_report() -> dict:
 def _run_job(job: dict) -> None:
     from airflow.dag_processing.dagbag import DagBag
     from sqlalchemy import func, select
-
-    from models.db import make_engine
-    from models.tables import Base
+    from trustwatch.models.db import make_engine
+    from trustwatch.models.tables import Base
 
     engine = make_engine(os.environ["TRUSTWATCH_DATABASE_URL"])
     for scenario in job["scenarios"]:
@@ -236,8 +236,8 @@ def test_backfill_over_past_days_plans_one_run_per_hour(airflow_home):
 
 @pytest.fixture(scope="module")
 def sandbox() -> Iterator:
-    from sandbox.common import CorpusConfig
-    from sandbox.server import SandboxServer
+    from trustwatch.sandbox.common import CorpusConfig
+    from trustwatch.sandbox.server import SandboxServer
 
     server = SandboxServer(
         CorpusConfig(seed=5, posts=1500, days=7),
@@ -287,7 +287,8 @@ def _run_scenarios(airflow_home: Path, sandbox, store_url: str, scenarios: list[
 
 
 def _migrated(url: str) -> str:
-    from models.db import make_engine
+    from trustwatch.models.db import make_engine
+
     from trustwatch import migrate
 
     engine = make_engine(url)
@@ -298,8 +299,7 @@ def _migrated(url: str) -> str:
 
 def _landed(url: str) -> dict:
     from sqlalchemy import text
-
-    from models.db import make_engine
+    from trustwatch.models.db import make_engine
 
     engine = make_engine(url)
     with engine.connect() as conn:
@@ -314,8 +314,7 @@ def _landed(url: str) -> dict:
 def _ledger_windows(url: str) -> set[tuple[str, str]]:
     """The [start, end) windows the ledger holds, as ISO strings in UTC."""
     from sqlalchemy import text
-
-    from models.db import make_engine
+    from trustwatch.models.db import make_engine
 
     engine = make_engine(url)
     with engine.connect() as conn:

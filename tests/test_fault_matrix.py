@@ -21,19 +21,19 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from trustwatch.collectors.agencies import compile_reddit_queries, compile_x_queries
+from trustwatch.collectors.reddit import RedditCollector, RedditSettings, plan_queries
+from trustwatch.collectors.runner import run_query
+from trustwatch.collectors.x import XCollector, XSettings
+from trustwatch.models import store as store_module
+from trustwatch.models.db import make_engine
+from trustwatch.models.tables import CollectionRun, Post
+from trustwatch.sandbox.common import CorpusConfig
+from trustwatch.sandbox.server import SandboxServer
 
-from collectors.agencies import compile_reddit_queries, compile_x_queries
-from collectors.records import Window
-from collectors.reddit import RedditCollector, RedditSettings, plan_queries
-from collectors.runner import run_query
-from collectors.x import XCollector, XSettings
-from models import store as store_module
-from models.db import make_engine
-from models.tables import CollectionRun, Post
-from sandbox.common import CorpusConfig
-from sandbox.server import SandboxServer
 from tests.sandbox_fixtures import no_prawcore_sleep  # noqa: F401  (autouse fixture)
 from trustwatch import migrate
+from trustwatch.records import Window
 
 REPO = Path(__file__).resolve().parents[1]
 END = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)

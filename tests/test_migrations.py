@@ -8,9 +8,9 @@ import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
 from sqlalchemy import Engine, inspect, text
+from trustwatch.models.db import make_engine
+from trustwatch.models.tables import Base
 
-from models.db import make_engine
-from models.tables import Base
 from trustwatch import migrate
 
 TABLES = {
@@ -97,7 +97,8 @@ def test_drift_is_detected(tmp_path: Path) -> None:
 def check_0004_keeps_data(engine: Engine) -> None:
     """Migration 0004 rebuilds `posts` on SQLite: the stored posts, their authors and the scores that reference
     them (ON DELETE CASCADE) must survive the upgrade and the downgrade."""
-    from models import store
+    from trustwatch.models import store
+
     from tests.store_helpers import AGENCIES, make_page
 
     migrate.upgrade(engine, "0003")

@@ -16,13 +16,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import func, select
+from trustwatch.collectors.reddit import normalize_reddit_listing
+from trustwatch.collectors.x import normalize_x_page
+from trustwatch.models import store as store_module
+from trustwatch.models.tables import Post, RejectedPayload
 
-from collectors.records import MAX_TEXT_CHARS, Page
-from collectors.reddit import normalize_reddit_listing
-from collectors.x import normalize_x_page
-from models import store as store_module
-from models.tables import Post, RejectedPayload
 from tests.conftest import REALCASES
+from trustwatch.records import MAX_TEXT_CHARS, Page
 
 HUGE = "x" * (MAX_TEXT_CHARS + 10)
 BAD_VALUES = st.sampled_from([

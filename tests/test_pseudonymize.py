@@ -9,18 +9,25 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from trustwatch.collectors.agencies import compile_reddit_queries, compile_x_queries
+from trustwatch.collectors.archive import import_file
+from trustwatch.collectors.reddit import RedditCollector, RedditSettings, normalize_reddit_listing, plan_queries
+from trustwatch.collectors.runner import run_query
+from trustwatch.collectors.x import XCollector, XSettings, normalize_x_page
+from trustwatch.models import store as store_module
+from trustwatch.models.pseudonymize import (
+    ENV_KEY,
+    PseudonymizeError,
+    is_pseudonym,
+    pseudonym,
+    pseudonymize_key,
+    pseudonymize_page,
+)
+from trustwatch.models.tables import Author, Post
+from trustwatch.sandbox.common import CorpusConfig
+from trustwatch.sandbox.server import SandboxServer
 
-from collectors.agencies import compile_reddit_queries, compile_x_queries
-from collectors.archive import import_file
-from collectors.records import AuthorRecord, Page, PostRecord, Window
-from collectors.reddit import RedditCollector, RedditSettings, normalize_reddit_listing, plan_queries
-from collectors.runner import run_query
-from collectors.x import XCollector, XSettings, normalize_x_page
-from models import store as store_module
-from models.pseudonymize import ENV_KEY, PseudonymizeError, is_pseudonym, pseudonym, pseudonymize_key, pseudonymize_page
-from models.tables import Author, Post
-from sandbox.common import CorpusConfig
-from sandbox.server import SandboxServer
+from trustwatch.records import AuthorRecord, Page, PostRecord, Window
 
 KEY = "test-pseudonymize-key-0123456789abcdef"
 END = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)

@@ -6,8 +6,7 @@ import hashlib
 import re
 
 import pytest
-
-from collectors.agencies import (
+from trustwatch.collectors.agencies import (
     DEFAULT_GLOBAL_SUBREDDITS,
     AgencyEntry,
     QueryError,

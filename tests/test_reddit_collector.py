@@ -8,16 +8,16 @@ import logging
 
 import pytest
 from sqlalchemy import func, select
+from trustwatch.collectors.agencies import compile_reddit_queries
+from trustwatch.collectors.reddit import RedditApiError, RedditCollector, RedditSettings, plan_queries
+from trustwatch.collectors.runner import run_query
+from trustwatch.models import store as store_module
+from trustwatch.models.tables import Agency, CollectionRun, Post, PostMention
+from trustwatch.sandbox.common import CorpusConfig
+from trustwatch.sandbox.server import SandboxServer
 
-from collectors.agencies import compile_reddit_queries
-from collectors.records import Window
-from collectors.reddit import RedditApiError, RedditCollector, RedditSettings, plan_queries
-from collectors.runner import run_query
-from models import store as store_module
-from models.tables import Agency, CollectionRun, Post, PostMention
-from sandbox.common import CorpusConfig
-from sandbox.server import SandboxServer
 from tests.conftest import REALCASES as SHARED_REALCASES
+from trustwatch.records import Window
 
 PRAWCORE = SHARED_REALCASES / "reddit" / "prawcore"
 END = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)

@@ -6,10 +6,10 @@ import datetime as dt
 import json
 
 import pytest
+from trustwatch.collectors.reddit import normalize_reddit_listing, normalize_reddit_thing
 
-from collectors.records import RecordError
-from collectors.reddit import normalize_reddit_listing, normalize_reddit_thing
 from tests.conftest import REALCASES as SHARED_REALCASES
+from trustwatch.records import RecordError
 
 #: shared/ lies beside the repository (the work tree and CI's clone alike).
 REALCASES = SHARED_REALCASES / "reddit" / "praw"

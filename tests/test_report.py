@@ -10,19 +10,19 @@ from pathlib import Path
 
 import pytest
 from sqlalchemy import Engine, text
+from trustwatch.analysis import trends
+from trustwatch.analysis.report import ReportError, write_report
+from trustwatch.collectors.reddit import normalize_reddit_thing
+from trustwatch.collectors.runner import add_mentions
+from trustwatch.collectors.x import normalize_x_page
+from trustwatch.models.store import sync_agencies, write_page
+from trustwatch.sandbox.common import CorpusConfig
+from trustwatch.sandbox.reddit_corpus import RedditCorpus
+from trustwatch.sandbox.x_corpus import XCorpus
 
-from analysis import trends
-from analysis.report import ReportError, write_report
-from collectors.records import AuthorRecord, MentionRecord, Page
-from collectors.reddit import normalize_reddit_thing
-from collectors.runner import add_mentions
-from collectors.x import normalize_x_page
-from models.store import sync_agencies, write_page
-from sandbox.common import CorpusConfig
-from sandbox.reddit_corpus import RedditCorpus
-from sandbox.x_corpus import XCorpus
 from tests.store_helpers import AGENCIES
 from tests.test_trends import BASELINE, make_post, write
+from trustwatch.records import AuthorRecord, MentionRecord, Page
 
 CORPUS = CorpusConfig(seed=11, posts=2400, days=28, end=dt.datetime(2026, 11, 20, tzinfo=dt.UTC))
 TWEET_FIELDS = {"created_at", "author_id", "conversation_id", "lang", "public_metrics", "referenced_tweets",
@@ -113,7 +113,8 @@ def png_size(data_uri: str) -> tuple[int, int]:
 
 @pytest.fixture(scope="module")
 def sandbox_store(tmp_path_factory: pytest.TempPathFactory, registry, matcher) -> Engine:
-    from models.db import make_engine
+    from trustwatch.models.db import make_engine
+
     from trustwatch import migrate
 
     engine = make_engine(f"sqlite:///{tmp_path_factory.mktemp('report') / 'store.db'}")

@@ -7,12 +7,12 @@ from dataclasses import dataclass
 
 import pytest
 from sqlalchemy import Engine, func, select
+from trustwatch.collectors.runner import run_query
+from trustwatch.models import store
+from trustwatch.models.tables import CollectionRun, Post, PostMention
 
-from collectors.records import Page, Window
-from collectors.runner import run_query
-from models import store
-from models.tables import CollectionRun, Post, PostMention
 from tests.store_helpers import AGENCIES, BASE_TIME, make_page
+from trustwatch.records import Page, Window
 
 WINDOW = Window(BASE_TIME, BASE_TIME + dt.timedelta(hours=1))
 
@@ -78,7 +78,7 @@ class ScriptedCollector:
 
 @pytest.fixture
 def engine(store: Engine) -> Engine:
-    from models.store import sync_agencies
+    from trustwatch.models.store import sync_agencies
 
     sync_agencies(store, AGENCIES)
     return store

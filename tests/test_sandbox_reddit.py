@@ -7,11 +7,11 @@ import datetime as dt
 import json
 
 import pytest
+from trustwatch.collectors.reddit import normalize_reddit_listing
+from trustwatch.sandbox.common import CorpusConfig, SandboxRequest
+from trustwatch.sandbox.reddit_api import RedditApi, compile_search, search_matches
+from trustwatch.sandbox.reddit_corpus import GLOBAL_SUBREDDITS, OFFTOPIC_SUBREDDIT, RedditCorpus
 
-from collectors.reddit import normalize_reddit_listing
-from sandbox.common import CorpusConfig, SandboxRequest
-from sandbox.reddit_api import RedditApi, compile_search, search_matches
-from sandbox.reddit_corpus import GLOBAL_SUBREDDITS, OFFTOPIC_SUBREDDIT, RedditCorpus
 from tests.conftest import REALCASES as SHARED_REALCASES
 
 REALCASES = SHARED_REALCASES / "reddit" / "praw"

@@ -13,13 +13,13 @@ from typing import Any
 import pytest
 import requests
 import yaml
+from trustwatch.collectors.agencies import compile_x_queries
+from trustwatch.collectors.x import EXPANSIONS, TWEET_FIELDS, USER_FIELDS
+from trustwatch.sandbox.common import CorpusConfig, FaultPlan
+from trustwatch.sandbox.server import SandboxServer
+from trustwatch.sandbox.x_api import XApi, compile_query
+from trustwatch.sandbox.x_corpus import XCorpus, snowflake_time
 
-from collectors.agencies import compile_x_queries
-from collectors.x import EXPANSIONS, TWEET_FIELDS, USER_FIELDS
-from sandbox.common import CorpusConfig, FaultPlan
-from sandbox.server import SandboxServer
-from sandbox.x_api import XApi, compile_query
-from sandbox.x_corpus import XCorpus, snowflake_time
 from tests.sandbox_fixtures import X_TOKEN, _x_sandbox_server, x_sandbox  # noqa: F401
 
 AUTH = {"Authorization": f"Bearer {X_TOKEN}"}
@@ -69,7 +69,7 @@ def _tweepy_recording(realcases: Path, name: str) -> tuple[dict[str, Any], dict[
 
 @pytest.fixture(scope="module")
 def queries(_x_sandbox_server: SandboxServer) -> list[str]:  # noqa: F811
-    from collectors.agencies import load_registry
+    from trustwatch.collectors.agencies import load_registry
 
     return [q.text for q in compile_x_queries(load_registry(), 512)]
 
@@ -151,7 +151,7 @@ def test_since_id_cannot_be_combined_with_times(x_sandbox: SandboxServer) -> Non
 
 
 def _toy(text: str, **kw: Any) -> Any:
-    from sandbox.x_corpus import XTweet
+    from trustwatch.sandbox.x_corpus import XTweet
 
     return XTweet(id="1", text=text, created_at=dt.datetime(2024, 1, 1, tzinfo=dt.UTC), author_id="u", lang="en",
                   **kw)
@@ -290,7 +290,7 @@ def test_request_log_records_served_post_ids(x_sandbox: SandboxServer, queries: 
 
 
 def test_corpus_is_deterministic_and_varied() -> None:
-    from collectors.agencies import load_registry
+    from trustwatch.collectors.agencies import load_registry
 
     entries = load_registry().entries
     config = CorpusConfig(seed=3, posts=1200, end=dt.datetime(2025, 6, 1, tzinfo=dt.UTC))

@@ -6,9 +6,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from analysis.lexicon import TRUST_LEXICON, flat_lexicon
-from analysis.scoring import MentionSpan, Scorer, mention_context, sentence_spans
+from trustwatch.analysis.lexicon import TRUST_LEXICON, flat_lexicon
+from trustwatch.analysis.scoring import MentionSpan, Scorer, mention_context, sentence_spans
 
 LABELED = Path(__file__).parent / "data" / "trust_labeled.yaml"
 #: |score| below this counts as neutral (VADER's own threshold for its compound score).

@@ -17,18 +17,18 @@ from typing import Any
 
 import pytest
 from sqlalchemy import inspect, text
+from trustwatch.collectors.agencies import compile_reddit_queries, compile_x_queries
+from trustwatch.collectors.compliance import check_compliance
+from trustwatch.collectors.reddit import RedditCollector, RedditSettings, plan_queries
+from trustwatch.collectors.runner import run_query
+from trustwatch.collectors.x import XCollector, XSettings
+from trustwatch.models import store as store_module
+from trustwatch.sandbox.common import CorpusConfig
+from trustwatch.sandbox.server import SandboxServer
 
-from collectors.agencies import compile_reddit_queries, compile_x_queries
-from collectors.compliance import check_compliance
-from collectors.records import Window
-from collectors.reddit import RedditCollector, RedditSettings, plan_queries
-from collectors.runner import run_query
-from collectors.x import XCollector, XSettings
-from models import store as store_module
-from sandbox.common import CorpusConfig
-from sandbox.server import SandboxServer
 from tests.sandbox_fixtures import no_prawcore_sleep  # noqa: F401  (autouse fixture)
 from trustwatch import tasks
+from trustwatch.records import Window
 
 END = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 WINDOW = Window(END - dt.timedelta(hours=12), END)
@@ -182,7 +182,8 @@ def test_the_task_path_from_the_connection_leaks_no_token(server: SandboxServer,
                                                           debug_logs: pytest.LogCaptureFixture,
                                                           capsys: pytest.CaptureFixture[str]) -> None:
     """The operator's path: credentials in AIRFLOW_CONN_*, the task function, a wrong token, the CLI."""
-    from models.db import make_engine
+    from trustwatch.models.db import make_engine
+
     from trustwatch import cli, migrate
 
     url = f"sqlite:///{tmp_path / 'task.db'}"

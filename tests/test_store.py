@@ -8,11 +8,9 @@ import multiprocessing as mp
 
 import pytest
 from sqlalchemy import Engine, func, select, text
-
-from collectors.records import MentionRecord, PostRecord, RejectRecord
-from models import store
-from models.db import make_engine
-from models.tables import (
+from trustwatch.models import store
+from trustwatch.models.db import make_engine
+from trustwatch.models.tables import (
     Agency,
     Author,
     CollectionRun,
@@ -21,7 +19,9 @@ from models.tables import (
     PostMention,
     RejectedPayload,
 )
+
 from tests.store_helpers import AGENCIES, FakeAgency, make_page
+from trustwatch.records import MentionRecord, PostRecord, RejectRecord
 from trustwatch.settings import ConfigError
 
 CONTENT_TABLES = (Agency, Author, Post, PostMention)
@@ -318,7 +318,7 @@ def test_two_processes_writing_overlapping_pages(store_engine_synced: Engine) ->
 
 @pytest.fixture
 def store_engine_synced(store: Engine) -> Engine:
-    from models.store import sync_agencies
+    from trustwatch.models.store import sync_agencies
 
     sync_agencies(store, AGENCIES)
     return store
@@ -326,7 +326,7 @@ def store_engine_synced(store: Engine) -> Engine:
 
 def test_records_types_are_enforced() -> None:
     post = PostRecord("x", "1", "post", dt.datetime(2026, 1, 1))  # naive time
-    from collectors.records import RecordError, validate_post
+    from trustwatch.records import RecordError, validate_post
 
     with pytest.raises(RecordError, match="timezone"):
         validate_post(post)
@@ -337,8 +337,8 @@ def test_records_types_are_enforced() -> None:
 def test_a_failed_first_page_does_not_break_the_next_one(pg_engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
     """The staging table is created once per connection; a rollback of that first transaction undoes the
     creation, and the next page on the same connection must create it again."""
-    from models import pg_bulk
-    from models.store import sync_agencies
+    from trustwatch.models import pg_bulk
+    from trustwatch.models.store import sync_agencies
 
     sync_agencies(pg_engine, AGENCIES)
     pg_engine.dispose()  # a fresh connection: no staging tables yet

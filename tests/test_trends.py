@@ -11,13 +11,13 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import Engine, bindparam, text
+from trustwatch.analysis import trends
+from trustwatch.analysis.scoring import SCORER_NAME, SCORER_VERSION
+from trustwatch.models.store import sync_agencies, write_page
+from trustwatch.models.types import UTCDateTime
 
-from analysis import trends
-from analysis.scoring import SCORER_NAME, SCORER_VERSION
-from collectors.records import AuthorRecord, MentionRecord, Metrics, Page, PostRecord
-from models.store import sync_agencies, write_page
-from models.types import UTCDateTime
 from tests.store_helpers import AGENCIES
+from trustwatch.records import AuthorRecord, MentionRecord, Metrics, Page, PostRecord
 
 DAY0 = dt.datetime(2026, 10, 5, tzinfo=dt.UTC)  # a Monday
 TEXTS = {

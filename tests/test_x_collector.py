@@ -10,15 +10,15 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select
+from trustwatch.collectors.agencies import compile_x_queries
+from trustwatch.collectors.runner import run_query
+from trustwatch.collectors.x import XApiError, XCollector, XSettings
+from trustwatch.models.tables import Post
+from trustwatch.sandbox.server import SandboxServer
+from trustwatch.sandbox.x_corpus import snowflake_time
 
-from collectors.agencies import compile_x_queries
-from collectors.records import Page, Window
-from collectors.runner import run_query
-from collectors.x import XApiError, XCollector, XSettings
-from models.tables import Post
-from sandbox.server import SandboxServer
-from sandbox.x_corpus import snowflake_time
 from tests.sandbox_fixtures import X_TOKEN, _x_sandbox_server, x_sandbox  # noqa: F401
+from trustwatch.records import Page, Window
 
 
 class Sleeper:
@@ -279,7 +279,7 @@ def run_all(engine: Any, col: XCollector, queries: list[Any], window: Window, ma
 
 @pytest.fixture
 def x_store(store: Any, registry: Any) -> Any:  # conftest: SQLite and PostgreSQL
-    from models import store as store_module
+    from trustwatch.models import store as store_module
 
     store_module.sync_agencies(store, registry.entries)
     return store
@@ -323,7 +323,7 @@ def test_429_and_503_burst_end_with_the_same_stored_set(x_sandbox: SandboxServer
                                                                        window.start, window.end)
     assert sum(s.requests for s in summaries) == len(x_sandbox.requests_to("/2/"))
     with x_store.connect() as conn:
-        from models.tables import CollectionRun
+        from trustwatch.models.tables import CollectionRun
 
         waits = conn.execute(select(func.sum(CollectionRun.rate_limit_waits))).scalar()
     assert waits == 1

@@ -12,9 +12,9 @@ import pytest
 import yaml
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from trustwatch.collectors.x import normalize_x_page, snowflake_time
 
-from collectors.records import Page
-from collectors.x import normalize_x_page, snowflake_time
+from trustwatch.records import Page
 
 # file -> (posts, authors, rejects, api_errors): pinned, and also recounted from the JSON below
 TWARC_EXPECTED = {
@@ -257,9 +257,8 @@ def test_normalizer_never_raises_on_any_json(payload: object) -> None:
 
 def test_an_edit_updates_the_stored_post_instead_of_adding_one(realcases: Path, sqlite_engine) -> None:
     from sqlalchemy import select
-
-    from models.store import write_page
-    from models.tables import Post
+    from trustwatch.models.store import write_page
+    from trustwatch.models.tables import Post
 
     line = _lines(realcases / "x" / "twarc-csv" / "edited.jsonl")[0]
     payload = json.loads(line)

@@ -71,7 +71,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
 
 
 def cmd_import(args: argparse.Namespace) -> int:
-    from collectors.archive import ImportSummary
+    from trustwatch.collectors.archive import ImportSummary
 
     results = tasks.import_archive(args.platform, args.files, keep_all=args.all, progress=True)
     for r in results:
@@ -90,7 +90,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 
 
 def cmd_sandbox(args: argparse.Namespace) -> int:
-    from sandbox.server import serve
+    from trustwatch.sandbox.server import serve
 
     serve(args.host, args.port, args.seed, args.posts)
     return 0

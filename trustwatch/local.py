@@ -26,9 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from trustwatch.settings import redact_url
+from trustwatch.settings import HOME_DIR, redact_url, resource_dir
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
 API_CONNECTIONS = ("x_api", "reddit_api")
 POOLS = {
     "x_api": "Concurrent requests to the X API (its limits are per app: keep this small)",
@@ -45,9 +44,8 @@ class LocalRunError(RuntimeError):
 class LocalConfig:
     """Where things live and which ports to use; every field has an environment override."""
 
-    repo: Path = REPO_ROOT
-    airflow_home: Path = field(default_factory=lambda: REPO_ROOT / "airflow_home")
-    data_dir: Path = field(default_factory=lambda: REPO_ROOT / "data")
+    airflow_home: Path = field(default_factory=lambda: HOME_DIR / "airflow_home")
+    data_dir: Path = field(default_factory=lambda: HOME_DIR / "data")
     host: str = "127.0.0.1"
     port: int = 8080
     sandbox_port: int = 0
@@ -105,8 +103,8 @@ def parse_args(argv: Sequence[str] | None = None, environ: dict[str, str] | None
     if args.parallelism < 1 or args.pool_slots < 1:
         parser.error("--parallelism and --pool-slots must be at least 1")
     return LocalConfig(
-        airflow_home=Path(env.get("TRUSTWATCH_AIRFLOW_HOME") or REPO_ROOT / "airflow_home").resolve(),
-        data_dir=Path(env.get("TRUSTWATCH_DATA_DIR") or REPO_ROOT / "data").resolve(),
+        airflow_home=Path(env.get("TRUSTWATCH_AIRFLOW_HOME") or HOME_DIR / "airflow_home").resolve(),
+        data_dir=Path(env.get("TRUSTWATCH_DATA_DIR") or HOME_DIR / "data").resolve(),
         port=args.port,
         sandbox_port=args.sandbox_port,
         parallelism=args.parallelism,
@@ -123,11 +121,10 @@ def airflow_environment(config: LocalConfig, base: dict[str, str] | None = None)
     """
     env = dict(os.environ if base is None else base)
     bin_dir = str(Path(sys.executable).parent)
-    python_path = [str(config.repo), *filter(None, env.get("PYTHONPATH", "").split(os.pathsep))]
     env.update(
         {
             "AIRFLOW_HOME": str(config.airflow_home),
-            "AIRFLOW__CORE__DAGS_FOLDER": str(config.repo / "dags"),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(resource_dir("dags")),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
             "AIRFLOW__CORE__PARALLELISM": str(config.parallelism),
@@ -145,7 +142,6 @@ def airflow_environment(config: LocalConfig, base: dict[str, str] | None = None)
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
             "TRUSTWATCH_DATA_DIR": str(config.data_dir),
-            "PYTHONPATH": os.pathsep.join(dict.fromkeys(python_path)),
             "PATH": os.pathsep.join([bin_dir, env.get("PATH", "")]),
         }
     )
@@ -244,7 +240,7 @@ class Processes:
         proc = subprocess.Popen(  # noqa: S603 - fixed commands built by this module
             list(command),
             env=env,
-            cwd=str(REPO_ROOT),
+            cwd=str(HOME_DIR),
             stdout=subprocess.PIPE,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
@@ -295,7 +291,7 @@ def _run_step(title: str, command: Sequence[str], env: dict[str, str]) -> str:
     """Run one set-up command; on failure show its output and say which step failed."""
     print(f"==> {title}", flush=True)
     result = subprocess.run(  # noqa: S603 - fixed commands built by this module
-        list(command), env=env, cwd=str(REPO_ROOT), capture_output=True, text=True, check=False
+        list(command), env=env, cwd=str(HOME_DIR), capture_output=True, text=True, check=False
     )
     if result.returncode != 0:
         output = (result.stdout + result.stderr).strip()

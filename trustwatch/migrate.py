@@ -9,14 +9,14 @@ from alembic.config import Config
 from sqlalchemy import Connection, Engine
 
 from alembic import command
-from trustwatch.settings import REPO_ROOT
+from trustwatch.settings import resource_dir
 
-ALEMBIC_DIR = REPO_ROOT / "alembic"
+ALEMBIC_DIR = resource_dir("alembic")
 
 
 def alembic_config(engine: Engine | None = None) -> Config:
     """An Alembic config for this repo's migrations, bound to ``engine`` when given."""
-    cfg = Config(str(REPO_ROOT / "alembic.ini"))
+    cfg = Config()
     cfg.set_main_option("script_location", str(ALEMBIC_DIR))
     if engine is not None:
         cfg.attributes["engine"] = engine

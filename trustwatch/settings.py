@@ -14,9 +14,32 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-DEFAULT_DATA_DIR = REPO_ROOT / "data"
+PACKAGE_DIR = Path(__file__).resolve().parent
+#: The source checkout this package runs from (an editable install), or None in an installed wheel.
+CHECKOUT_ROOT: Path | None = (
+    PACKAGE_DIR.parent
+    if (PACKAGE_DIR.parent / "pyproject.toml").is_file() and (PACKAGE_DIR.parent / "collectors").is_dir()
+    else None
+)
+#: Where local state (``data/``, ``reports/``, ``airflow_home/``) goes: ``TRUSTWATCH_HOME``, else the checkout,
+#: else the working directory of an installed wheel.
+HOME_DIR = Path(os.environ.get("TRUSTWATCH_HOME") or CHECKOUT_ROOT or Path.cwd()).resolve()
+DEFAULT_DATA_DIR = HOME_DIR / "data"
 DEFAULT_SQLITE_PATH = DEFAULT_DATA_DIR / "trustwatch.db"
+
+
+
+def resource_dir(name: str) -> Path:
+    """A folder shipped with trustwatch (``alembic``, ``agencies``, ``dags``), installed or in the checkout.
+
+    The wheel carries these folders inside the ``trustwatch`` package; an editable install keeps them at the
+    top of the checkout, where the design card puts them.
+    """
+    for candidate in (PACKAGE_DIR / name, *([CHECKOUT_ROOT / name] if CHECKOUT_ROOT else [])):
+        if candidate.is_dir():
+            return candidate
+    raise FileNotFoundError(f"trustwatch's {name!r} folder is missing from {PACKAGE_DIR}: reinstall the package")
+
 
 STORE_CONN_ID = "trustwatch_db"
 X_CONN_ID = "x_api"

@@ -29,7 +29,7 @@ class RequestError(ValueError):
 
 @functools.cache
 def _engine_for(url: str) -> Engine:
-    from models.db import make_engine
+    from trustwatch.models.db import make_engine
 
     return make_engine(url)
 
@@ -58,7 +58,7 @@ def engine(check: bool = True) -> Engine:
 
 @functools.cache
 def _registry_cached(directory: str | None) -> Any:
-    from collectors.agencies import load_registry
+    from trustwatch.collectors.agencies import load_registry
 
     return load_registry(None if directory is None else Path(directory))
 
@@ -72,7 +72,7 @@ def registry() -> Any:
 
 @functools.cache
 def _matcher_for(reg_id: int) -> Any:
-    from collectors.agencies import Matcher
+    from trustwatch.collectors.agencies import Matcher
 
     return Matcher(registry())
 
@@ -94,7 +94,7 @@ def upgrade_store() -> str:
 
 def sync_registry() -> dict[str, int]:
     """Load the registry into the store: upsert entries, deactivate removed ones."""
-    from models.store import sync_agencies
+    from trustwatch.models.store import sync_agencies
 
     result = sync_agencies(engine(), registry().entries)
     log.info("agency registry synced: %s", result)
@@ -198,14 +198,14 @@ def _x_settings_or_default() -> tuple[int, str]:
 
 def compile_queries(platform: str, agencies: Sequence[str] | None = None) -> list[dict[str, Any]]:
     """The compiled queries for a platform as plain dicts (XCom-friendly), optionally for some agencies."""
-    from collectors import agencies as ag
+    from trustwatch.collectors import agencies as ag
 
     slugs = check_agencies(agencies) or None
     if platform == "x":
         max_len, suffix = _x_settings_or_default()
         queries = ag.compile_x_queries(registry(), max_query_length=max_len, suffix=suffix, agencies=slugs)
     elif platform == "reddit":
-        from collectors.reddit import plan_queries
+        from trustwatch.collectors.reddit import plan_queries
         from trustwatch.settings import REDDIT_CONN_ID, find_connection
 
         conn = find_connection(REDDIT_CONN_ID)
@@ -230,12 +230,12 @@ def _query_dict(query: Any) -> dict[str, Any]:
 
 
 def _query_obj(platform: str, data: dict[str, Any]) -> Any:
-    from collectors import agencies as ag
+    from trustwatch.collectors import agencies as ag
 
     if platform == "x":
         cls: Any = ag.XQuery
     else:
-        from collectors.reddit import RedditQuery
+        from trustwatch.collectors.reddit import RedditQuery
 
         cls = RedditQuery
     fields = cls.__dataclass_fields__
@@ -245,12 +245,12 @@ def _query_obj(platform: str, data: dict[str, Any]) -> Any:
 def make_collector(platform: str) -> tuple[Any, tuple[str, ...]]:
     """The platform's collector from its Airflow connection, and the secrets to keep out of messages."""
     if platform == "x":
-        from collectors.x import XCollector, XSettings
+        from trustwatch.collectors.x import XCollector, XSettings
 
         settings = XSettings.from_connection()
         return XCollector(settings), (settings.bearer_token,)
     if platform == "reddit":
-        from collectors.reddit import RedditCollector, RedditSettings
+        from trustwatch.collectors.reddit import RedditCollector, RedditSettings
 
         settings = RedditSettings.from_connection()
         return RedditCollector(settings, matcher()), (settings.client_secret,)
@@ -267,8 +267,8 @@ def collect_query(
     progress: bool = False,
 ) -> dict[str, Any]:
     """Collect one compiled query over [start, end) into the store; returns the run summary."""
-    from collectors.records import Window
-    from collectors.runner import run_query
+    from trustwatch.collectors.runner import run_query
+    from trustwatch.records import Window
 
     window = Window(parse_time(start, "start"), parse_time(end, "end"))  # type: ignore[arg-type]
     collector, secrets = make_collector(platform)
@@ -288,7 +288,7 @@ def collect_query(
 def summarize(platform: str, summaries: Sequence[dict[str, Any]], run_context: dict[str, Any] | None = None
               ) -> dict[str, Any]:
     """Totals of a DAG run's collect tasks, logged and kept in the ledger as a 'summary' row."""
-    from models import store
+    from trustwatch.models import store
 
     keys = ("pages", "requests", "posts_seen", "posts_new", "posts_updated", "rejected", "mentions", "api_errors")
     totals: dict[str, Any] = {k: sum(int(s.get(k) or 0) for s in summaries) for k in keys}
@@ -320,7 +320,7 @@ def import_archive(platform: str, paths: Sequence[str], keep_all: bool = False, 
     """Import archive files (or every file of a folder) through the write path; one ledger row per file."""
     from dataclasses import asdict
 
-    from collectors.archive import import_file, iter_files
+    from trustwatch.collectors.archive import import_file, iter_files
 
     if platform not in PLATFORMS:
         raise RequestError(f"unknown platform {platform!r}: use one of {', '.join(PLATFORMS)}")
@@ -352,7 +352,7 @@ def compliance(max_age_days: float | None = None, platforms: Sequence[str] | Non
     """
     import os
 
-    from collectors.compliance import check_compliance
+    from trustwatch.collectors.compliance import check_compliance
     from trustwatch.settings import REDDIT_CONN_ID, X_CONN_ID, ConfigError, find_connection
 
     if max_age_days is None:
@@ -389,7 +389,7 @@ def compliance(max_age_days: float | None = None, platforms: Sequence[str] | Non
 
 def enrich(batch_size: int = 1000) -> dict[str, Any]:
     """Score what the current scorer version has not scored, then refresh the touched trend rollups."""
-    from analysis import enrich as run_enrich
+    from trustwatch.analysis import enrich as run_enrich
 
     result = run_enrich(engine(), batch_size=batch_size)
     log.info("enrichment: %s", result)
@@ -400,15 +400,15 @@ def reports_dir() -> Any:
     """Where the DAG writes its reports: TRUSTWATCH_REPORTS_DIR, else reports/ in the repository."""
     import os
 
-    from trustwatch.settings import REPO_ROOT
+    from trustwatch.settings import HOME_DIR
 
-    return Path(os.environ.get("TRUSTWATCH_REPORTS_DIR", REPO_ROOT / "reports"))
+    return Path(os.environ.get("TRUSTWATCH_REPORTS_DIR", HOME_DIR / "reports"))
 
 
 def report(out: str | None = None, agencies: Sequence[str] | None = None, since: str | None = None) -> str:
     """Write the self-contained HTML trend report; returns its path."""
 
-    from analysis.report import ReportError, write_report
+    from trustwatch.analysis.report import ReportError, write_report
 
     since_date = None
     if since:

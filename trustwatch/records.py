@@ -1,6 +1,6 @@
 """Normalized records: the one shape every source (X, Reddit, the sandbox, archives) produces.
 
-Collectors and importers turn raw API JSON into these records; ``models.store.write_page`` is the
+Collectors and importers turn raw API JSON into these records; ``trustwatch.models.store.write_page`` is the
 only code that writes them.  Keeping the shape small and platform-neutral is what lets one write
 path serve every source.
 """
