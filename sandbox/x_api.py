@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from trustwatch.sandbox.common import CorpusConfig, SandboxRequest, SandboxResponse, json_response
+from trustwatch.sandbox.x_compliance import STORAGE_PREFIX, XComplianceJobs
 from trustwatch.sandbox.x_corpus import XCorpus, XTweet, api_time, snowflake_time, tokens
 
 SEARCH_PARAMS = {
@@ -287,6 +288,7 @@ class XApi:
     #: Per-endpoint request limits per window, as X documents them for app-only (bearer) auth.
     DEFAULT_LIMITS: ClassVar[dict[str, int]] = {
         "search/recent": 450, "search/all": 300, "counts/recent": 300, "counts/all": 300, "lookup": 3500,
+        "compliance/jobs": 150,
     }
 
     def __init__(
@@ -309,6 +311,8 @@ class XApi:
         #: Search results by (query, window, ids, corpus version): paging re-asks the same question.
         self._cache: dict[tuple[Any, ...], list[XTweet]] = {}
         self._lock = threading.Lock()
+        #: Batch compliance jobs (``sandbox/x_compliance.py``), over the same corpus and clock.
+        self.compliance = XComplianceJobs(self.corpus, clock)
 
     # -- ground truth ------------------------------------------------------------------------------
 
@@ -401,21 +405,24 @@ class XApi:
             "/2/tweets/counts/all": ("counts/all", self._counts),
             "/2/tweets": ("lookup", self._lookup),
         }
+        if path.startswith(STORAGE_PREFIX):
+            return self.compliance.handle_storage(request)  # signed URLs: no bearer token, no X rate limit
         if not path.startswith("/2/"):
             return None
-        if path not in routes:
+        compliance = path == "/2/compliance/jobs" or path.startswith("/2/compliance/jobs/")
+        if path not in routes and not compliance:
             return json_response(404, {"errors": [{"message": "Sorry, that page does not exist", "code": 34}]})
         auth = request.headers.get("authorization", "")
         if auth != f"Bearer {self.bearer_token}":
             return json_response(401, {"title": "Unauthorized", "type": "about:blank", "status": 401,
                                        "detail": "Unauthorized"})
-        name, handler = routes[path]
+        name, handler = routes[path] if not compliance else ("compliance/jobs", None)
         headers, allowed = self._spend(name)
         if not allowed:
             body = {"title": "Too Many Requests", "detail": "Too Many Requests", "type": "about:blank",
                     "status": 429}
             return json_response(429, body, headers)
-        response = handler(name, request)
+        response = handler(name, request) if handler is not None else self.compliance.handle_api(request)
         response.headers.update(headers)
         return response
 

@@ -70,14 +70,14 @@ def visible_in_view(engine: Any) -> set[str]:
         return set(conn.execute(text("SELECT platform_post_id FROM agency_mentions")).scalars())
 
 
-def test_x_deleted_and_withheld_posts_are_tombstoned_in_batches_of_100(sandbox: SandboxServer, store: Any,
+def test_x_lookup_opt_in_tombstones_deleted_and_withheld_posts_in_batches_of_100(sandbox: SandboxServer, store: Any,
                                                                         registry: Any, matcher: Any) -> None:
     collect_x(store, sandbox, registry, matcher)
     before = posts(store, "x")
     assert len(before) > 100  # more than one lookup batch
     # the corpus withholds a few posts from the start: a first check tombstones those
-    first = check_compliance(store, x_collector=x_collector(sandbox), max_age_days=30, now=END)
-    assert first["x"]["reasons"].get("withheld", 0) >= 1
+    first = check_compliance(store, x_collector=x_collector(sandbox), x_jobs=False, x_lookup_hours=30 * 24, now=END)
+    assert first["x_lookup"]["reasons"].get("withheld", 0) >= 1
     baseline = {i for i, p in posts(store, "x").items() if p.deleted_at is not None}
     before = {i: p for i, p in posts(store, "x").items() if i not in baseline}
     mentioned = visible_in_view(store)
@@ -92,14 +92,14 @@ def test_x_deleted_and_withheld_posts_are_tombstoned_in_batches_of_100(sandbox: 
         sandbox.x.corpus.protect(tweet_id)
     sandbox.clear_log()
 
-    result = check_compliance(store, x_collector=x_collector(sandbox), max_age_days=30, now=END)
+    result = check_compliance(store, x_collector=x_collector(sandbox), x_jobs=False, x_lookup_hours=30 * 24, now=END)
 
     lookups = sandbox.requests_to("/2/tweets")
     assert [r.path for r in lookups] == ["/2/tweets"] * math.ceil(len(before) / 100)
     assert all(len(r.query["ids"][0].split(",")) <= 100 for r in lookups)
     assert {i for r in lookups for i in r.query["ids"][0].split(",")} == set(before)  # tombstones not asked again
-    assert result["x"]["checked"] == len(before)
-    assert result["x"]["reasons"] == {"not_found": 5, "withheld": 2, "protected": 1}
+    assert result["x_lookup"]["checked"] == len(before)
+    assert result["x_lookup"]["reasons"] == {"not_found": 5, "withheld": 2, "protected": 1}
     after = posts(store, "x")
     for tweet_id in doomed + withheld + protected:
         post = after[tweet_id]
@@ -121,15 +121,15 @@ def test_x_deleted_and_withheld_posts_are_tombstoned_in_batches_of_100(sandbox: 
     assert ledger.notes["reasons"] == {"not_found": 5, "withheld": 2, "protected": 1}
 
     # the next check has nothing new to tombstone, and a later sighting does not bring content back
-    again = check_compliance(store, x_collector=x_collector(sandbox), now=END)
-    assert again["x"]["checked"] == len(before) - 8 and again["x"]["tombstoned"] == 0
+    again = check_compliance(store, x_collector=x_collector(sandbox), x_jobs=False, x_lookup_hours=30 * 24, now=END)
+    assert again["x_lookup"]["checked"] == len(before) - 8 and again["x_lookup"]["tombstoned"] == 0
     sandbox.x.corpus.tweets[withheld[0]].withheld = None
     page = x_collector(sandbox).lookup([withheld[0]])
     store_module.write_page(store, page)
     assert posts(store, "x")[withheld[0]].text == ""
 
 
-def test_only_posts_younger_than_the_maximum_age_are_looked_up(sandbox: SandboxServer, sqlite_engine: Any,
+def test_the_x_lookup_opt_in_reads_only_the_last_hours(sandbox: SandboxServer, sqlite_engine: Any,
                                                                registry: Any, matcher: Any) -> None:
     collect_x(sqlite_engine, sandbox, registry, matcher)
     stored = posts(sqlite_engine, "x")
@@ -137,9 +137,10 @@ def test_only_posts_younger_than_the_maximum_age_are_looked_up(sandbox: SandboxS
     young = {i for i, p in stored.items() if p.created_at >= cutoff}
     assert 0 < len(young) < len(stored)
     sandbox.clear_log()
-    result = check_compliance(sqlite_engine, x_collector=x_collector(sandbox), max_age_days=1, batch=40, now=END)
+    result = check_compliance(sqlite_engine, x_collector=x_collector(sandbox), x_jobs=False, x_lookup_hours=24,
+                              batch=40, now=END)
     asked = {i for r in sandbox.requests_to("/2/tweets") for i in r.query["ids"][0].split(",")}
-    assert asked == young and result["x"]["checked"] == len(young)
+    assert asked == young and result["x_lookup"]["checked"] == len(young)
     assert all(len(r.query["ids"][0].split(",")) <= 40 for r in sandbox.requests_to("/2/tweets"))
     with pytest.raises(ValueError, match="between 1 and 100"):
         check_compliance(sqlite_engine, x_collector=x_collector(sandbox), batch=101)
@@ -198,6 +199,7 @@ def test_trustwatch_compliance_command_uses_the_connections(sandbox: SandboxServ
     monkeypatch.setenv("TRUSTWATCH_DATABASE_URL", url)
     monkeypatch.delenv("AIRFLOW_CONN_TRUSTWATCH_DB", raising=False)
     monkeypatch.delenv("AIRFLOW_CONN_REDDIT_API", raising=False)
+    monkeypatch.setenv("TRUSTWATCH_COMPLIANCE_POLL_SECONDS", "0")
     monkeypatch.setenv("AIRFLOW_CONN_X_API", json.dumps(
         {"conn_type": "http", "password": X_TOKEN, "extra": {"base_url": sandbox.url}}))
     # the corpus ends on END (in the past): ask for posts younger than now - END + 2 days

@@ -208,10 +208,10 @@ def test_trigger_form_params_are_typed(dagbag):
     assert dag["param_defaults"] == {"start": None, "end": None, "agencies": [], "dry_run": False}
 
 
-def test_enrich_runs_on_the_posts_asset_and_compliance_daily(dagbag):
+def test_enrich_runs_on_the_posts_asset_and_compliance_weekly(dagbag):
     assert dagbag["dags"]["enrich_posts"]["asset_schedule"] == ["trustwatch_posts"]
     compliance = dagbag["dags"]["compliance_check"]
-    assert compliance["cron"] == "0 0 * * *"
+    assert compliance["cron"] == "0 0 * * 0"  # batch compliance jobs: weekly by default
     assert compliance["catchup"] is False
 
 

@@ -133,7 +133,7 @@ def test_x_failure_paths_leak_no_token(server: SandboxServer, store: Any, regist
     texts.append(run_failing(store, x_col(server), queries[6], matcher, secrets))
     server.faults.add("/2/tweets/search", "slow", times=2, seconds=1.0)
     texts.append(run_failing(store, x_col(server), queries[7], matcher, secrets))
-    server.faults.add("/2/tweets", "status", status=502, times=2)
+    server.faults.add("/2/compliance/jobs", "status", status=502, times=2)
     with pytest.raises(Exception) as info:
         check_compliance(store, x_collector=x_col(server), now=END, secrets=secrets)
     texts.append(exception_texts(info.value))

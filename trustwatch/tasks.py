@@ -344,23 +344,33 @@ def import_archive(platform: str, paths: Sequence[str], keep_all: bool = False, 
 
 def compliance(max_age_days: float | None = None, platforms: Sequence[str] | None = None,
                run_context: dict[str, Any] | None = None) -> dict[str, Any]:
-    """Re-check stored posts on every platform with a configured connection and tombstone what is gone.
+    """Check stored posts on every platform with a configured connection and tombstone what is gone.
 
-    ``max_age_days`` defaults to ``TRUSTWATCH_COMPLIANCE_MAX_AGE_DAYS`` (30): older posts are not looked
-    up again (X bills lookups per post).  A platform without a connection is left out and said so; none
-    at all is a configuration error.
+    X goes through batch compliance jobs (all stored ids, not billed per post); the billed lookup of the
+    newest ``TRUSTWATCH_COMPLIANCE_LOOKUP_HOURS`` (default 0: off) is the opt-in.  Reddit posts younger
+    than ``max_age_days`` (``TRUSTWATCH_COMPLIANCE_MAX_AGE_DAYS``, 30) are looked up.  Jobs are polled every
+    ``TRUSTWATCH_COMPLIANCE_POLL_SECONDS`` (30).  A platform without a connection is left out and said so;
+    none at all is a configuration error.
     """
     import os
 
     from trustwatch.collectors.compliance import check_compliance
     from trustwatch.settings import REDDIT_CONN_ID, X_CONN_ID, ConfigError, find_connection
 
-    if max_age_days is None:
-        raw = os.environ.get("TRUSTWATCH_COMPLIANCE_MAX_AGE_DAYS", "30")
+    def number(name: str, default: str, unit: str) -> float:
+        raw = os.environ.get(name, default).strip() or default
         try:
-            max_age_days = float(raw)
+            value = float(raw)
         except ValueError:
-            raise ConfigError(f"TRUSTWATCH_COMPLIANCE_MAX_AGE_DAYS must be a number of days, got {raw!r}") from None
+            raise ConfigError(f"{name} must be a number of {unit}, got {raw!r}") from None
+        if value < 0:
+            raise ConfigError(f"{name} must not be negative, got {raw!r}")
+        return value
+
+    if max_age_days is None:
+        max_age_days = number("TRUSTWATCH_COMPLIANCE_MAX_AGE_DAYS", "30", "days")
+    lookup_hours = number("TRUSTWATCH_COMPLIANCE_LOOKUP_HOURS", "0", "hours")
+    poll_seconds = number("TRUSTWATCH_COMPLIANCE_POLL_SECONDS", "30", "seconds")
     wanted = list(platforms or PLATFORMS)
     unknown = [p for p in wanted if p not in PLATFORMS]
     if unknown:
@@ -381,7 +391,8 @@ def compliance(max_age_days: float | None = None, platforms: Sequence[str] | Non
     for note in left_out:
         log.warning("compliance: %s, left out", note)
     result = check_compliance(engine(), x_collector=collectors.get("x"), reddit_collector=collectors.get("reddit"),
-                              max_age_days=max_age_days, run_context=run_context, secrets=secrets)
+                              max_age_days=max_age_days, x_lookup_hours=lookup_hours, poll_interval=poll_seconds,
+                              run_context=run_context, secrets=secrets)
     if left_out:
         result["left_out"] = left_out
     return result
