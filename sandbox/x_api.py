@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from trustwatch.sandbox.common import CorpusConfig, SandboxRequest, SandboxResponse, json_response
+from trustwatch.sandbox.x_billing import ReadMeter
 from trustwatch.sandbox.x_compliance import STORAGE_PREFIX, XComplianceJobs
 from trustwatch.sandbox.x_corpus import XCorpus, XTweet, api_time, snowflake_time, tokens
 
@@ -313,6 +314,8 @@ class XApi:
         self._lock = threading.Lock()
         #: Batch compliance jobs (``sandbox/x_compliance.py``), over the same corpus and clock.
         self.compliance = XComplianceJobs(self.corpus, clock)
+        #: What X would bill for the reads served (``sandbox/x_billing.py``).
+        self.meter = ReadMeter(clock)
 
     # -- ground truth ------------------------------------------------------------------------------
 
@@ -557,6 +560,7 @@ class XApi:
                 })
                 continue
             users.append(user.to_api(user_fields))
+        self.meter.bill([t.id for t in page] + list(included), [u["id"] for u in users])
         includes: dict[str, Any] = {}
         if users:
             includes["users"] = users

@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-DAG_IDS = {"collect_x", "collect_reddit", "enrich_posts", "compliance_check", "import_archive"}
+DAG_IDS = {"collect_x", "collect_reddit", "enrich_posts", "compliance_check", "import_archive", "refresh_metrics"}
 X_TOKEN = "sandbox-x-token-dagtest"
 REDDIT_ID, REDDIT_SECRET = "dagtest-client", "dagtest-secret-5d1e"
 #: Agencies the runs ask for: a few keep each run to a couple of mapped collect tasks.
@@ -213,6 +213,8 @@ def test_enrich_runs_on_the_posts_asset_and_compliance_weekly(dagbag):
     compliance = dagbag["dags"]["compliance_check"]
     assert compliance["cron"] == "0 0 * * 0"  # batch compliance jobs: weekly by default
     assert compliance["catchup"] is False
+    refresh = dagbag["dags"]["refresh_metrics"]
+    assert refresh["cron"] == "0 */6 * * *" and refresh["catchup"] is False
 
 
 def test_backfill_over_past_days_plans_one_run_per_hour(airflow_home):

@@ -101,6 +101,11 @@ def cmd_compliance(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_refresh(args: argparse.Namespace) -> int:
+    _print_json(tasks.refresh_metrics(dry_run=args.dry_run, now=args.now))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser (also used by tests to check the contract)."""
     parser = argparse.ArgumentParser(prog="trustwatch", description=__doc__)
@@ -165,6 +170,12 @@ def build_parser() -> argparse.ArgumentParser:
     comp.add_argument("--platform", action="append", choices=list(tasks.PLATFORMS),
                       help="only this platform (repeatable; default: every configured one)")
     comp.set_defaults(func=cmd_compliance)
+
+    ref = sub.add_parser("refresh", help="read X posts' engagement again at 1 and 7 days (billed reads)")
+    ref.add_argument("platform", choices=["x"], help="only X: Reddit scores are read again by revisits")
+    ref.add_argument("--dry-run", action="store_true", help="count the posts due and the billed reads, read nothing")
+    ref.add_argument("--now", default=None, help="ISO time to plan for (default: now)")
+    ref.set_defaults(func=cmd_refresh)
     return parser
 
 

@@ -398,6 +398,25 @@ def compliance(max_age_days: float | None = None, platforms: Sequence[str] | Non
     return result
 
 
+def refresh_metrics(dry_run: bool = False, now: str | dt.datetime | None = None,
+                    run_context: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Look X posts up again at the configured ages (``x_api`` extra ``metrics_refresh``,
+    ``refresh_ages_days``, ``monthly_read_budget``); a dry run only says what it would bill."""
+    from trustwatch.collectors.refresh import RefreshError, RefreshSettings
+    from trustwatch.collectors.refresh import refresh_metrics as run_refresh
+    from trustwatch.settings import X_CONN_ID, ConfigError, get_connection
+
+    try:
+        settings = RefreshSettings.from_extra(get_connection(X_CONN_ID).extra)
+    except RefreshError as exc:
+        raise ConfigError(str(exc)) from None
+    collector, secrets = make_collector("x")
+    result = run_refresh(engine(), collector, settings, now=parse_time(now, "now"), dry_run=dry_run,
+                         run_context=run_context, secrets=secrets)
+    log.info("metrics refresh: %s", result)
+    return result
+
+
 def enrich(batch_size: int = 1000) -> dict[str, Any]:
     """Score what the current scorer version has not scored, then refresh the touched trend rollups."""
     from trustwatch.analysis import enrich as run_enrich
