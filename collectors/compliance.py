@@ -297,6 +297,17 @@ class XComplianceJobs:
                                   f"{json.dumps(body.get('errors') or body)[:300]}")
         return job
 
+    def open_job(self, kind: str) -> dict[str, Any] | None:
+        """A job of ours (named ``trustwatch-...``) that X still holds open for ``kind``: an earlier attempt
+        of this task that died while X worked.  X allows one open job per type, so a retry adopts it."""
+        for status in ("in_progress", "created"):
+            body = self._api(lambda s=status: self.collector.client.get_compliance_jobs(type=kind, status=s),
+                             f"compliance job list ({kind})")
+            for job in body.get("data") or []:
+                if isinstance(job, dict) and str(job.get("name", "")).startswith("trustwatch-"):
+                    return job
+        return None
+
     def _storage(self, method: str, url: str, what: str, data: bytes | None = None) -> requests.Response:
         last = ""
         for attempt in range(3):
@@ -388,7 +399,13 @@ def _check_x_jobs(
             if not ids:
                 summary["jobs"][kind] = {"uploaded": 0, "skipped": "nothing stored"}
                 continue
-            job = jobs.create(kind, f"trustwatch-{kind}-{stamp}")
+            job = jobs.open_job(kind)
+            if job is not None and job.get("status") == "in_progress":
+                # its upload came from an earlier attempt: apply its results; the next run covers the rest
+                opened.append((job, 0))
+                summary["jobs"][kind] = {"id": job["id"], "adopted": True, "uploaded": None}
+                continue
+            job = job or jobs.create(kind, f"trustwatch-{kind}-{stamp}")
             jobs.upload(job, ids)
             opened.append((job, len(ids)))
             summary["jobs"][kind] = {"id": job["id"], "uploaded": len(ids)}

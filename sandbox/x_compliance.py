@@ -187,8 +187,8 @@ class XComplianceJobs:
     def _advance(self, job: Job) -> None:
         """Expire a job past its download date; complete an uploaded one after ``polls_left`` polls."""
         now = self.now()
-        if now >= job.created_at + DOWNLOAD_TTL:
-            job.status = "expired"
+        if now >= job.created_at + DOWNLOAD_TTL or (job.status == "created" and now >= job.created_at + UPLOAD_TTL):
+            job.status = "expired"  # "expired before completion": never uploaded, or past its download date
             return
         if job.status == "in_progress":
             if job.polls_left > 0:

@@ -224,3 +224,25 @@ def test_a_reddit_author_that_comes_back_deleted_is_scrubbed(sandbox: SandboxSer
     assert theirs and all(p.raw is None or p.raw["data"]["author"] == "[deleted]" for p in theirs)
     assert all("author_fullname" not in (p.raw or {}).get("data", {}) for p in theirs)
     assert any(p.deleted_at is None for p in theirs)  # the posts themselves stay
+
+
+def test_a_retry_adopts_the_job_an_earlier_attempt_left_open_at_x(sandbox: SandboxServer, sqlite_engine: Any,
+                                                                  registry: Any, matcher: Any) -> None:
+    collect_x(sqlite_engine, sandbox, registry, matcher)
+    stored = sorted(posts(sqlite_engine, "x"))
+    sandbox.x.corpus.delete(stored[0])
+    # the first attempt created and filled a job, then its worker died: X keeps the job open
+    sandbox.x.compliance.polls_to_complete = 5
+    left = _create(sandbox, name="trustwatch-tweets-20261101T000000Z").json()["data"]
+    requests.put(left["upload_url"], data="\n".join(stored).encode(), timeout=10)
+    assert _create(sandbox).status_code == 400  # X allows no second tweets job now
+    result = check_compliance(sqlite_engine, x_collector=x_collector(sandbox), now=END, poll_interval=0,
+                              sleep=lambda s: None)
+    assert result["x"]["jobs"]["tweets"] == {"id": left["id"], "adopted": True, "uploaded": None, "results": 1,
+                                             "malformed_lines": 0}
+    assert posts(sqlite_engine, "x")[stored[0]].deleted_reason == "deleted"
+    # a job nobody uploaded to expires with its upload URL and blocks nothing
+    stale = _create(sandbox, name="trustwatch-tweets-stale").json()["data"]
+    _shift_clock(sandbox, 16 * 60)
+    assert _job(sandbox, stale["id"])["status"] == "expired"
+    assert _create(sandbox).status_code == 200
