@@ -36,6 +36,7 @@ from typing import Any
 
 import requests
 from sqlalchemy import Engine, select, update
+from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 from trustwatch.models import store
 from trustwatch.models.tables import Author, Post, RejectedPayload
 
@@ -57,6 +58,10 @@ _AUTHOR_OBJECT_KEYS = ("author", "user")
 
 class ComplianceError(RuntimeError):
     """A compliance run could not finish; the posts checked so far keep their tombstones."""
+
+
+class _StorageUnavailable(Exception):
+    """A signed-URL request answered 5xx: worth another try."""
 
 
 # --- the stored ids ----------------------------------------------------------------------------------
@@ -309,24 +314,31 @@ class XComplianceJobs:
         return None
 
     def _storage(self, method: str, url: str, what: str, data: bytes | None = None) -> requests.Response:
-        last = ""
-        for attempt in range(3):
+        """One request to a signed URL: transient failures (connection, 5xx) retried by tenacity, a
+        refusal (expired or wrong signature) raised with the storage's error code, never the URL."""
+
+        def attempt() -> requests.Response:
             self.requests += 1
-            try:
-                response = self._http.request(method, url, data=data, timeout=self.timeout,
-                                              headers={"Content-Type": "text/plain"} if data is not None else {})
-            except requests.RequestException as exc:
-                last = type(exc).__name__
-            else:
-                if response.status_code < 500:
-                    if response.status_code >= 400:
-                        code = response.text.split("<Code>")[1].split("</Code>")[0] if "<Code>" in response.text \
-                            else response.reason
-                        raise ComplianceError(f"{what} failed: HTTP {response.status_code} {code}")
-                    return response
-                last = f"HTTP {response.status_code}"
-            self.sleep(min(2.0 ** attempt, 30.0))
-        raise ComplianceError(f"{what} kept failing after 3 attempts ({last})")
+            headers = {"Content-Type": "text/plain"} if data is not None else {}
+            response = self._http.request(method, url, data=data, timeout=self.timeout, headers=headers)
+            if response.status_code >= 500:
+                raise _StorageUnavailable(f"HTTP {response.status_code}")
+            return response
+
+        try:
+            response = Retrying(
+                retry=retry_if_exception_type((requests.RequestException, _StorageUnavailable)),
+                stop=stop_after_attempt(3), wait=wait_exponential(multiplier=1, max=30), sleep=self.sleep,
+                reraise=True,
+            )(attempt)
+        except (requests.RequestException, _StorageUnavailable) as exc:
+            raise ComplianceError(f"{what} kept failing after 3 attempts ({type(exc).__name__}: "
+                                  f"{str(exc).split('?')[0][:200]})") from None
+        if response.status_code >= 400:
+            text = response.text
+            code = text.split("<Code>")[1].split("</Code>")[0] if "<Code>" in text else response.reason
+            raise ComplianceError(f"{what} failed: HTTP {response.status_code} {code}")
+        return response
 
     def upload(self, job: dict[str, Any], ids: Sequence[str]) -> None:
         """PUT the ids, one per line, to the job's signed upload URL (valid 15 minutes)."""

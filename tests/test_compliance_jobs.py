@@ -246,3 +246,26 @@ def test_a_retry_adopts_the_job_an_earlier_attempt_left_open_at_x(sandbox: Sandb
     _shift_clock(sandbox, 16 * 60)
     assert _job(sandbox, stale["id"])["status"] == "expired"
     assert _create(sandbox).status_code == 200
+
+
+def test_signed_url_failures_are_retried_and_a_refusal_fails_the_run_with_the_storage_code(
+    sandbox: SandboxServer, sqlite_engine: Any, registry: Any, matcher: Any
+) -> None:
+    collect_x(sqlite_engine, sandbox, registry, matcher)
+    sandbox.faults.add("/compliance-storage/", "status", status=503, times=2)
+    sandbox.faults.add("/compliance-storage/", "reset", times=1, after=3)
+    result = check_compliance(sqlite_engine, x_collector=x_collector(sandbox), now=END, poll_interval=0,
+                              sleep=lambda s: None)
+    assert result["x"]["jobs"]["tweets"]["uploaded"] > 0 and sandbox.faults.pending == 0
+    assert [r.status for r in sandbox.requests_to("/compliance-storage/")][:3] == [503, 503, 200]
+    # an upload refused by the storage (here: a forged signature) fails the run, naming the storage's code
+    sandbox.x.compliance.jobs.clear()
+    real = sandbox.x.compliance.handle_storage
+    sandbox.x.compliance.handle_storage = lambda request: real(  # type: ignore[method-assign]
+        type(request)(request.method, request.path, {"signature": ["forged"]}, request.headers, request.body))
+    with pytest.raises(ComplianceError, match="HTTP 403 SignatureDoesNotMatch"):
+        check_compliance(sqlite_engine, x_collector=x_collector(sandbox), now=END + dt.timedelta(days=7),
+                         poll_interval=0, sleep=lambda s: None)
+    with sqlite_engine.connect() as conn:
+        failed = conn.execute(select(CollectionRun.__table__).where(CollectionRun.status == "failed")).one()
+    assert "SignatureDoesNotMatch" in failed.error and "signature=" not in failed.error

@@ -164,9 +164,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--posts", type=int, default=2000)
     s.set_defaults(func=cmd_sandbox)
 
-    comp = sub.add_parser("compliance", help="re-check stored posts; tombstone the deleted, removed or withheld")
+    comp = sub.add_parser("compliance", help="check stored posts (X: batch compliance jobs); tombstone what is gone")
     comp.add_argument("--max-age-days", type=float, default=None,
-                      help="only posts younger than this (default: TRUSTWATCH_COMPLIANCE_MAX_AGE_DAYS or 30)")
+                      help="Reddit: only posts younger than this (default: TRUSTWATCH_COMPLIANCE_MAX_AGE_DAYS or "
+                           "30); X checks every stored post through batch compliance jobs")
     comp.add_argument("--platform", action="append", choices=list(tasks.PLATFORMS),
                       help="only this platform (repeatable; default: every configured one)")
     comp.set_defaults(func=cmd_compliance)
