@@ -185,6 +185,9 @@ def refresh_metrics(
             waits += stats.rate_limit_waits
             result = store.write_page(engine, page, run_id=handle.run_id)
             summary["billed_reads"] += len(page.posts)
+            # asked, not returned (deleted, protected...): not billed, due again until compliance tombstones it
+            summary["unavailable"] = summary.get("unavailable", 0) + len(set(ids) - {p.platform_post_id
+                                                                                  for p in page.posts})
             summary["refreshed"] += result.updated + result.new
             store.update_run(engine, handle.run_id, pages=start // settings.batch + 1, requests=requests,
                              posts_seen=summary["billed_reads"], posts_updated=summary["refreshed"],
@@ -225,8 +228,8 @@ def _by_age(due: list[tuple[int, str, float]]) -> dict[str, int]:
 
 
 def _notes(summary: dict[str, Any]) -> dict[str, Any]:
-    keys = ("due", "due_by_age", "billed_reads", "refreshed", "skipped_over_budget", "month_reads_before", "budget",
-            "ages_days", "billed_reads_expected")
+    keys = ("due", "due_by_age", "billed_reads", "refreshed", "unavailable", "skipped_over_budget",
+            "month_reads_before", "budget", "ages_days", "billed_reads_expected")
     return {k: summary[k] for k in keys if k in summary}
 
 

@@ -108,6 +108,7 @@ def test_posts_are_read_again_at_one_and_seven_days_and_each_read_appends_a_snap
     assert sandbox.x.meter.users == 0 and sandbox.x.meter.posts == len(served)
     row = ledger(store, done["run_id"])
     assert (row.status, row.posts_seen, row.notes["billed_reads"]) == ("success", len(served), len(served))
+    assert row.notes["unavailable"] == len(young - served)
     assert snapshots(store, done["run_id"]) == len(served) and snapshots(store) == before + len(served)
     after = live_posts(store)
     assert all(after[i].like_count >= 1000 for i in served)
