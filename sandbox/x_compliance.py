@@ -104,14 +104,22 @@ class XComplianceJobs:
         return dt.datetime.fromtimestamp(self.clock(), dt.UTC)
 
     def set_account(self, user_id: str, state: str) -> None:
-        """Suspend, deactivate, delete or protect an account; suspended/deleted/deactivated ones also leave
-        ``includes.users`` as the real API does."""
+        """Suspend, deactivate, delete or protect an account.  Suspended, deleted and deactivated ones leave
+        ``includes.users``; a deleted or deactivated account's posts are gone from search and lookup (X
+        answers "Not Found" for them), a protected one's are refused.  A suspended account's posts stay
+        served here: what X's lookup answers for them is not in the recordings."""
         if state not in ACCOUNT_STATES:
             raise ValueError(f"account state must be one of {ACCOUNT_STATES}, got {state!r}")
         self.accounts[user_id] = (state, self.now())
         user = self.corpus.users.get(user_id)
         if user is not None and state != "protected":
             user.hidden = True
+        for tweet in self.corpus.tweets.values():
+            if tweet.author_id == user_id:
+                if state in ("deleted", "deactivated"):
+                    tweet.deleted = True
+                elif state == "protected":
+                    tweet.protected = True
         self.corpus.version += 1
 
     def scrub_geo(self, tweet_id: str) -> None:

@@ -173,6 +173,10 @@ def test_a_suspended_authors_posts_lose_the_profile_in_their_raw_payloads(
     with sqlite_engine.begin() as conn:
         conn.execute(Post.__table__.update().where(Post.id == victim.id).values(raw=raw))
     sandbox.x.compliance.set_account(user.id, "deactivated")
+    theirs_live = [t.id for t in sandbox.x.corpus.tweets.values() if t.author_id == user.id]
+    lookup = requests.get(f"{sandbox.url}/2/tweets", params={"ids": ",".join(theirs_live[:100])}, headers=AUTH,
+                          timeout=10).json()
+    assert "data" not in lookup and {e["title"] for e in lookup["errors"]} == {"Not Found Error"}
     check_compliance(sqlite_engine, x_collector=x_collector(sandbox), now=END, poll_interval=0, sleep=lambda s: None)
     with sqlite_engine.connect() as conn:
         row = conn.execute(select(Author.__table__).where(Author.platform_user_id == user.id)).one()
