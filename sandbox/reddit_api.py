@@ -14,12 +14,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import math
 import re
 import secrets
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -135,6 +136,9 @@ class RedditApi:
         #: Seconds in one rate-limit window (Reddit: 600); tests shorten it.
         self.rate_window = 600.0
         self.listing_cap = LISTING_CAP
+        #: The sandbox's "now": things created later do not exist yet (comments arrive over days,
+        #: scores grow).  None shows the whole corpus as it ends up; tests move it forward.
+        self.clock: Callable[[], dt.datetime] | None = None
         self._lock = threading.Lock()
         self._tokens: set[str] = set()
         self._window_start = time.monotonic()
@@ -145,6 +149,18 @@ class RedditApi:
     def ground_truth(self, start: Any, end: Any, agencies: Iterable[str] | None = None) -> set[str]:
         """Ids (submissions and comments) a collector must store for [start, end)."""
         return self.corpus.ground_truth(start, end, agencies, unreadable=self.private_subreddits)
+
+    def _now(self) -> dt.datetime | None:
+        return self.clock() if self.clock is not None else None
+
+    def _exists(self, created: dt.datetime, now: dt.datetime | None) -> bool:
+        return now is None or created <= now
+
+    def _submission_data(self, submission: RedditSubmission, now: dt.datetime | None) -> dict[str, Any]:
+        visible = None
+        if now is not None:
+            visible = sum(1 for c in submission.all_comments if self.corpus.comments[c].created <= now)
+        return submission.to_data(now, visible)
 
     # -- routing ----------------------------------------------------------------------------------
 
@@ -254,6 +270,9 @@ class RedditApi:
             for name in names:
                 merged.extend(self.corpus.by_subreddit.get(name.lower(), []))
             ids = sorted(set(merged), key=lambda s: int(s, 36), reverse=True)
+        now = self._now()
+        if now is not None:
+            ids = [i for i in ids if self.corpus.submissions[i].created <= now]
         if kind == "search":
             query = request.param("q") or ""
             compiled = compile_search(query)
@@ -293,14 +312,16 @@ class RedditApi:
         end = start + len(chosen)
         next_after = f"t3_{chosen[-1]}" if chosen and end < len(ids) else None
         prev_before = f"t3_{chosen[0]}" if chosen and start > 0 else None
-        children = [{"kind": "t3", "data": self.corpus.submissions[sid].to_data()} for sid in chosen]
+        now = self._now()
+        children = [{"kind": "t3", "data": self._submission_data(self.corpus.submissions[sid], now)} for sid in chosen]
         return json_response(200, _listing(children, next_after, prev_before), served_ids=list(chosen))
 
     # -- comment trees ----------------------------------------------------------------------------
 
     def _comments(self, request: SandboxRequest, sid: str, focus: str | None) -> SandboxResponse:
         submission = self.corpus.submissions.get(sid)
-        if submission is None:
+        now = self._now()
+        if submission is None or not self._exists(submission.created, now):
             return _error(404, "Not Found")
         if submission.subreddit.lower() in self.private_subreddits:
             return _error(403, "Forbidden", reason="private")
@@ -308,13 +329,13 @@ class RedditApi:
         served: list[str] = [sid]
         if focus and focus != "_":
             comment = self.corpus.comments.get(focus)
-            if comment is None or comment.link_id != sid:
+            if comment is None or comment.link_id != sid or not self._exists(comment.created, now):
                 return _error(404, "Not Found")
             tree = [self._render(comment, 0, submission, newest_first, served)]
         else:
             tree = self._render_level(submission.comments, submission.fullname, 0, submission, newest_first, served)
         payload = [
-            _listing([{"kind": "t3", "data": submission.to_data()}]),
+            _listing([{"kind": "t3", "data": self._submission_data(submission, now)}]),
             _listing(tree),
         ]
         return json_response(200, payload, served_ids=served)
@@ -331,7 +352,8 @@ class RedditApi:
         newest_first: bool,
         served: list[str],
     ) -> list[dict[str, Any]]:
-        ordered = self._ordered(ids, newest_first)
+        now = self._now()
+        ordered = self._ordered([c for c in ids if self._exists(self.corpus.comments[c].created, now)], newest_first)
         shown, hidden = ordered[:MAX_CHILDREN], ordered[MAX_CHILDREN:]
         children = [self._render(self.corpus.comments[c], depth, submission, newest_first, served) for c in shown]
         if hidden:
@@ -359,10 +381,11 @@ class RedditApi:
         newest_first: bool,
         served: list[str],
     ) -> dict[str, Any]:
-        data = comment.to_data(submission.slug_title)
+        now = self._now()
+        data = comment.to_data(submission.slug_title, now)
         data["depth"] = depth
         served.append(comment.id)
-        if comment.replies:
+        if any(self._exists(self.corpus.comments[r].created, now) for r in comment.replies):
             if depth + 1 >= MAX_DEPTH:
                 stub = {
                     "kind": "more",
@@ -383,10 +406,13 @@ class RedditApi:
         return {"kind": "t1", "data": data}
 
     def _descendants(self, comment: RedditComment) -> list[str]:
+        now = self._now()
         out: list[str] = []
         stack = list(reversed(comment.replies))
         while stack:
             cid = stack.pop()
+            if not self._exists(self.corpus.comments[cid].created, now):
+                continue  # not written yet (a reply is never older than its parent)
             out.append(cid)
             stack.extend(reversed(self.corpus.comments[cid].replies))
         return out
@@ -405,15 +431,16 @@ class RedditApi:
         things: list[dict[str, Any]] = []
         served: list[str] = []
         seen: set[str] = set()
+        now = self._now()
         for cid in children:
             comment = self.corpus.comments.get(cid)
-            if comment is None or comment.link_id != link or cid in seen:
+            if comment is None or comment.link_id != link or cid in seen or not self._exists(comment.created, now):
                 continue
             for each in [cid, *self._descendants(comment)]:
                 if each in seen:
                     continue
                 seen.add(each)
-                data = self.corpus.comments[each].to_data(submission.slug_title)
+                data = self.corpus.comments[each].to_data(submission.slug_title, now)
                 things.append({"kind": "t1", "data": data})
                 served.append(each)
         return json_response(200, {"json": {"errors": [], "data": {"things": things}}}, served_ids=served)
@@ -424,17 +451,20 @@ class RedditApi:
             return _error(400, "Bad Request", reason="TOO_MANY_IDS")
         children: list[dict[str, Any]] = []
         served: list[str] = []
+        now = self._now()
         for name in names:
             kind, _, bare = name.partition("_")
             if kind == "t3" and bare in self.corpus.submissions:
                 submission = self.corpus.submissions[bare]
-                if submission.subreddit.lower() in self.private_subreddits:
+                if submission.subreddit.lower() in self.private_subreddits or not self._exists(submission.created, now):
                     continue
-                children.append({"kind": "t3", "data": submission.to_data()})
+                children.append({"kind": "t3", "data": self._submission_data(submission, now)})
                 served.append(bare)
             elif kind == "t1" and bare in self.corpus.comments:
                 comment = self.corpus.comments[bare]
+                if not self._exists(comment.created, now):
+                    continue
                 title = self.corpus.submissions[comment.link_id].slug_title
-                children.append({"kind": "t1", "data": comment.to_data(title)})
+                children.append({"kind": "t1", "data": comment.to_data(title, now)})
                 served.append(bare)
         return json_response(200, _listing(children), served_ids=served)

@@ -41,6 +41,18 @@ def to_base36(value: int) -> str:
     return "".join(reversed(digits))
 
 
+#: Scores grow with votes over the first three days, then stay (what a revisit's snapshots show).
+SCORE_SETTLES = dt.timedelta(hours=72)
+
+
+def score_at(final: int, created: dt.datetime, now: dt.datetime | None) -> int:
+    """The score a thing shows at ``now``: a share of its final score growing with its age."""
+    if now is None or now - created >= SCORE_SETTLES:
+        return final
+    share = max(0.0, (now - created) / SCORE_SETTLES)
+    return int(final * share)
+
+
 @dataclass
 class RedditComment:
     """A comment; ``parent`` is a fullname (``t3_`` for top level, ``t1_`` for a reply)."""
@@ -60,8 +72,10 @@ class RedditComment:
         """``t1_<id>``."""
         return f"t1_{self.id}"
 
-    def to_data(self, permalink_title: str = "_") -> dict[str, Any]:
-        """The ``data`` of a ``t1`` thing as Reddit sends it (``replies`` set by the caller)."""
+    def to_data(self, permalink_title: str = "_", now: dt.datetime | None = None) -> dict[str, Any]:
+        """The ``data`` of a ``t1`` thing as Reddit sends it (``replies`` set by the caller); the
+        score as it stands at ``now`` (the final one when None)."""
+        score = score_at(self.score, self.created, now)
         return {
             "id": self.id,
             "name": self.fullname,
@@ -72,8 +86,8 @@ class RedditComment:
             "author": self.author,
             "author_fullname": None if self.author == "[deleted]" else f"t2_{self.author.lower()}",
             "body": self.body,
-            "score": self.score,
-            "ups": self.score,
+            "score": score,
+            "ups": score,
             "downs": 0,
             "created_utc": float(int(self.created.timestamp())),
             "created": float(int(self.created.timestamp())),
@@ -100,6 +114,8 @@ class RedditSubmission:
     score: int
     agencies: list[str]
     removed_by_category: str | None = None
+    #: Locked by the moderators: no new comments (tests lock a thread between two reads).
+    locked: bool = False
     comments: list[str] = field(default_factory=list)  # top-level comment ids, oldest first
     all_comments: list[str] = field(default_factory=list)  # every comment id of the thread
 
@@ -113,9 +129,11 @@ class RedditSubmission:
         """The title part of the permalink."""
         return re.sub(r"[^a-z0-9]+", "_", self.title.lower()).strip("_")[:50] or "_"
 
-    def to_data(self) -> dict[str, Any]:
-        """The ``data`` of a ``t3`` thing as Reddit sends it."""
+    def to_data(self, now: dt.datetime | None = None, num_comments: int | None = None) -> dict[str, Any]:
+        """The ``data`` of a ``t3`` thing as Reddit sends it, as it stands at ``now`` (score and
+        comment count; the final ones when None)."""
         stamp = float(int(self.created.timestamp()))
+        score = score_at(self.score, self.created, now)
         permalink = f"/r/{self.subreddit}/comments/{self.id}/{self.slug_title}/"
         return {
             "id": self.id,
@@ -131,15 +149,15 @@ class RedditSubmission:
             "domain": f"self.{self.subreddit}",
             "url": "https://www.reddit.com" + permalink,
             "permalink": permalink,
-            "score": self.score,
-            "ups": self.score,
+            "score": score,
+            "ups": score,
             "upvote_ratio": 0.9,
-            "num_comments": len(self.all_comments),
+            "num_comments": len(self.all_comments) if num_comments is None else num_comments,
             "created_utc": stamp,
             "created": stamp,
             "over_18": False,
             "stickied": False,
-            "locked": False,
+            "locked": self.locked,
             "removed_by_category": self.removed_by_category,
             "edited": False,
         }
@@ -266,7 +284,7 @@ class RedditCorpus:
         #: lower-cased subreddit -> name as written
         self.subreddit_names: dict[str, str] = {}
         self._next_submission = 36**5  # ids of 6 characters, like today's
-        self._next_comment = 36**6
+        self._next_comment = 0  # temporary ids while generating; see _renumber_comments
         self._users = self._make_users(max(30, config.posts // 10))
         self._generate()
         self._index()
@@ -318,6 +336,7 @@ class RedditCorpus:
             else:
                 sub, title, labels = OFFTOPIC_SUBREDDIT, self._offtopic_title(), []
             self._add_submission(moment, sub, title, labels)
+        self._renumber_comments()
 
     def _ref(self, agency: _Agency) -> str:
         return self.rng.choice(agency.refs)
@@ -387,20 +406,20 @@ class RedditCorpus:
         return submission
 
     def _add_comments(self, submission: RedditSubmission) -> None:
+        """A comment tree whose comments arrive over days, as on Reddit: about 40% within 6 hours of
+        the submission, 30% by the end of the first day, 20% by the third and the rest within a week
+        (so a thread read once, right after its hour, misses most of them).  Ids are given later, in
+        order of arrival, by :meth:`_renumber_comments`."""
         rng = self.rng
         count = rng.choice([0, 0, 1, 2, 3, 4, 6, 9, 14])
         parents: list[str] = [submission.fullname]
-        depth: dict[str, int] = {submission.fullname: 0}
-        moment = submission.created
-        room = max(1.0, (self.config.stop - moment).total_seconds() - 1)
-        for _ in range(count):
-            moment = moment + dt.timedelta(seconds=int(rng.uniform(1, max(2.0, room / (count + 1)))))
-            if moment >= self.config.stop:
-                moment = self.config.stop - dt.timedelta(seconds=1)
+        delays = sorted(self._arrival_delay() for _ in range(count))
+        for delay in delays:
+            moment = submission.created + dt.timedelta(seconds=int(delay))
             # mostly replies to recent comments, which makes chains deep enough for "continue this thread"
             parent = parents[-1] if rng.random() < 0.45 else rng.choice(parents)
-            self._next_comment += rng.randint(1, 25)
-            cid = to_base36(self._next_comment)
+            self._next_comment += 1
+            cid = f"tmp{self._next_comment}"
             author, body = rng.choice(self._users), rng.choice(_COMMENTS)
             roll = rng.random()
             if roll < 0.05:
@@ -425,8 +444,41 @@ class RedditCorpus:
                 submission.comments.append(cid)
             else:
                 self.comments[parent[3:]].replies.append(cid)
-            depth[comment.fullname] = depth[parent] + 1
             parents.append(comment.fullname)
+
+    def _arrival_delay(self) -> float:
+        """Seconds between a submission and one of its comments (see :meth:`_add_comments`)."""
+        rng = self.rng
+        roll = rng.random()
+        hour = 3600.0
+        if roll < 0.4:
+            return rng.uniform(60, 6 * hour)
+        if roll < 0.7:
+            return rng.uniform(6 * hour, 24 * hour)
+        if roll < 0.9:
+            return rng.uniform(24 * hour, 72 * hour)
+        return rng.uniform(72 * hour, 167 * hour)
+
+    def _renumber_comments(self) -> None:
+        """Give comments base36 ids in order of arrival across all threads (Reddit's ids grow with time)."""
+        ordered = sorted(self.comments.values(), key=lambda c: (c.created, int(c.id[3:])))
+        counter = 36**6
+        new_id: dict[str, str] = {}
+        for comment in ordered:
+            counter += self.rng.randint(1, 25)
+            new_id[comment.id] = to_base36(counter)
+        self._next_comment = counter
+        renamed: dict[str, RedditComment] = {}
+        for comment in ordered:
+            comment.id = new_id[comment.id]
+            if comment.parent.startswith("t1_"):
+                comment.parent = "t1_" + new_id[comment.parent[3:]]
+            comment.replies = [new_id[r] for r in comment.replies]
+            renamed[comment.id] = comment
+        self.comments = renamed
+        for submission in self.submissions.values():
+            submission.comments = [new_id[c] for c in submission.comments]
+            submission.all_comments = [new_id[c] for c in submission.all_comments]
 
     def _index(self) -> None:
         #: lower-cased subreddit -> submission ids, newest first

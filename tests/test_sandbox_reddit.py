@@ -58,7 +58,11 @@ def test_corpus_is_deterministic_and_inside_the_span(config, registry):
     ]
     assert sorted(one.comments) == sorted(two.comments)
     assert all(config.start <= s.created < config.stop for s in one.submissions.values())
-    assert all(config.start <= c.created < config.stop for c in one.comments.values())
+    # comments arrive after their submission, up to a week later (past the span's end for the newest)
+    assert all(
+        dt.timedelta(0) < c.created - one.submissions[c.link_id].created < dt.timedelta(days=7)
+        for c in one.comments.values()
+    )
     other = RedditCorpus(CorpusConfig(seed=12, posts=600, end=END, days=7), registry.entries)
     assert [s.title for s in other.submissions.values()] != [s.title for s in one.submissions.values()]
 
@@ -268,3 +272,35 @@ def test_info_returns_things_by_fullname(api, corpus):
     assert {p.platform_post_id for p in page.posts} == {comment.id, submission.id}
     deleted = next(p for p in page.posts if p.platform_post_id == comment.id)
     assert deleted.deleted_reason == "[deleted]"
+
+
+def test_comments_arrive_over_days_after_their_submission(corpus):
+    """Most of a thread is written hours or days after the submission (what revisits must catch)."""
+    ages = [c.created - corpus.submissions[c.link_id].created for c in corpus.comments.values()]
+    within_hour = sum(age <= dt.timedelta(hours=1) for age in ages)
+    after_day = sum(age > dt.timedelta(days=1) for age in ages)
+    assert within_hour < len(ages) / 5
+    assert after_day > len(ages) / 5
+
+
+def test_the_sandbox_clock_hides_comments_not_written_yet(config, corpus):
+    api = RedditApi(config, corpus=corpus)
+    bearer = token(api)
+    submission = max(
+        (s for s in corpus.submissions.values() if len(s.all_comments) >= 6), key=lambda s: len(s.all_comments)
+    )
+    moment = submission.created + dt.timedelta(hours=6)
+    api.clock = lambda: moment
+    early = normalize_reddit_listing(json.loads(get(api, f"/comments/{submission.id}", bearer, limit="500").body))
+    api.clock = None
+    late = normalize_reddit_listing(json.loads(get(api, f"/comments/{submission.id}", bearer, limit="500").body))
+    written = {c for c in submission.all_comments if corpus.comments[c].created <= moment}
+    shown_early = {p.platform_post_id for p in early.posts if p.kind == "comment"}
+    shown_early |= {child for stub in early.more for child in stub.children}
+    assert shown_early <= written
+    early_sub = next(p for p in early.posts if p.kind == "submission")
+    late_sub = next(p for p in late.posts if p.kind == "submission")
+    assert early_sub.metrics.replies == len(written) < late_sub.metrics.replies == len(submission.all_comments)
+    assert early_sub.metrics.score <= late_sub.metrics.score == submission.score
+    api.clock = lambda: submission.created - dt.timedelta(seconds=1)
+    assert get(api, f"/comments/{submission.id}", bearer).status == 404, "a submission not posted yet"
