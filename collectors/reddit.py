@@ -529,7 +529,7 @@ def _thing_from_praw(obj: Any, kind: str) -> dict[str, Any]:
     turns ``author`` and ``subreddit`` into objects (a ``[deleted]`` author into None)."""
     data: dict[str, Any] = {}
     for key, value in vars(obj).items():
-        if key.startswith("_") or key in ("replies", "submission", "comments"):
+        if key.startswith("_") or key in ("replies", "submission", "comments", "comment_sort", "comment_limit"):
             continue
         if key == "author":
             value = getattr(value, "name", None) or "[deleted]"
@@ -881,6 +881,63 @@ class RedditCollector:
         ]
         return comments, stubs
 
+    # -- revisits ---------------------------------------------------------------------------------
+
+    def read_thread(self, submission_id: str, slugs: Sequence[str], budget: int) -> RedditPage:
+        """Read a thread again (a revisit): the submission as it stands now (score, comment count,
+        deleted or locked), its comment tree with at most ``budget`` requests (one for the tree, the
+        rest ``morechildren``), and a ``thread`` mention of every comment for each of ``slugs``.
+
+        ``notes`` says how complete the thread is: ``thread_state`` (open, locked, deleted, removed,
+        or unavailable with the status), ``num_comments`` (what Reddit counts), ``comments_seen`` and
+        ``more_unresolved`` (comments left behind ``more`` stubs when the budget ran out).
+        """
+        label = f"revisit of t3_{submission_id}"
+        page = RedditPage()
+        try:
+            submission, comments, unresolved = self._call(
+                label, lambda: self._fetch_thread(submission_id, max(0, budget - 1))
+            )
+        except _SourceUnavailable as exc:
+            page.notes["thread_state"] = f"unavailable ({exc.status} {exc.reason})"
+            self._stats.drain_into(page)
+            return page
+        tree = normalize_reddit_listing(
+            {"kind": "Listing", "data": {"children": [submission, *comments], "after": None}}, source=label
+        )
+        page.posts, page.authors, page.rejects = tree.posts, tree.authors, tree.rejects
+        for comment in tree.posts:
+            if comment.kind != "comment":
+                continue
+            for slug in slugs:
+                page.mentions.append(
+                    MentionRecord(PLATFORM, comment.platform_post_id, slug, f"t3_{submission_id}", "thread")
+                )
+        data = submission["data"]
+        page.notes.update(
+            thread_state=_thread_state(data),
+            num_comments=int_or_none(data.get("num_comments")),
+            comments_seen=sum(1 for post in tree.posts if post.kind == "comment"),
+            more_unresolved=sum(max(stub.count, len(stub.children)) for stub in unresolved),
+            more_stubs_unresolved=len(unresolved),
+        )
+        self._stats.drain_into(page)
+        return page
+
+    def _fetch_thread(
+        self, submission_id: str, more_limit: int
+    ) -> tuple[dict[str, Any], list[dict[str, Any]], list[MoreStub]]:
+        submission = self.reddit.submission(id=submission_id)
+        submission.comment_sort = "new"
+        forest = submission.comments
+        skipped = forest.replace_more(limit=more_limit)
+        comments = [_thing_from_praw(comment, "t1") for comment in forest.list()]
+        stubs = [
+            MoreStub(parent_id=str(more.parent_id), children=list(more.children), count=int(more.count or 0))
+            for more in skipped
+        ]
+        return _thing_from_praw(submission, "t3"), comments, stubs
+
     # -- compliance --------------------------------------------------------------------------------
 
     def info(self, fullnames: Sequence[str]) -> RedditPage:
@@ -900,6 +957,16 @@ class RedditCollector:
             page.notes["missing"] = [n for n in names if _strip_prefix(n) not in returned]
         self._stats.drain_into(page)
         return page
+
+
+def _thread_state(data: dict[str, Any]) -> str:
+    """open, locked, deleted (by its author) or removed (by moderators, admins or filters)."""
+    state = _deletion_state(data.get("selftext"), data.get("removed_by_category"))
+    if state == "[deleted]" or (state is None and data.get("author") in (None, "[deleted]") and not data.get("title")):
+        return "deleted"
+    if state == "[removed]":
+        return "removed"
+    return "locked" if data.get("locked") else "open"
 
 
 def _format_cursor(after: str, count: int) -> str:

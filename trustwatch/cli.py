@@ -70,6 +70,11 @@ def cmd_collect(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_revisit(args: argparse.Namespace) -> int:
+    _print_json(tasks.revisit_reddit(now=args.now, ages=args.ages, budget=args.budget))
+    return 0
+
+
 def cmd_import(args: argparse.Namespace) -> int:
     from trustwatch.collectors.archive import ImportSummary
 
@@ -133,6 +138,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--agency", action="append", help="only this agency's queries (repeatable)")
     c.add_argument("--dry-run", action="store_true", help="X: ask the counts endpoint, collect nothing")
     c.set_defaults(func=cmd_collect)
+
+    rv = sub.add_parser("revisit", help="read due Reddit threads again for late comments and final scores")
+    rv.add_argument("platform", choices=["reddit"])
+    rv.add_argument("--now", help="ISO 8601 time to take as now (default: the current time)")
+    rv.add_argument("--ages", help="revisit ages, e.g. 6h,24h,72h,7d (default: connection extra or those)")
+    rv.add_argument("--budget", type=int, help="requests per thread and revisit (default 10)")
+    rv.set_defaults(func=cmd_revisit)
 
     imp = sub.add_parser("import", help="import archive files (twarc2 JSONL, Reddit dumps; plain, .gz, .zst)")
     imp.add_argument("platform", choices=list(tasks.PLATFORMS))

@@ -285,6 +285,30 @@ def collect_query(
     return summary.as_dict()
 
 
+def revisit_reddit(now: str | dt.datetime | None = None, ages: str | None = None, budget: int | None = None,
+                   run_context: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Read again the Reddit threads whose revisit is due at ``now`` (default: the current time), for
+    late comments and final scores (``trustwatch.collectors.reddit_revisit``).  Ages and the per-thread
+    request budget come from the arguments, else the reddit_api connection's extra ``revisit_ages``
+    ("6h,24h,72h,7d") and ``revisit_budget``."""
+    from trustwatch.collectors import reddit_revisit as rv
+    from trustwatch.settings import REDDIT_CONN_ID, find_connection
+
+    moment = parse_time(now, "now") if now is not None else dt.datetime.now(dt.UTC)
+    conn = find_connection(REDDIT_CONN_ID)
+    extra = (conn.extra if conn else None) or {}
+    ages_text = ages or extra.get("revisit_ages")
+    try:
+        parsed = rv.parse_ages(str(ages_text)) if ages_text else rv.DEFAULT_AGES
+    except ValueError as exc:
+        raise RequestError(str(exc)) from None
+    per_thread = int(budget or extra.get("revisit_budget") or rv.DEFAULT_BUDGET)
+    collector, secrets = make_collector("reddit")
+    summary = rv.run_revisits(engine(), collector, matcher=matcher(), now=moment, ages=parsed,  # type: ignore[arg-type]
+                              budget=per_thread, run_context=run_context, secrets=secrets)
+    return summary.as_dict()
+
+
 def summarize(platform: str, summaries: Sequence[dict[str, Any]], run_context: dict[str, Any] | None = None
               ) -> dict[str, Any]:
     """Totals of a DAG run's collect tasks, logged and kept in the ledger as a 'summary' row."""
