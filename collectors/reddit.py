@@ -6,8 +6,10 @@ submission that mentions an agency.  Raw API JSON goes through one normalizer
 (:func:`normalize_reddit_listing`), the same one the recorded responses in ``shared/realcases`` are
 tested against, so what the collector stores is what Reddit sent.
 
-Reddit listings stop at about 1,000 items.  When a listing ends before reaching the window start,
-the page says so (``coverage_gap``) and the runner writes it to the ledger: analysts must be able to
+Reddit listings stop at about 1,000 items and searches far earlier (often near 250 results).  A
+listing or search that ends before reaching the window start was cut, whatever its count: a cut search
+is read again as the ``new`` listings of its subreddits, and what still ends early is flagged on the
+page (``coverage_gap``, with the reason in ``notes``); the runner writes it to the ledger, so analysts
 see that a window is incomplete rather than assume nobody posted.
 """
 
@@ -46,8 +48,8 @@ TOMBSTONES: tuple[str, ...] = ("[deleted]", "[removed]")
 #: removed_by_category values that mean the author deleted the post (others mean a moderator,
 #: an admin or a filter removed it).
 _AUTHOR_DELETION = {"deleted", "author"}
-#: Reddit lists at most about 1,000 items; a listing that ends after this many items without
-#: reaching the window start was cut off by Reddit rather than exhausted.
+#: Reddit lists at most about 1,000 items (searches far fewer); kept as a setting for planning only:
+#: any listing that ends before the window start is a gap, whatever its count.
 LISTING_CAP = 1000
 PAGE_LIMIT = 100
 INFO_BATCH = 100
@@ -659,13 +661,17 @@ class RedditCollector:
         """Pages of one query's listing, newest first, read back to the window start.
 
         Each page carries the submissions in the window that mention an agency, their comment trees,
-        and the ``thread`` mentions of those comments.  ``cursor`` resumes a listing; ``since_id`` is
-        not used: Reddit has no such parameter and submission and comment ids count separately, so the
-        window (``created_utc``) is what bounds a run.
+        and the ``thread`` mentions of those comments.  A listing that ends before the window start was
+        cut by Reddit (search stops near 250 results, listings near 1,000), whatever its count: a cut
+        search is read again as the ``new`` listings of its subreddits (one each, matched locally), and
+        whatever still ends early is flagged as a coverage gap with the reason in the ledger notes.
+        ``cursor`` resumes a listing (or the fallback listings); ``since_id`` is not used: Reddit has no
+        such parameter and submission and comment ids count separately, so the window (``created_utc``)
+        is what bounds a run.
         """
         del since_id
         kind = self.kind_of(query)
-        after, count = _parse_cursor(cursor)
+        fallback_from, after, count = _parse_cursor(cursor)
         subreddits = list(query.subreddits)
         skipped: list[str] = []
         if kind == "search" or len(subreddits) > 1:
@@ -676,8 +682,64 @@ class RedditCollector:
                 self._stats.drain_into(page)
                 yield page
                 return
-        path = f"r/{'+'.join(subreddits)}/" + ("search" if kind == "search" else "new")
-        label = f"r/{'+'.join(subreddits)}/{kind}"
+        if fallback_from is None:
+            path = f"r/{'+'.join(subreddits)}/" + ("search" if kind == "search" else "new")
+            label = f"r/{'+'.join(subreddits)}/{kind}"
+            listing = self._read_listing(path, label, kind, query, window, after, count)
+            for page, state, next_after, depth in listing:
+                if skipped:  # reported once, with the first page
+                    page.skipped[:0] = skipped
+                    page.notes["skipped"] = list(page.skipped)
+                    skipped = []
+                if state == "ended" and kind == "search":
+                    page.notes["search_truncated"] = (
+                        f"{label} ended after {depth} results before reaching {window.start.isoformat()}: "
+                        f"read the new listings of {', '.join('r/' + sub for sub in subreddits)} instead"
+                    )
+                    log.warning("search cut short: %s", page.notes["search_truncated"])
+                    page.cursor = _format_cursor(None, 0, fallback=0)
+                    self._stats.drain_into(page)
+                    yield page
+                    break
+                if state == "ended":
+                    self._flag_gap(page, label, depth, window)
+                page.cursor = _format_cursor(next_after, depth) if state == "more" else None
+                self._stats.drain_into(page)
+                yield page
+            else:
+                return
+            fallback_from, after, count = 0, None, 0
+        # the search was cut: each subreddit's ``new`` listing, matched locally, instead
+        for index in range(fallback_from, len(subreddits)):
+            sub = subreddits[index]
+            label = f"r/{sub}/new"
+            listing = self._read_listing(label, label, "new", query, window, after, count)
+            for page, state, next_after, depth in listing:
+                page.notes["fallback"] = f"search cut short: read {label} instead"
+                if state == "ended":
+                    self._flag_gap(page, label, depth, window)
+                if state == "more":
+                    page.cursor = _format_cursor(next_after, depth, fallback=index)
+                elif index + 1 < len(subreddits):
+                    page.cursor = _format_cursor(None, 0, fallback=index + 1)
+                else:
+                    page.cursor = None
+                self._stats.drain_into(page)
+                yield page
+            after, count = None, 0
+
+    def _flag_gap(self, page: RedditPage, label: str, count: int, window: Window) -> None:
+        page.coverage_gap = True
+        page.notes["coverage_gap"] = (
+            f"{label} ended after {count} items (cut by Reddit) before reaching {window.start.isoformat()}"
+        )
+        log.warning("coverage gap: %s", page.notes["coverage_gap"])
+
+    def _read_listing(
+        self, path: str, label: str, kind: str, query: RedditQuery, window: Window, after: str | None, count: int
+    ) -> Iterator[tuple[RedditPage, str, str | None, int]]:
+        """Pages of one listing or search with how it stands after each: ``more`` (read on),
+        ``reached`` (the window start is reached) or ``ended`` (Reddit had no more before the start)."""
         while True:
             params: dict[str, Any] = {"limit": self.settings.page_limit, "count": count}
             if after:
@@ -687,37 +749,23 @@ class RedditCollector:
             try:
                 payload = self._call(label, lambda p=params: self.reddit.request(method="GET", path=path, params=p))
             except _SourceUnavailable as exc:
+                where = path.rsplit("/", 1)[0]
                 if exc.status == 404:
                     raise RedditApiError(
-                        f"r/{'+'.join(subreddits)} was not found (404, {exc.reason}): check the "
+                        f"{where} was not found (404, {exc.reason}): check the "
                         "subreddit name in the agency registry or the reddit_api connection"
                     ) from None
-                note = f"r/{'+'.join(subreddits)}: 403 {exc.reason}"
+                note = f"{where}: 403 {exc.reason}"
                 log.warning("skipping %s", note)
-                page = RedditPage(skipped=[*skipped, note], notes={"skipped": [*skipped, note]})
-                self._stats.drain_into(page)
-                yield page
+                yield RedditPage(skipped=[note], notes={"skipped": [note]}), "reached", None, count
                 return
             listing = normalize_reddit_listing(payload, source=label)
             page, reached_start = self._listing_page(listing, query, window)
             count += len(listing.seen_ids)
             next_after = listing.cursor
-            if skipped:  # reported once, with the first page
-                page.skipped[:0] = skipped
-                page.notes["skipped"] = list(page.skipped)
-                skipped = []
-            if next_after is None and not reached_start and count >= self._gap_threshold():
-                page.coverage_gap = True
-                page.notes["coverage_gap"] = (
-                    f"{label} ended after {count} items (Reddit's listing cap) before reaching "
-                    f"{window.start.isoformat()}"
-                )
-                log.warning("coverage gap: %s", page.notes["coverage_gap"])
-            done = reached_start or next_after is None
-            page.cursor = None if done else _format_cursor(next_after, count)
-            self._stats.drain_into(page)
-            yield page
-            if done:
+            state = "reached" if reached_start else ("ended" if next_after is None else "more")
+            yield page, state, next_after, count
+            if state != "more":
                 return
             after = next_after
 
@@ -766,10 +814,6 @@ class RedditCollector:
             after = listing.cursor
             if reached_start or after is None:
                 return total
-
-    def _gap_threshold(self) -> int:
-        # Reddit stops "about" 1,000 items deep: removed items are dropped from the last pages.
-        return max(1, int(self.settings.listing_cap * 0.9))
 
     def _usable_subreddits(self, subreddits: list[str]) -> tuple[list[str], list[str]]:
         """Drop the subreddits a combined ``r/a+b`` request cannot read (private, quarantined, banned).
@@ -969,16 +1013,23 @@ def _thread_state(data: dict[str, Any]) -> str:
     return "locked" if data.get("locked") else "open"
 
 
-def _format_cursor(after: str, count: int) -> str:
-    """The resumable position in a listing: Reddit's ``after`` fullname and how deep it is."""
-    return f"{after}|{count}"
+def _format_cursor(after: str | None, count: int, fallback: int | None = None) -> str:
+    """The resumable position in a listing: Reddit's ``after`` fullname and how deep it is, prefixed
+    with ``fallback:<n>:`` while the ``new`` listings that replace a cut search are read."""
+    position = f"{after or ''}|{count}"
+    return position if fallback is None else f"fallback:{fallback}:{position}"
 
 
-def _parse_cursor(cursor: str | None) -> tuple[str | None, int]:
+def _parse_cursor(cursor: str | None) -> tuple[int | None, str | None, int]:
+    """(fallback listing index or None, after, count) of a cursor written by :func:`_format_cursor`."""
     if not cursor:
-        return None, 0
+        return None, None, 0
+    fallback: int | None = None
+    if cursor.startswith("fallback:"):
+        _, index, cursor = cursor.split(":", 2)
+        fallback = int(index)
     after, _, count = cursor.partition("|")
     try:
-        return after or None, int(count or 0)
+        return fallback, after or None, int(count or 0)
     except ValueError:
-        return after or None, 0
+        return fallback, after or None, 0

@@ -5,9 +5,11 @@ Routes (mounted on the shared sandbox server):
 ``GET /r/{subs}/new``, ``GET /comments/{id}`` (and ``/comments/{id}/_/{comment}``, praw's "continue
 this thread"), ``POST|GET /api/morechildren``, ``GET /api/info``.  Shapes follow the recorded
 responses in ``shared/realcases/reddit``: Listings with ``after``/``before`` cursors and the ~1,000
-item cap, ``t3``/``t1`` things, ``more`` stubs (ids and continue-thread ones), the
+item cap (searches cut near 250 results, as Reddit's do), ``t3``/``t1`` things, ``more`` stubs (ids and
+continue-thread ones), the
 ``x-ratelimit-used/remaining/reset`` headers, 429 with ``retry-after`` past the limit, 403 for a
-private subreddit and 404 for an unknown one.
+private subreddit and 404 for an unknown one.  A clock (``RedditApi.clock``) makes the corpus unfold in
+time: comments not written yet are not shown, scores grow, ``num_comments`` counts what exists.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ import re
 import secrets
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from urllib.parse import parse_qs
@@ -32,6 +35,8 @@ MAX_PAGE = 100
 DEFAULT_PAGE = 25
 #: How deep a listing can be paged (Reddit's cap).
 LISTING_CAP = 1000
+#: Where Reddit's search stops (about; each query gets its own cut within +-20).
+SEARCH_CAP = 250
 #: Comment trees: replies shown per comment before a ``more`` stub, and depth before "continue this thread".
 MAX_CHILDREN = 3
 MAX_DEPTH = 4
@@ -136,6 +141,9 @@ class RedditApi:
         #: Seconds in one rate-limit window (Reddit: 600); tests shorten it.
         self.rate_window = 600.0
         self.listing_cap = LISTING_CAP
+        #: Reddit's search stops far earlier than listings, near 250 results, a little more or less
+        #: per query (None: no cut).
+        self.search_cap: int | None = SEARCH_CAP
         #: The sandbox's "now": things created later do not exist yet (comments arrive over days,
         #: scores grow).  None shows the whole corpus as it ends up; tests move it forward.
         self.clock: Callable[[], dt.datetime] | None = None
@@ -277,6 +285,8 @@ class RedditApi:
             query = request.param("q") or ""
             compiled = compile_search(query)
             ids = [i for i in ids if search_matches(compiled, self._search_text(self.corpus.submissions[i]))]
+            if self.search_cap is not None:
+                ids = ids[: self.search_cap - 20 + zlib.crc32(query.encode("utf-8")) % 41]
         ids = ids[: self.listing_cap]
         return self._page(request, ids)
 

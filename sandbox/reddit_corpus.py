@@ -279,6 +279,8 @@ class RedditCorpus:
         if not self.agencies:
             raise ValueError("the Reddit corpus needs at least one agency in the registry")
         self.rng = random.Random(config.seed * 7919 + 36)
+        #: Comment arrival times have their own generator (see _add_comments).
+        self._arrival_rng = random.Random(config.seed * 7919 + 37)
         self.submissions: dict[str, RedditSubmission] = {}
         self.comments: dict[str, RedditComment] = {}
         #: lower-cased subreddit -> name as written
@@ -337,6 +339,7 @@ class RedditCorpus:
                 sub, title, labels = OFFTOPIC_SUBREDDIT, self._offtopic_title(), []
             self._add_submission(moment, sub, title, labels)
         self._renumber_comments()
+        self._add_history()
 
     def _ref(self, agency: _Agency) -> str:
         return self.rng.choice(agency.refs)
@@ -416,8 +419,12 @@ class RedditCorpus:
         delays = sorted(self._arrival_delay() for _ in range(count))
         for delay in delays:
             moment = submission.created + dt.timedelta(seconds=int(delay))
+            # The main generator makes the same draws as before arrival times existed (two are unused
+            # now), so the submissions and threads a seed gives stay what other tests were written for.
+            rng.random()
             # mostly replies to recent comments, which makes chains deep enough for "continue this thread"
             parent = parents[-1] if rng.random() < 0.45 else rng.choice(parents)
+            rng.randint(1, 25)
             self._next_comment += 1
             cid = f"tmp{self._next_comment}"
             author, body = rng.choice(self._users), rng.choice(_COMMENTS)
@@ -448,7 +455,7 @@ class RedditCorpus:
 
     def _arrival_delay(self) -> float:
         """Seconds between a submission and one of its comments (see :meth:`_add_comments`)."""
-        rng = self.rng
+        rng = self._arrival_rng
         roll = rng.random()
         hour = 3600.0
         if roll < 0.4:
@@ -459,13 +466,38 @@ class RedditCorpus:
             return rng.uniform(24 * hour, 72 * hour)
         return rng.uniform(72 * hour, 167 * hour)
 
+    def _add_history(self) -> None:
+        """Posts from before the span, as every real subreddit has: one off-topic post per subreddit
+        and one post naming each agency in a global subreddit, a month back.  So a listing or search
+        that reaches back far enough always finds something older than a window inside the span, and
+        one that ends before that was cut (the rule the collector flags gaps by).  Ids below the span's,
+        no comments; they are in no window's ground truth."""
+        rng = random.Random(self.config.seed * 104729 + 1)
+        assert self.config.start is not None
+        old = self.config.start - dt.timedelta(days=30)
+        plan: list[tuple[str, str, list[str]]] = []
+        for name in sorted(self.subreddit_names.values(), key=str.lower):
+            plan.append((name, rng.choice(_OFFTOPIC_TITLES).format(place=rng.choice(_PLACES)), []))
+        for n, agency in enumerate(self.agencies):
+            title = _AGENCY_TITLES[0].format(ref=agency.refs[0], place=rng.choice(_PLACES))
+            plan.append((GLOBAL_SUBREDDITS[n % len(GLOBAL_SUBREDDITS)], title, [agency.slug]))
+        counter = 36**5 - 10 * (len(plan) + 1)
+        for n, (sub, title, labels) in enumerate(plan):
+            counter += rng.randint(1, 9)
+            sid = to_base36(counter)
+            self.submissions[sid] = RedditSubmission(
+                id=sid, subreddit=self._sub_name(sub), author=rng.choice(self._users), title=title, selftext="",
+                created=old + dt.timedelta(minutes=n), score=rng.randint(0, 50), agencies=labels,
+            )
+        self.history = {sid for sid, sub in self.submissions.items() if sub.created < self.config.start}
+
     def _renumber_comments(self) -> None:
         """Give comments base36 ids in order of arrival across all threads (Reddit's ids grow with time)."""
         ordered = sorted(self.comments.values(), key=lambda c: (c.created, int(c.id[3:])))
         counter = 36**6
         new_id: dict[str, str] = {}
         for comment in ordered:
-            counter += self.rng.randint(1, 25)
+            counter += self._arrival_rng.randint(1, 25)
             new_id[comment.id] = to_base36(counter)
         self._next_comment = counter
         renamed: dict[str, RedditComment] = {}
@@ -508,6 +540,30 @@ class RedditCorpus:
                 created=moment,
                 score=1,
                 agencies=[],
+            )
+            ids.append(sid)
+        self._index()
+        return ids
+
+    def add_mentions_burst(
+        self, subreddit: str, slug: str, count: int, start: dt.datetime, end: dt.datetime
+    ) -> list[str]:
+        """Add ``count`` submissions naming agency ``slug`` to a subreddit in [start, end), without
+        comments: a news day that makes Reddit's search stop before the window start.  They are in the
+        ground truth."""
+        agency = next(a for a in self.agencies if a.slug == slug)
+        span = (end - start).total_seconds()
+        latest = max((int(s, 36) for s in self.submissions), default=self._next_submission)
+        self._next_submission = max(self._next_submission, latest)
+        ids: list[str] = []
+        for i in range(count):
+            self._next_submission += 1
+            sid = to_base36(self._next_submission)
+            title = self.rng.choice(_AGENCY_TITLES).format(ref=agency.refs[0], place=self.rng.choice(_PLACES))
+            self.submissions[sid] = RedditSubmission(
+                id=sid, subreddit=self._sub_name(subreddit), author=self.rng.choice(self._users), title=title,
+                selftext="", created=start + dt.timedelta(seconds=span * (i + 0.5) / count), score=1,
+                agencies=[slug],
             )
             ids.append(sid)
         self._index()

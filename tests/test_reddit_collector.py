@@ -14,7 +14,6 @@ from trustwatch.collectors.runner import run_query
 from trustwatch.models import store as store_module
 from trustwatch.models.tables import Agency, CollectionRun, Post, PostMention
 from trustwatch.sandbox.common import CorpusConfig
-from trustwatch.sandbox.reddit_corpus import GLOBAL_SUBREDDITS
 from trustwatch.sandbox.server import SandboxServer
 
 from tests.conftest import REALCASES as SHARED_REALCASES
@@ -323,17 +322,11 @@ def test_wrong_credentials_fail_clearly_and_never_show_the_secret(server, matche
 
 
 def test_replace_more_limit_bounds_the_comment_fetch(server, matcher, registry):
-    # an agency with a long thread in a global subreddit: its tree has "more" stubs
-    biggest = max(
-        (s for s in server.reddit.corpus.submissions.values() if s.agencies and s.subreddit in GLOBAL_SUBREDDITS),
-        key=lambda s: len(s.all_comments),
-    )
-    agencies = biggest.agencies[:1]
     query = next(
-        q for q in plan_queries(compile_reddit_queries(registry, agencies=agencies), registry) if q.kind == "search"
+        q for q in plan_queries(compile_reddit_queries(registry, agencies=["nypd"]), registry) if q.kind == "search"
     )
     window = Window(END - dt.timedelta(days=7), END)
-    truth = server.reddit.ground_truth(window.start, window.end, agencies)
+    truth = server.reddit.ground_truth(window.start, window.end, ["nypd"])
     full = make_collector(server, matcher, replace_more_limit=None)
     got = {p.platform_post_id for page in full.pages(query, window) for p in page.posts}
     corpus = server.reddit.corpus

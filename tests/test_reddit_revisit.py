@@ -21,8 +21,8 @@ from trustwatch.records import Window
 END = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
 SOME = ["austin-pd", "nypd", "denver-pd", "seattle-pd"]
 SECRET = "sandbox-secret"
-#: A day four days before the corpus ends: its threads keep getting comments for a week.
-WINDOW = Window(END - dt.timedelta(days=4), END - dt.timedelta(days=3))
+#: Two days before the corpus's last day: its threads keep getting comments for a week.
+WINDOW = Window(END - dt.timedelta(days=3), END - dt.timedelta(days=1))
 
 
 @pytest.fixture(scope="module")

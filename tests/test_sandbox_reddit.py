@@ -57,7 +57,8 @@ def test_corpus_is_deterministic_and_inside_the_span(config, registry):
         (s.id, s.title, s.agencies) for s in two.submissions.values()
     ]
     assert sorted(one.comments) == sorted(two.comments)
-    assert all(config.start <= s.created < config.stop for s in one.submissions.values())
+    assert all(config.start <= s.created < config.stop for s in one.submissions.values() if s.id not in one.history)
+    assert all(s.created < config.start and not s.all_comments for s in map(one.submissions.get, one.history))
     # comments arrive after their submission, up to a week later (past the span's end for the newest)
     assert all(
         dt.timedelta(0) < c.created - one.submissions[c.link_id].created < dt.timedelta(days=7)
@@ -304,3 +305,35 @@ def test_the_sandbox_clock_hides_comments_not_written_yet(config, corpus):
     assert early_sub.metrics.score <= late_sub.metrics.score == submission.score
     api.clock = lambda: submission.created - dt.timedelta(seconds=1)
     assert get(api, f"/comments/{submission.id}", bearer).status == 404, "a submission not posted yet"
+
+
+def test_search_is_cut_near_250_results_where_the_listing_is_not(config, registry):
+    corpus = RedditCorpus(config, registry.entries)
+    corpus.add_mentions_burst("news", "nypd", 400, END - dt.timedelta(hours=3), END)
+    api = RedditApi(config, corpus=corpus)
+    bearer = token(api)
+
+    def walk(path: str, **params: str) -> list[str]:
+        ids: list[str] = []
+        after = None
+        while True:
+            extra = {"after": after} if after else {}
+            page = normalize_reddit_listing(json.loads(get(api, path, bearer, limit="100", **params, **extra).body))
+            ids.extend(page.seen_ids)
+            after = page.cursor
+            if after is None:
+                return ids
+
+    found = walk("/r/news/search", q='"New York City Police Department"', restrict_sr="on", sort="new")
+    listed = walk("/r/news/new")
+    assert 230 <= len(found) <= 270
+    assert len(listed) > 400, "the new listing (cap 1,000) is not cut there"
+    other = walk("/r/news/search", q='"New York City Police Department" OR NYPD', restrict_sr="on", sort="new")
+    assert 230 <= len(other) <= 270 and other != found, "the cut varies with the query"
+
+
+def test_every_subreddit_has_posts_older_than_the_span(corpus):
+    """A listing read back far enough always reaches a window inside the span: one that ends first was cut."""
+    for name in corpus.subreddit_names:
+        oldest = corpus.by_subreddit[name][-1]
+        assert corpus.submissions[oldest].created < corpus.config.start
