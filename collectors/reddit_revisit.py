@@ -25,11 +25,11 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, select, update
 from trustwatch.collectors.reddit import RedditApiError
 from trustwatch.collectors.runner import add_mentions
 from trustwatch.models import store
-from trustwatch.models.tables import Agency, CollectionRun, Post, PostMention
+from trustwatch.models.tables import Agency, Author, CollectionRun, Post, PostMention
 
 log = logging.getLogger(__name__)
 
@@ -99,6 +99,8 @@ class RevisitSummary:
     comments_added: int = 0
     final: list[str] = field(default_factory=list)
     incomplete: list[str] = field(default_factory=list)
+    #: Authors found deleted and scrubbed (see :func:`scrub_deleted_authors`).
+    authors_scrubbed: int = 0
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-friendly form."""
@@ -239,4 +241,63 @@ def run_revisits(
             summary.final.append(thread.submission_id)
         if incomplete:
             summary.incomplete.append(thread.submission_id)
+    summary.authors_scrubbed = scrub_deleted_authors(engine)
     return summary
+
+
+def scrub_deleted_authors(engine: Engine) -> int:
+    """Remove the username and profile of Reddit accounts that are gone, as Reddit's Data API terms require.
+
+    An account is gone when one of its posts comes back with author ``[deleted]`` and its text intact
+    (Reddit's sign of a deleted account; a post its author deleted has its text gone too), or when all
+    of its posts come back ``[deleted]``.  The ``authors`` row stays as a tombstone (same id, so counts
+    by author stay explainable) with ``platform_user_id = '[deleted]#<id>'`` and no profile; every post
+    of it shows ``[deleted]`` as author, in ``author_platform_id`` and in the raw payload.
+    """
+    posts = Post.__table__
+    authors = Author.__table__
+    with engine.begin() as conn:
+        candidates = set(conn.execute(
+            select(posts.c.author_id).join(authors, authors.c.id == posts.c.author_id).where(
+                posts.c.platform == PLATFORM, posts.c.author_platform_id == "[deleted]",
+                authors.c.platform_user_id.not_like("[deleted]%"),
+            ).distinct()
+        ).scalars())
+        gone: list[int] = []
+        for author_id in sorted(candidates):
+            rows = conn.execute(
+                select(posts.c.author_platform_id, posts.c.deleted_reason).where(posts.c.author_id == author_id)
+            ).all()
+            account_deleted = any(r.author_platform_id == "[deleted]" and r.deleted_reason is None for r in rows)
+            if account_deleted or all(r.author_platform_id == "[deleted]" for r in rows):
+                gone.append(author_id)
+        for author_id in gone:
+            name = conn.execute(select(authors.c.platform_user_id).where(authors.c.id == author_id)).scalar_one()
+            conn.execute(
+                update(authors).where(authors.c.id == author_id).values(
+                    platform_user_id=f"[deleted]#{author_id}", username=None, display_name=None,
+                    followers_count=None, following_count=None, post_count=None, account_created_at=None,
+                    verified=None, location=None,
+                )
+            )
+            for post_id, raw in conn.execute(select(posts.c.id, posts.c.raw).where(posts.c.author_id == author_id)):
+                conn.execute(
+                    update(posts).where(posts.c.id == post_id).values(
+                        author_platform_id="[deleted]", raw=_scrub_raw(raw, name)
+                    )
+                )
+            log.info("author row %s: the Reddit account is deleted; username and profile removed", author_id)
+    return len(gone)
+
+
+def _scrub_raw(raw: Any, name: str) -> Any:
+    """The raw payload without the author's name, id or flair."""
+    if not isinstance(raw, dict):
+        return raw
+    data = raw.get("data") if isinstance(raw.get("data"), dict) else raw
+    cleaned = {key: value for key, value in data.items() if not key.startswith("author")}
+    cleaned["author"] = "[deleted]"
+    for key, value in list(cleaned.items()):
+        if isinstance(value, str) and name in value and key not in ("body", "selftext", "title"):
+            cleaned[key] = value.replace(name, "[deleted]")
+    return {**raw, "data": cleaned} if data is not raw else cleaned

@@ -545,6 +545,16 @@ class RedditCorpus:
         self._index()
         return ids
 
+    def delete_account(self, username: str) -> int:
+        """The user deletes their account: Reddit shows ``[deleted]`` as the author of everything they
+        wrote and keeps the text.  Returns how many things changed."""
+        changed = 0
+        for thing in [*self.submissions.values(), *self.comments.values()]:
+            if thing.author == username:
+                thing.author = "[deleted]"
+                changed += 1
+        return changed
+
     def add_mentions_burst(
         self, subreddit: str, slug: str, count: int, start: dt.datetime, end: dt.datetime
     ) -> list[str]:

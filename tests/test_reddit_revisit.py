@@ -231,3 +231,43 @@ def test_the_command_line_runs_the_due_revisits(tmp_path, server, registry, matc
     assert out["revisited"] > 0 and out["comments_added"] == len(stored(engine) - before) > 0
     assert stored(engine) <= server.reddit.ground_truth(WINDOW.start, WINDOW.end, SOME)
 
+
+
+def test_a_deleted_account_is_scrubbed_to_a_tombstone(sqlite_engine, server, registry, matcher):
+    """Reddit's Data API terms: a deleted account's username and profile leave the store (the row stays)."""
+    from trustwatch.models.tables import Author
+
+    engine = sqlite_engine
+    collect_window(engine, server, registry, matcher)
+    corpus = server.reddit.corpus
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(Post.platform_post_id, Post.author_id, Post.author_platform_id)
+            .where(Post.platform == "reddit", Post.kind == "comment", Post.author_id.is_not(None))
+        ).all()
+    row = next(r for r in rows if corpus.comments[r.platform_post_id].body not in ("[deleted]", "[removed]"))
+    name = row.author_platform_id
+    with engine.connect() as conn:
+        authors_before = conn.execute(select(Author.id)).scalars().all()
+    saved = {t.id: t.author for t in [*corpus.submissions.values(), *corpus.comments.values()] if t.author == name}
+    try:
+        assert corpus.delete_account(name) >= 1
+        summary = revisit(engine, server, matcher, WINDOW.end + dt.timedelta(days=8))
+    finally:
+        for thing in [*corpus.submissions.values(), *corpus.comments.values()]:
+            if thing.id in saved:
+                thing.author = saved[thing.id]
+    assert summary.authors_scrubbed >= 1
+    with engine.connect() as conn:
+        tomb = conn.execute(select(Author.__table__).where(Author.id == row.author_id)).one()
+        authors_after = conn.execute(select(Author.id)).scalars().all()
+        theirs = conn.execute(
+            select(Post.author_platform_id, Post.raw, Post.text).where(Post.author_id == row.author_id)
+        ).all()
+        everything = json.dumps([list(r) for r in conn.execute(select(Post.raw, Post.author_platform_id)).all()])
+        author_dump = json.dumps([list(r) for r in conn.execute(select(Author.__table__)).all()], default=str)
+    assert set(authors_before) <= set(authors_after), "the tombstone keeps the row id"
+    assert tomb.username is None and tomb.platform_user_id == f"[deleted]#{row.author_id}"
+    assert theirs and all(p.author_platform_id == "[deleted]" for p in theirs)
+    assert all(p.text for p in theirs), "the text stays: only the account is gone"
+    assert name not in everything and name not in author_dump
