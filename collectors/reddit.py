@@ -498,6 +498,10 @@ def _counting_requestor(stats: _Stats) -> type:
     return CountingRequestor
 
 
+class _CombinedRefused(Exception):
+    """A combined ``r/a+b`` listing answered 403: one member is private, which one is not said."""
+
+
 class _SourceUnavailable(Exception):
     """A subreddit or thread answered 403/404: recorded and skipped, or reported by name."""
 
@@ -674,8 +678,8 @@ class RedditCollector:
         fallback_from, after, count = _parse_cursor(cursor)
         subreddits = list(query.subreddits)
         skipped: list[str] = []
-        if kind == "search" or len(subreddits) > 1:
-            # one private member can make Reddit refuse a combined r/a+b listing: leave those out
+        if kind == "search":
+            # one private member can make Reddit refuse a combined r/a+b search: leave those out
             subreddits, skipped = self._usable_subreddits(subreddits)
             if not subreddits:
                 page = RedditPage(skipped=skipped, notes={"skipped": skipped})
@@ -683,30 +687,25 @@ class RedditCollector:
                 yield page
                 return
         if fallback_from is None:
-            path = f"r/{'+'.join(subreddits)}/" + ("search" if kind == "search" else "new")
-            label = f"r/{'+'.join(subreddits)}/{kind}"
-            listing = self._read_listing(path, label, kind, query, window, after, count)
-            for page, state, next_after, depth in listing:
-                if skipped:  # reported once, with the first page
-                    page.skipped[:0] = skipped
-                    page.notes["skipped"] = list(page.skipped)
-                    skipped = []
-                if state == "ended" and kind == "search":
-                    page.notes["search_truncated"] = (
-                        f"{label} ended after {depth} results before reaching {window.start.isoformat()}: "
-                        f"read the new listings of {', '.join('r/' + sub for sub in subreddits)} instead"
-                    )
-                    log.warning("search cut short: %s", page.notes["search_truncated"])
-                    page.cursor = _format_cursor(None, 0, fallback=0)
-                    self._stats.drain_into(page)
-                    yield page
-                    break
-                if state == "ended":
-                    self._flag_gap(page, label, depth, window)
-                page.cursor = _format_cursor(next_after, depth) if state == "more" else None
-                self._stats.drain_into(page)
-                yield page
-            else:
+            cut = False
+            while True:
+                try:
+                    for page in self._listing_pages(kind, subreddits, query, window, after, count, skipped):
+                        cut = cut or "search_truncated" in page.notes
+                        skipped = []
+                        yield page
+                except _CombinedRefused:
+                    # a combined listing (r/a+b+c) refused: probe its members once, read the readable ones
+                    subreddits, refused = self._usable_subreddits(subreddits)
+                    skipped = [*skipped, *refused]
+                    if not subreddits:
+                        page = RedditPage(skipped=skipped, notes={"skipped": skipped})
+                        self._stats.drain_into(page)
+                        yield page
+                        return
+                    continue
+                break
+            if not cut:
                 return
             fallback_from, after, count = 0, None, 0
         # the search was cut: each subreddit's ``new`` listing, matched locally, instead
@@ -727,6 +726,36 @@ class RedditCollector:
                 self._stats.drain_into(page)
                 yield page
             after, count = None, 0
+
+    def _listing_pages(
+        self, kind: str, subreddits: list[str], query: RedditQuery, window: Window, after: str | None, count: int,
+        skipped: list[str],
+    ) -> Iterator[RedditPage]:
+        """The pages of the query's own listing or search; a cut search ends with a page whose notes say
+        ``search_truncated`` and whose cursor starts the fallback listings."""
+        path = f"r/{'+'.join(subreddits)}/{kind}"
+        label = path
+        listing = self._read_listing(path, label, kind, query, window, after, count)
+        for page, state, next_after, depth in listing:
+            if skipped:  # reported once, with the first page
+                page.skipped[:0] = skipped
+                page.notes["skipped"] = list(page.skipped)
+                skipped = []
+            if state == "ended" and kind == "search":
+                page.notes["search_truncated"] = (
+                    f"{label} ended after {depth} results before reaching {window.start.isoformat()}: "
+                    f"read the new listings of {', '.join('r/' + sub for sub in subreddits)} instead"
+                )
+                log.warning("search cut short: %s", page.notes["search_truncated"])
+                page.cursor = _format_cursor(None, 0, fallback=0)
+                self._stats.drain_into(page)
+                yield page
+                return
+            if state == "ended":
+                self._flag_gap(page, label, depth, window)
+            page.cursor = _format_cursor(next_after, depth) if state == "more" else None
+            self._stats.drain_into(page)
+            yield page
 
     def _flag_gap(self, page: RedditPage, label: str, count: int, window: Window) -> None:
         page.coverage_gap = True
@@ -755,12 +784,17 @@ class RedditCollector:
                         f"{where} was not found (404, {exc.reason}): check the "
                         "subreddit name in the agency registry or the reddit_api connection"
                     ) from None
+                if "+" in where and kind != "search":
+                    raise _CombinedRefused from None
                 note = f"{where}: 403 {exc.reason}"
                 log.warning("skipping %s", note)
                 yield RedditPage(skipped=[note], notes={"skipped": [note]}), "reached", None, count
                 return
             listing = normalize_reddit_listing(payload, source=label)
-            page, reached_start = self._listing_page(listing, query, window)
+            if kind == "comments":
+                page, reached_start = self._comment_listing_page(listing, query, window)
+            else:
+                page, reached_start = self._listing_page(listing, query, window)
             count += len(listing.seen_ids)
             next_after = listing.cursor
             state = "reached" if reached_start else ("ended" if next_after is None else "more")
@@ -777,7 +811,7 @@ class RedditCollector:
             owners = agency_subreddits(getattr(self.matcher, "registry", ()))
             subs = [sub.lower() for sub in query.subreddits]
             kind = "new" if subs and all(sub in owners for sub in subs) else "search"
-        if kind not in ("search", "new"):
+        if kind not in ("search", "new", "comments"):
             raise RedditApiError(f"unknown Reddit query kind {kind!r}")
         return kind
 
@@ -870,6 +904,50 @@ class RedditCollector:
             if post.author_platform_id in authors:
                 page.authors.append(authors[post.author_platform_id])
             self._add_thread(page, post, sorted(slugs))
+        page.notes["listed"] = len(listing.seen_ids)
+        return page, reached_start
+
+    def _comment_listing_page(
+        self, listing: RedditPage, query: RedditQuery, window: Window
+    ) -> tuple[RedditPage, bool]:
+        """Keep the listed comments in the window that name an agency (the matcher, with the community
+        rule), each with its thread's submission as context (stored matched or not, read by ``api/info``
+        100 at a time); report whether the listing reached the window start."""
+        page = RedditPage(rejects=list(listing.rejects))
+        reached_start = False
+        authors = {author.platform_user_id: author for author in listing.authors}
+        wanted = set(getattr(query, "agency_slugs", ()) or ())
+        links: list[str] = []
+        for post in listing.posts:
+            if post.kind != "comment":
+                continue
+            if post.created_at < window.start:
+                reached_start = True
+                continue
+            if post.created_at >= window.end:
+                continue
+            slugs = self._agencies_of(post)
+            if not slugs or (wanted and not slugs & wanted):
+                continue
+            page.posts.append(post)
+            if post.author_platform_id in authors:
+                page.authors.append(authors[post.author_platform_id])
+            if post.root_platform_id and post.root_platform_id not in links:
+                links.append(post.root_platform_id)
+        for start in range(0, len(links), INFO_BATCH):
+            names = [f"t3_{link}" for link in links[start : start + INFO_BATCH]]
+            try:
+                payload = self._call(
+                    "api/info (context)",
+                    lambda n=names: self.reddit.request(method="GET", path="api/info/", params={"id": ",".join(n)}),
+                )
+            except _SourceUnavailable as exc:
+                page.skipped.append(f"context submissions: {exc.status} {exc.reason}")
+                continue
+            context = normalize_reddit_listing(payload, source="api/info (context)")
+            page.posts.extend(context.posts)
+            page.authors.extend(context.authors)
+            page.rejects.extend(context.rejects)
         page.notes["listed"] = len(listing.seen_ids)
         return page, reached_start
 

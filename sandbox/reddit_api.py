@@ -2,7 +2,8 @@
 
 Routes (mounted on the shared sandbox server):
 ``POST /api/v1/access_token`` (client_credentials with Basic auth), ``GET /r/{subs}/search``,
-``GET /r/{subs}/new``, ``GET /comments/{id}`` (and ``/comments/{id}/_/{comment}``, praw's "continue
+``GET /r/{subs}/new``, ``GET /r/{subs}/comments`` (newest comments),
+``GET /comments/{id}`` (and ``/comments/{id}/_/{comment}``, praw's "continue
 this thread"), ``POST|GET /api/morechildren``, ``GET /api/info``.  Shapes follow the recorded
 responses in ``shared/realcases/reddit``: Listings with ``after``/``before`` cursors and the ~1,000
 item cap (searches cut near 250 results, as Reddit's do), ``t3``/``t1`` things, ``more`` stubs (ids and
@@ -43,7 +44,7 @@ MAX_DEPTH = 4
 #: Without a configured limit the sandbox still sends the headers, with room to spare.
 UNLIMITED = 1_000_000
 
-_LISTING_RE = re.compile(r"^/r/(?P<subs>[A-Za-z0-9_+]+)/(?P<kind>new|search)(?:\.json)?/?$")
+_LISTING_RE = re.compile(r"^/r/(?P<subs>[A-Za-z0-9_+]+)/(?P<kind>new|search|comments)(?:\.json)?/?$")
 _COMMENTS_RE = re.compile(r"^/comments/(?P<id>[a-z0-9]+)(?:/[^/]*)?(?:/(?P<comment>[a-z0-9]+))?/?$")
 
 
@@ -268,6 +269,8 @@ class RedditApi:
         names = [s for s in subs.split("+") if s]
         if not names:
             return _error(404, "Not Found")
+        if kind == "comments":
+            return self._comment_listing(request, names)
         if len(names) == 1 and names[0].lower() == "all":
             ids = sorted(self.corpus.submissions, key=lambda s: int(s, 36), reverse=True)
         else:
@@ -290,12 +293,29 @@ class RedditApi:
         ids = ids[: self.listing_cap]
         return self._page(request, ids)
 
+    def _comment_listing(self, request: SandboxRequest, names: list[str]) -> SandboxResponse:
+        """``r/a+b/comments``: the subreddits' newest comments, newest first, capped like any listing."""
+        if not (len(names) == 1 and names[0].lower() == "all"):
+            refused = self._check_subreddits(names)
+            if refused is not None:
+                return refused
+            merged = [cid for name in names for cid in self.corpus.comments_by_subreddit.get(name.lower(), [])]
+        else:
+            merged = list(self.corpus.comments)
+        now = self._now()
+        ids = sorted(
+            (c for c in set(merged) if self._exists(self.corpus.comments[c].created, now)),
+            key=lambda c: int(c, 36), reverse=True,
+        )[: self.listing_cap]
+        return self._page(request, ids, kind="t1")
+
     @staticmethod
     def _search_text(submission: RedditSubmission) -> str:
         return f"{submission.title}\n{submission.selftext}"
 
-    def _page(self, request: SandboxRequest, ids: list[str]) -> SandboxResponse:
-        """One page of ``ids`` (newest first) by Reddit's ``after``/``before`` cursors."""
+    def _page(self, request: SandboxRequest, ids: list[str], kind: str = "t3") -> SandboxResponse:
+        """One page of ``ids`` (newest first, submissions or comments) by Reddit's ``after``/``before``
+        cursors."""
         try:
             limit = int(request.param("limit") or DEFAULT_PAGE)
         except ValueError:
@@ -305,13 +325,13 @@ class RedditApi:
         after = request.param("after")
         before = request.param("before")
         if after:
-            n = position.get(after.removeprefix("t3_"))
+            n = position.get(after.removeprefix(f"{kind}_"))
             if n is None:
                 return json_response(200, _listing([]))
             start = n + 1
             chosen = ids[start : start + limit]
         elif before:
-            n = position.get(before.removeprefix("t3_"))
+            n = position.get(before.removeprefix(f"{kind}_"))
             if n is None:
                 return json_response(200, _listing([]))
             start = max(0, n - limit)
@@ -320,11 +340,28 @@ class RedditApi:
             start = 0
             chosen = ids[:limit]
         end = start + len(chosen)
-        next_after = f"t3_{chosen[-1]}" if chosen and end < len(ids) else None
-        prev_before = f"t3_{chosen[0]}" if chosen and start > 0 else None
+        next_after = f"{kind}_{chosen[-1]}" if chosen and end < len(ids) else None
+        prev_before = f"{kind}_{chosen[0]}" if chosen and start > 0 else None
         now = self._now()
-        children = [{"kind": "t3", "data": self._submission_data(self.corpus.submissions[sid], now)} for sid in chosen]
+        if kind == "t1":
+            children = [{"kind": "t1", "data": self._listed_comment(self.corpus.comments[cid], now)} for cid in chosen]
+        else:
+            children = [
+                {"kind": "t3", "data": self._submission_data(self.corpus.submissions[sid], now)} for sid in chosen
+            ]
         return json_response(200, _listing(children, next_after, prev_before), served_ids=list(chosen))
+
+    def _listed_comment(self, comment: RedditComment, now: dt.datetime | None) -> dict[str, Any]:
+        """A comment as a listing shows it: with its submission's title, author and permalink."""
+        submission = self.corpus.submissions[comment.link_id]
+        data = comment.to_data(submission.slug_title, now)
+        data.update(
+            link_title=submission.title,
+            link_author=submission.author,
+            link_permalink=f"https://www.reddit.com/r/{submission.subreddit}/comments/{submission.id}/"
+            f"{submission.slug_title}/",
+        )
+        return data
 
     # -- comment trees ----------------------------------------------------------------------------
 

@@ -66,6 +66,8 @@ class RedditComment:
     created: dt.datetime
     score: int
     replies: list[str] = field(default_factory=list)
+    #: Agencies the comment names itself (ground truth of the ``r/SUB/comments`` listings).
+    agencies: list[str] = field(default_factory=list)
 
     @property
     def fullname(self) -> str:
@@ -428,13 +430,16 @@ class RedditCorpus:
             self._next_comment += 1
             cid = f"tmp{self._next_comment}"
             author, body = rng.choice(self._users), rng.choice(_COMMENTS)
+            labels: list[str] = []
             roll = rng.random()
             if roll < 0.05:
                 author, body = "[deleted]", "[deleted]"
             elif roll < 0.08:
                 author, body = "[deleted]", "[removed]"
             elif roll < 0.2 and self.agencies:
-                body = f"{body} Reminds me of what {self._ref(rng.choice(self.agencies))} did last year."
+                named = rng.choice(self.agencies)
+                labels = [named.slug]
+                body = f"{body} Reminds me of what {self._ref(named)} did last year."
             comment = RedditComment(
                 id=cid,
                 link_id=submission.id,
@@ -444,6 +449,7 @@ class RedditCorpus:
                 body=body,
                 created=moment,
                 score=rng.randint(-5, 200),
+                agencies=labels,
             )
             self.comments[cid] = comment
             submission.all_comments.append(cid)
@@ -517,6 +523,10 @@ class RedditCorpus:
         self.by_subreddit: dict[str, list[str]] = {}
         for sid in sorted(self.submissions, key=lambda s: int(s, 36), reverse=True):
             self.by_subreddit.setdefault(self.submissions[sid].subreddit.lower(), []).append(sid)
+        #: lower-cased subreddit -> comment ids, newest first (the ``r/SUB/comments`` listing)
+        self.comments_by_subreddit: dict[str, list[str]] = {}
+        for cid in sorted(self.comments, key=lambda c: int(c, 36), reverse=True):
+            self.comments_by_subreddit.setdefault(self.comments[cid].subreddit.lower(), []).append(cid)
 
     # -- for tests ------------------------------------------------------------------------
 
@@ -600,6 +610,29 @@ class RedditCorpus:
             for s in self.submissions.values()
             if start <= s.created < end and set(s.agencies) & wanted and s.subreddit.lower() in readable
         }
+
+    def comment_truth(
+        self,
+        start: dt.datetime,
+        end: dt.datetime,
+        agencies: Iterable[str] | None = None,
+        unreadable: Iterable[str] = (),
+    ) -> set[str]:
+        """Comments in [start, end) that name one of the agencies, in the subreddits a listing-first
+        plan reads (global and the agencies' own), with their submissions (stored as context)."""
+        wanted = set(agencies) if agencies is not None else {a.slug for a in self.agencies}
+        readable = {s.lower() for s in GLOBAL_SUBREDDITS}
+        for agency in self.agencies:
+            if agency.slug in wanted:
+                readable |= {s.lower() for s in agency.subreddits}
+        readable -= {s.lower().removeprefix("r/") for s in unreadable}
+        ids: set[str] = set()
+        for comment in self.comments.values():
+            if not (start <= comment.created < end) or comment.subreddit.lower() not in readable:
+                continue
+            if set(comment.agencies) & wanted:
+                ids.update((comment.id, comment.link_id))
+        return ids
 
     def ground_truth(
         self,
