@@ -37,6 +37,28 @@ REVISIT_AGES = 4
 REVISIT_REQUESTS = 2.0
 
 
+def threads_per_hour(engine: Any, days: int = 7) -> float:
+    """Attributed Reddit submissions stored per hour over the last ``days`` (what the comment trees and
+    revisits of a plan cost); 0 for an empty or unreachable store."""
+    import datetime as dt
+
+    from sqlalchemy import func, select
+    from sqlalchemy.exc import SQLAlchemyError
+    from trustwatch.models.tables import Post, PostMention
+
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
+    try:
+        with engine.connect() as conn:
+            count = conn.execute(
+                select(func.count(func.distinct(Post.id)))
+                .join(PostMention, PostMention.post_id == Post.id)
+                .where(Post.platform == "reddit", Post.kind == "submission", Post.created_at >= since)
+            ).scalar_one()
+    except SQLAlchemyError:
+        return 0.0
+    return count / (days * 24)
+
+
 class PlanError(ValueError):
     """A plan that does not fit the rate limit; the message says what to drop."""
 

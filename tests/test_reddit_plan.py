@@ -132,3 +132,38 @@ def test_a_plan_that_cannot_fit_is_refused_naming_what_to_drop(registry):
     with pytest.raises(PlanError, match="alone exceed"):
         check_budget(estimate(queries, agencies=5000, threads_per_hour=5000, requests_per_minute=10), agencies,
                      queries)
+
+
+def test_the_dry_run_and_the_ledger_show_the_plan_against_the_budget(tmp_path, registry, monkeypatch, capsys):
+    import json
+
+    from trustwatch.models.db import make_engine
+    from trustwatch.models.tables import CollectionRun
+
+    from trustwatch import cli, migrate
+
+    url = f"sqlite:///{tmp_path / 'plan.db'}"
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    monkeypatch.setenv("TRUSTWATCH_DATABASE_URL", url)
+    monkeypatch.delenv("AIRFLOW_CONN_TRUSTWATCH_DB", raising=False)
+    monkeypatch.delenv("TRUSTWATCH_PSEUDONYMIZE_KEY", raising=False)
+    with SandboxServer(CorpusConfig(seed=5, posts=800, days=2)) as server:
+        monkeypatch.setenv("AIRFLOW_CONN_REDDIT_API", json.dumps({
+            "conn_type": "http", "login": "sandbox-client", "password": SECRET,
+            "extra": {"base_url": server.url, "user_agent": "trustwatch-tests/0.1 by u/tw", "plan": "listing"}}))
+        end = server.config.stop - dt.timedelta(hours=1)
+        window = ["--start", (end - dt.timedelta(hours=1)).isoformat(), "--end", end.isoformat()]
+        assert cli.main(["collect", "reddit", *window, "--dry-run"]) == 0
+        dry = capsys.readouterr().out
+        assert cli.main(["collect", "reddit", *window]) == 0
+        capsys.readouterr()
+        searches = [r for r in server.request_log if r.path.endswith("/search")]
+    assert "requests/hour" in dry and "of a budget of 4800" in dry
+    assert not searches
+    with engine.connect() as conn:
+        notes = conn.execute(
+            select(CollectionRun.notes).where(CollectionRun.source == "summary", CollectionRun.platform == "reddit")
+        ).scalars().all()
+    plan = [n["plan"] for n in notes if n and n.get("plan")]
+    assert plan and plan[-1]["fits"] and plan[-1]["total"] <= plan[-1]["budget"]

@@ -216,11 +216,56 @@ def compile_queries(platform: str, agencies: Sequence[str] | None = None) -> lis
                 [s.strip() for s in extra_subs.split(",") if s.strip()] if isinstance(extra_subs, str)
                 else list(extra_subs)
             )
-        # one ledger row and watermark per agency subreddit ('new' listing), searches over the global ones
-        queries = plan_queries(ag.compile_reddit_queries(registry(), agencies=slugs, **kwargs), registry())
+        if _reddit_plan_kind() == "listing":
+            # listing-first: new and comments listings of subreddit groups (collectors/reddit_plan.py)
+            queries = _reddit_listing_plan(slugs, kwargs.get("global_subreddits"))[0]
+        else:
+            # one ledger row and watermark per agency subreddit ('new' listing), searches over the global ones
+            queries = plan_queries(ag.compile_reddit_queries(registry(), agencies=slugs, **kwargs), registry())
     else:
         raise RequestError(f"unknown platform {platform!r}")
     return [_query_dict(q) for q in queries]
+
+
+def _reddit_extra() -> dict[str, Any]:
+    from trustwatch.settings import REDDIT_CONN_ID, find_connection
+
+    conn = find_connection(REDDIT_CONN_ID)
+    return dict((conn.extra if conn else None) or {})
+
+
+def _reddit_plan_kind() -> str:
+    """'listing' (listing-first, for large registries) or 'search' (the default): reddit_api extra ``plan``."""
+    kind = str(_reddit_extra().get("plan") or "search").strip().lower()
+    if kind not in ("listing", "search"):
+        raise RequestError(f"reddit_api extra 'plan' is {kind!r}; use 'listing' or 'search'")
+    return kind
+
+
+def _reddit_listing_plan(slugs: Sequence[str] | None, global_subreddits: Sequence[str] | None = None
+                         ) -> tuple[list[Any], Any]:
+    """The listing-first queries and their requests-per-hour estimate; refuses (RequestError naming what to
+    drop) a plan that does not fit Reddit's 100 requests per minute."""
+    from trustwatch.collectors import reddit_plan as rp
+
+    kwargs: dict[str, Any] = {"global_subreddits": tuple(global_subreddits)} if global_subreddits else {}
+    queries = rp.listing_first_queries(registry(), agencies=slugs, **kwargs)
+    tracked = len(slugs) if slugs else sum(1 for e in registry().entries if getattr(e, "active", True))
+    plan = rp.estimate(queries, agencies=tracked, threads_per_hour=rp.threads_per_hour(engine(check=False)),
+                       requests_per_thread=2.0)
+    try:
+        rp.check_budget(plan, registry(), queries)
+    except rp.PlanError as exc:
+        raise RequestError(str(exc)) from None
+    return queries, plan
+
+
+def reddit_plan_estimate(agencies: Sequence[str] | None = None) -> dict[str, Any] | None:
+    """The requests-per-hour estimate of the Reddit plan (listing-first only), for the dry run and the ledger."""
+    if _reddit_plan_kind() != "listing":
+        return None
+    plan = _reddit_listing_plan(check_agencies(agencies) or None)[1]
+    return {**plan.as_dict(), "description": plan.describe()}
 
 
 def _query_dict(query: Any) -> dict[str, Any]:
@@ -321,6 +366,11 @@ def summarize(platform: str, summaries: Sequence[dict[str, Any]], run_context: d
     totals["coverage_gaps"] = [s["query_key"] for s in summaries if s.get("coverage_gap")]
     totals["expected_posts"] = sum(int(s.get("expected_posts") or 0) for s in summaries)
     totals["failed_queries"] = list((run_context or {}).get("failed_queries") or [])
+    if platform == "reddit":
+        try:
+            totals["plan"] = reddit_plan_estimate()
+        except RequestError as exc:  # the plan no longer fits: said in the ledger, the run is done
+            totals["plan"] = {"error": str(exc)}
     starts = [s["window_start"] for s in summaries if s.get("window_start")]
     ends = [s["window_end"] for s in summaries if s.get("window_end")]
     handle = store.open_run(
