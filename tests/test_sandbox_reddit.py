@@ -337,3 +337,34 @@ def test_every_subreddit_has_posts_older_than_the_span(corpus):
     for name in corpus.subreddit_names:
         oldest = corpus.by_subreddit[name][-1]
         assert corpus.submissions[oldest].created < corpus.config.start
+
+
+def test_a_sandbox_at_reddits_100_requests_per_minute(config, corpus):
+    api = RedditApi(config, rate_limit=100, corpus=corpus)
+    api.rate_window = 60.0
+    bearer = token(api)
+    answers = [get(api, "/r/news/new", bearer, limit="1") for _ in range(100)]
+    assert {a.status for a in answers} == {200}
+    last = answers[-1].headers
+    assert (last["x-ratelimit-used"], last["x-ratelimit-remaining"]) == ("100", "0.0")
+    assert 0 < int(last["x-ratelimit-reset"]) <= 60
+    refused = get(api, "/r/news/new", bearer, limit="1")
+    assert refused.status == 429 and 0 < int(refused.headers["retry-after"]) <= 60
+
+
+def test_the_comments_listing_shows_a_subreddits_newest_comments(api, corpus):
+    bearer = token(api)
+    response = get(api, "/r/news/comments", bearer, limit="100")
+    page = normalize_reddit_listing(json.loads(response.body))
+    expected = sorted((c for c in corpus.comments.values() if c.subreddit == "news"), key=lambda c: int(c.id, 36),
+                      reverse=True)
+    assert [p.platform_post_id for p in page.posts] == [c.id for c in expected[:100]]
+    assert all(p.kind == "comment" for p in page.posts)
+    raw = json.loads(response.body)["data"]["children"][0]["data"]
+    assert raw["link_title"] == corpus.submissions[expected[0].link_id].title
+    if len(expected) > 100:
+        assert page.cursor == f"t1_{expected[99].id}"
+        after = normalize_reddit_listing(json.loads(get(api, "/r/news/comments", bearer, limit="100",
+                                                        after=page.cursor).body))
+        assert after.posts[0].platform_post_id == expected[100].id
+    assert get(api, "/r/Austin/comments", bearer).status == 403
