@@ -195,6 +195,11 @@ def check_budget(
             f"{plan.describe()}: the comment trees and revisits alone exceed the budget; lower the revisit "
             "ages or budget (reddit_api extra revisit_ages / revisit_budget) or track fewer agencies"
         )
+    if any(getattr(q, "kind", "") == "search" for q in queries):
+        raise PlanError(
+            f"{plan.describe()}: does not fit; use the listing-first plan (reddit_api extra plan = 'listing'), "
+            "whose cost does not grow with the number of agencies"
+        )
     groups_allowed = max(0, math.floor((plan.budget - fixed) / per_group))
     owners = agency_subreddits(registry)
     subs = [s for q in queries if q.kind == "new" for s in q.subreddits]

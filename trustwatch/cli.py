@@ -58,9 +58,7 @@ def cmd_collect(args: argparse.Namespace) -> int:
     print(f"collecting {args.platform} [{request['start']}, {request['end']}) with {len(queries)} queries"
           + (" (dry run: counts only)" if args.dry_run else ""), flush=True)
     if args.platform == "reddit":
-        plan = tasks.reddit_plan_estimate(request["agencies"] or None)
-        if plan is not None:
-            print(plan["description"], flush=True)
+        print(tasks.reddit_plan_estimate(request["agencies"] or None)["description"], flush=True)
     summaries = []
     for query in queries:
         summary = tasks.collect_query(args.platform, query, request["start"], request["end"],

@@ -205,23 +205,7 @@ def compile_queries(platform: str, agencies: Sequence[str] | None = None) -> lis
         max_len, suffix = _x_settings_or_default()
         queries = ag.compile_x_queries(registry(), max_query_length=max_len, suffix=suffix, agencies=slugs)
     elif platform == "reddit":
-        from trustwatch.collectors.reddit import plan_queries
-        from trustwatch.settings import REDDIT_CONN_ID, find_connection
-
-        conn = find_connection(REDDIT_CONN_ID)
-        extra_subs = (conn.extra if conn else {}).get("subreddits")
-        kwargs: dict[str, Any] = {}
-        if extra_subs:
-            kwargs["global_subreddits"] = (
-                [s.strip() for s in extra_subs.split(",") if s.strip()] if isinstance(extra_subs, str)
-                else list(extra_subs)
-            )
-        if _reddit_plan_kind() == "listing":
-            # listing-first: new and comments listings of subreddit groups (collectors/reddit_plan.py)
-            queries = _reddit_listing_plan(slugs, kwargs.get("global_subreddits"))[0]
-        else:
-            # one ledger row and watermark per agency subreddit ('new' listing), searches over the global ones
-            queries = plan_queries(ag.compile_reddit_queries(registry(), agencies=slugs, **kwargs), registry())
+        queries = _reddit_plan(slugs, _reddit_global_subreddits())[0]
     else:
         raise RequestError(f"unknown platform {platform!r}")
     return [_query_dict(q) for q in queries]
@@ -242,14 +226,23 @@ def _reddit_plan_kind() -> str:
     return kind
 
 
-def _reddit_listing_plan(slugs: Sequence[str] | None, global_subreddits: Sequence[str] | None = None
-                         ) -> tuple[list[Any], Any]:
-    """The listing-first queries and their requests-per-hour estimate; refuses (RequestError naming what to
-    drop) a plan that does not fit Reddit's 100 requests per minute."""
+def _reddit_plan(slugs: Sequence[str] | None, global_subreddits: Sequence[str] | None = None
+                 ) -> tuple[list[Any], Any]:
+    """The Reddit queries and their requests-per-hour estimate; refuses (RequestError naming what to drop)
+    a plan that does not fit Reddit's 100 requests per minute.
+
+    ``plan = "listing"``: new and comments listings of subreddit groups (collectors/reddit_plan.py);
+    ``"search"`` (default): searches over the global subreddits and one 'new' listing per agency subreddit.
+    """
+    from trustwatch.collectors import agencies as ag
     from trustwatch.collectors import reddit_plan as rp
+    from trustwatch.collectors.reddit import plan_queries
 
     kwargs: dict[str, Any] = {"global_subreddits": tuple(global_subreddits)} if global_subreddits else {}
-    queries = rp.listing_first_queries(registry(), agencies=slugs, **kwargs)
+    if _reddit_plan_kind() == "listing":
+        queries = rp.listing_first_queries(registry(), agencies=slugs, **kwargs)
+    else:
+        queries = plan_queries(ag.compile_reddit_queries(registry(), agencies=slugs, **kwargs), registry())
     tracked = len(slugs) if slugs else sum(1 for e in registry().entries if getattr(e, "active", True))
     plan = rp.estimate(queries, agencies=tracked, threads_per_hour=rp.threads_per_hour(engine(check=False)),
                        requests_per_thread=2.0)
@@ -260,12 +253,20 @@ def _reddit_listing_plan(slugs: Sequence[str] | None, global_subreddits: Sequenc
     return queries, plan
 
 
-def reddit_plan_estimate(agencies: Sequence[str] | None = None) -> dict[str, Any] | None:
-    """The requests-per-hour estimate of the Reddit plan (listing-first only), for the dry run and the ledger."""
-    if _reddit_plan_kind() != "listing":
+def _reddit_global_subreddits() -> list[str] | None:
+    """The reddit_api extra ``subreddits`` (comma-separated or a list), None when not set."""
+    extra_subs = _reddit_extra().get("subreddits")
+    if not extra_subs:
         return None
-    plan = _reddit_listing_plan(check_agencies(agencies) or None)[1]
-    return {**plan.as_dict(), "description": plan.describe()}
+    if isinstance(extra_subs, str):
+        return [s.strip() for s in extra_subs.split(",") if s.strip()]
+    return list(extra_subs)
+
+
+def reddit_plan_estimate(agencies: Sequence[str] | None = None) -> dict[str, Any]:
+    """The requests-per-hour estimate of the configured Reddit plan, for the dry run and the ledger."""
+    plan = _reddit_plan(check_agencies(agencies) or None, _reddit_global_subreddits())[1]
+    return {**plan.as_dict(), "plan": _reddit_plan_kind(), "description": plan.describe()}
 
 
 def _query_dict(query: Any) -> dict[str, Any]:
