@@ -7,7 +7,8 @@ submission that mentions an agency.  Raw API JSON goes through one normalizer
 tested against, so what the collector stores is what Reddit sent.
 
 Reddit listings stop at about 1,000 items and searches far earlier (often near 250 results).  A
-listing or search that ends before reaching the window start was cut, whatever its count: a cut search
+listing or search that ends before reaching the window start after full pages was cut, whatever its
+count (one that has less than a page in all is exhausted, not cut): a cut search
 is read again as the ``new`` listings of its subreddits, and what still ends early is flagged on the
 page (``coverage_gap``, with the reason in ``notes``); the runner writes it to the ledger, so analysts
 see that a window is incomplete rather than assume nobody posted.
@@ -768,7 +769,8 @@ class RedditCollector:
         self, path: str, label: str, kind: str, query: RedditQuery, window: Window, after: str | None, count: int
     ) -> Iterator[tuple[RedditPage, str, str | None, int]]:
         """Pages of one listing or search with how it stands after each: ``more`` (read on),
-        ``reached`` (the window start is reached) or ``ended`` (Reddit had no more before the start)."""
+        ``reached`` (the window start is reached), ``exhausted`` (everything Reddit has fit in less than a
+        page) or ``ended`` (Reddit stopped after full pages before the start: cut)."""
         while True:
             params: dict[str, Any] = {"limit": self.settings.page_limit, "count": count}
             if after:
@@ -797,7 +799,16 @@ class RedditCollector:
                 page, reached_start = self._listing_page(listing, query, window)
             count += len(listing.seen_ids)
             next_after = listing.cursor
-            state = "reached" if reached_start else ("ended" if next_after is None else "more")
+            if reached_start:
+                state = "reached"
+            elif next_after is not None:
+                state = "more"
+            elif count < self.settings.page_limit:
+                # Reddit answered everything it has in less than one page: exhausted, not cut (its cuts,
+                # near 250 for searches and 1,000 for listings, come after full pages)
+                state = "exhausted"
+            else:
+                state = "ended"
             yield page, state, next_after, count
             if state != "more":
                 return

@@ -65,15 +65,15 @@ def test_a_search_cut_near_250_is_read_again_as_listings(sqlite_engine, registry
 
 
 def test_a_listing_cut_at_any_count_is_a_gap(sqlite_engine, registry, matcher):
-    """A listing that stops after 60 items (not 900) before the window start is still a gap."""
+    """A listing that stops after 150 items (not 900) before the window start is still a gap."""
     with SandboxServer(corpus_config()) as server:
-        server.reddit.listing_cap = 60
-        server.reddit.corpus.add_filler("Denver", 100, END - dt.timedelta(hours=3), END)
+        server.reddit.listing_cap = 150
+        server.reddit.corpus.add_filler("Denver", 200, END - dt.timedelta(hours=3), END)
         summaries = collect(sqlite_engine, server, registry, matcher, ["denver-pd"])
     gaps = [s.query_key for s in summaries if s.coverage_gap]
     assert gaps and all(key.startswith("reddit-new-denver") for key in gaps)
     row = next(r for r in ledger(sqlite_engine) if r.query_key in gaps)
-    assert row.status == "success" and "ended after 60 items" in row.notes["coverage_gap"]
+    assert row.status == "success" and "ended after 150 items" in row.notes["coverage_gap"]
 
 
 def test_a_cut_search_whose_listing_is_cut_too_leaves_a_gap(sqlite_engine, registry, matcher):
@@ -86,3 +86,22 @@ def test_a_cut_search_whose_listing_is_cut_too_leaves_a_gap(sqlite_engine, regis
     row = next(r for r in ledger(sqlite_engine) if r.query_key == search[0].query_key)
     assert "r/news/new ended after 300 items" in row.notes["coverage_gap"]
     assert "search_truncated" in row.notes and "fallback" in row.notes
+
+
+def test_a_search_with_less_than_a_page_in_all_is_exhausted_not_cut(sqlite_engine, registry, matcher):
+    """A search whose whole answer is less than a page (a name hardly anyone writes) ended because Reddit
+    had nothing more, not because it cut it: no gap, and no listing is read instead.  Here: a corpus with
+    no history, so NYPD's few posts are all Reddit has, and a window before them."""
+    with SandboxServer(corpus_config()) as server:
+        corpus = server.reddit.corpus
+        for sid in list(corpus.history):
+            del corpus.submissions[sid]
+        corpus._index()
+        before = Window(END - dt.timedelta(days=8), END - dt.timedelta(days=7))
+        summaries = collect(sqlite_engine, server, registry, matcher, ["nypd"], window=before)
+        listings = [r for r in server.request_log
+                    if r.path.endswith("/new") and "+" not in r.path and r.query.get("limit") != ["1"]]
+    search = [s for s in summaries if not s.query_key.startswith("reddit-new-")]
+    assert search and not any(s.coverage_gap for s in summaries)
+    assert "search_truncated" not in search[0].notes
+    assert not [r for r in listings if r.path.startswith("/r/news")]
