@@ -6,8 +6,11 @@ submission that mentions an agency.  Raw API JSON goes through one normalizer
 (:func:`normalize_reddit_listing`), the same one the recorded responses in ``shared/realcases`` are
 tested against, so what the collector stores is what Reddit sent.
 
-Reddit listings stop at about 1,000 items.  When a listing ends before reaching the window start,
-the page says so (``coverage_gap``) and the runner writes it to the ledger: analysts must be able to
+Reddit listings stop at about 1,000 items and searches far earlier (often near 250 results).  A
+listing or search that ends before reaching the window start after full pages was cut, whatever its
+count (one that has less than a page in all is exhausted, not cut): a cut search
+is read again as the ``new`` listings of its subreddits, and what still ends early is flagged on the
+page (``coverage_gap``, with the reason in ``notes``); the runner writes it to the ledger, so analysts
 see that a window is incomplete rather than assume nobody posted.
 """
 
@@ -46,8 +49,8 @@ TOMBSTONES: tuple[str, ...] = ("[deleted]", "[removed]")
 #: removed_by_category values that mean the author deleted the post (others mean a moderator,
 #: an admin or a filter removed it).
 _AUTHOR_DELETION = {"deleted", "author"}
-#: Reddit lists at most about 1,000 items; a listing that ends after this many items without
-#: reaching the window start was cut off by Reddit rather than exhausted.
+#: Reddit lists at most about 1,000 items (searches far fewer); kept as a setting for planning only:
+#: any listing that ends before the window start is a gap, whatever its count.
 LISTING_CAP = 1000
 PAGE_LIMIT = 100
 INFO_BATCH = 100
@@ -496,6 +499,10 @@ def _counting_requestor(stats: _Stats) -> type:
     return CountingRequestor
 
 
+class _CombinedRefused(Exception):
+    """A combined ``r/a+b`` listing answered 403: one member is private, which one is not said."""
+
+
 class _SourceUnavailable(Exception):
     """A subreddit or thread answered 403/404: recorded and skipped, or reported by name."""
 
@@ -529,7 +536,7 @@ def _thing_from_praw(obj: Any, kind: str) -> dict[str, Any]:
     turns ``author`` and ``subreddit`` into objects (a ``[deleted]`` author into None)."""
     data: dict[str, Any] = {}
     for key, value in vars(obj).items():
-        if key.startswith("_") or key in ("replies", "submission", "comments"):
+        if key.startswith("_") or key in ("replies", "submission", "comments", "comment_sort", "comment_limit"):
             continue
         if key == "author":
             value = getattr(value, "name", None) or "[deleted]"
@@ -659,25 +666,111 @@ class RedditCollector:
         """Pages of one query's listing, newest first, read back to the window start.
 
         Each page carries the submissions in the window that mention an agency, their comment trees,
-        and the ``thread`` mentions of those comments.  ``cursor`` resumes a listing; ``since_id`` is
-        not used: Reddit has no such parameter and submission and comment ids count separately, so the
-        window (``created_utc``) is what bounds a run.
+        and the ``thread`` mentions of those comments.  A listing that ends before the window start was
+        cut by Reddit (search stops near 250 results, listings near 1,000), whatever its count: a cut
+        search is read again as the ``new`` listings of its subreddits (one each, matched locally), and
+        whatever still ends early is flagged as a coverage gap with the reason in the ledger notes.
+        ``cursor`` resumes a listing (or the fallback listings); ``since_id`` is not used: Reddit has no
+        such parameter and submission and comment ids count separately, so the window (``created_utc``)
+        is what bounds a run.
         """
         del since_id
         kind = self.kind_of(query)
-        after, count = _parse_cursor(cursor)
+        fallback_from, after, count = _parse_cursor(cursor)
         subreddits = list(query.subreddits)
         skipped: list[str] = []
-        if kind == "search" or len(subreddits) > 1:
-            # one private member can make Reddit refuse a combined r/a+b listing: leave those out
+        if kind == "search":
+            # one private member can make Reddit refuse a combined r/a+b search: leave those out
             subreddits, skipped = self._usable_subreddits(subreddits)
             if not subreddits:
                 page = RedditPage(skipped=skipped, notes={"skipped": skipped})
                 self._stats.drain_into(page)
                 yield page
                 return
-        path = f"r/{'+'.join(subreddits)}/" + ("search" if kind == "search" else "new")
-        label = f"r/{'+'.join(subreddits)}/{kind}"
+        if fallback_from is None:
+            cut = False
+            while True:
+                try:
+                    for page in self._listing_pages(kind, subreddits, query, window, after, count, skipped):
+                        cut = cut or "search_truncated" in page.notes
+                        skipped = []
+                        yield page
+                except _CombinedRefused:
+                    # a combined listing (r/a+b+c) refused: probe its members once, read the readable ones
+                    subreddits, refused = self._usable_subreddits(subreddits)
+                    skipped = [*skipped, *refused]
+                    if not subreddits:
+                        page = RedditPage(skipped=skipped, notes={"skipped": skipped})
+                        self._stats.drain_into(page)
+                        yield page
+                        return
+                    continue
+                break
+            if not cut:
+                return
+            fallback_from, after, count = 0, None, 0
+        # the search was cut: each subreddit's ``new`` listing, matched locally, instead
+        for index in range(fallback_from, len(subreddits)):
+            sub = subreddits[index]
+            label = f"r/{sub}/new"
+            listing = self._read_listing(label, label, "new", query, window, after, count)
+            for page, state, next_after, depth in listing:
+                page.notes["fallback"] = f"search cut short: read {label} instead"
+                if state == "ended":
+                    self._flag_gap(page, label, depth, window)
+                if state == "more":
+                    page.cursor = _format_cursor(next_after, depth, fallback=index)
+                elif index + 1 < len(subreddits):
+                    page.cursor = _format_cursor(None, 0, fallback=index + 1)
+                else:
+                    page.cursor = None
+                self._stats.drain_into(page)
+                yield page
+            after, count = None, 0
+
+    def _listing_pages(
+        self, kind: str, subreddits: list[str], query: RedditQuery, window: Window, after: str | None, count: int,
+        skipped: list[str],
+    ) -> Iterator[RedditPage]:
+        """The pages of the query's own listing or search; a cut search ends with a page whose notes say
+        ``search_truncated`` and whose cursor starts the fallback listings."""
+        path = f"r/{'+'.join(subreddits)}/{kind}"
+        label = path
+        listing = self._read_listing(path, label, kind, query, window, after, count)
+        for page, state, next_after, depth in listing:
+            if skipped:  # reported once, with the first page
+                page.skipped[:0] = skipped
+                page.notes["skipped"] = list(page.skipped)
+                skipped = []
+            if state == "ended" and kind == "search":
+                page.notes["search_truncated"] = (
+                    f"{label} ended after {depth} results before reaching {window.start.isoformat()}: "
+                    f"read the new listings of {', '.join('r/' + sub for sub in subreddits)} instead"
+                )
+                log.warning("search cut short: %s", page.notes["search_truncated"])
+                page.cursor = _format_cursor(None, 0, fallback=0)
+                self._stats.drain_into(page)
+                yield page
+                return
+            if state == "ended":
+                self._flag_gap(page, label, depth, window)
+            page.cursor = _format_cursor(next_after, depth) if state == "more" else None
+            self._stats.drain_into(page)
+            yield page
+
+    def _flag_gap(self, page: RedditPage, label: str, count: int, window: Window) -> None:
+        page.coverage_gap = True
+        page.notes["coverage_gap"] = (
+            f"{label} ended after {count} items (cut by Reddit) before reaching {window.start.isoformat()}"
+        )
+        log.warning("coverage gap: %s", page.notes["coverage_gap"])
+
+    def _read_listing(
+        self, path: str, label: str, kind: str, query: RedditQuery, window: Window, after: str | None, count: int
+    ) -> Iterator[tuple[RedditPage, str, str | None, int]]:
+        """Pages of one listing or search with how it stands after each: ``more`` (read on),
+        ``reached`` (the window start is reached), ``exhausted`` (everything Reddit has fit in less than a
+        page) or ``ended`` (Reddit stopped after full pages before the start: cut)."""
         while True:
             params: dict[str, Any] = {"limit": self.settings.page_limit, "count": count}
             if after:
@@ -687,37 +780,37 @@ class RedditCollector:
             try:
                 payload = self._call(label, lambda p=params: self.reddit.request(method="GET", path=path, params=p))
             except _SourceUnavailable as exc:
+                where = path.rsplit("/", 1)[0]
                 if exc.status == 404:
                     raise RedditApiError(
-                        f"r/{'+'.join(subreddits)} was not found (404, {exc.reason}): check the "
+                        f"{where} was not found (404, {exc.reason}): check the "
                         "subreddit name in the agency registry or the reddit_api connection"
                     ) from None
-                note = f"r/{'+'.join(subreddits)}: 403 {exc.reason}"
+                if "+" in where and kind != "search":
+                    raise _CombinedRefused from None
+                note = f"{where}: 403 {exc.reason}"
                 log.warning("skipping %s", note)
-                page = RedditPage(skipped=[*skipped, note], notes={"skipped": [*skipped, note]})
-                self._stats.drain_into(page)
-                yield page
+                yield RedditPage(skipped=[note], notes={"skipped": [note]}), "reached", None, count
                 return
             listing = normalize_reddit_listing(payload, source=label)
-            page, reached_start = self._listing_page(listing, query, window)
+            if kind == "comments":
+                page, reached_start = self._comment_listing_page(listing, query, window)
+            else:
+                page, reached_start = self._listing_page(listing, query, window)
             count += len(listing.seen_ids)
             next_after = listing.cursor
-            if skipped:  # reported once, with the first page
-                page.skipped[:0] = skipped
-                page.notes["skipped"] = list(page.skipped)
-                skipped = []
-            if next_after is None and not reached_start and count >= self._gap_threshold():
-                page.coverage_gap = True
-                page.notes["coverage_gap"] = (
-                    f"{label} ended after {count} items (Reddit's listing cap) before reaching "
-                    f"{window.start.isoformat()}"
-                )
-                log.warning("coverage gap: %s", page.notes["coverage_gap"])
-            done = reached_start or next_after is None
-            page.cursor = None if done else _format_cursor(next_after, count)
-            self._stats.drain_into(page)
-            yield page
-            if done:
+            if reached_start:
+                state = "reached"
+            elif next_after is not None:
+                state = "more"
+            elif count < self.settings.page_limit:
+                # Reddit answered everything it has in less than one page: exhausted, not cut (its cuts,
+                # near 250 for searches and 1,000 for listings, come after full pages)
+                state = "exhausted"
+            else:
+                state = "ended"
+            yield page, state, next_after, count
+            if state != "more":
                 return
             after = next_after
 
@@ -729,7 +822,7 @@ class RedditCollector:
             owners = agency_subreddits(getattr(self.matcher, "registry", ()))
             subs = [sub.lower() for sub in query.subreddits]
             kind = "new" if subs and all(sub in owners for sub in subs) else "search"
-        if kind not in ("search", "new"):
+        if kind not in ("search", "new", "comments"):
             raise RedditApiError(f"unknown Reddit query kind {kind!r}")
         return kind
 
@@ -766,10 +859,6 @@ class RedditCollector:
             after = listing.cursor
             if reached_start or after is None:
                 return total
-
-    def _gap_threshold(self) -> int:
-        # Reddit stops "about" 1,000 items deep: removed items are dropped from the last pages.
-        return max(1, int(self.settings.listing_cap * 0.9))
 
     def _usable_subreddits(self, subreddits: list[str]) -> tuple[list[str], list[str]]:
         """Drop the subreddits a combined ``r/a+b`` request cannot read (private, quarantined, banned).
@@ -829,6 +918,50 @@ class RedditCollector:
         page.notes["listed"] = len(listing.seen_ids)
         return page, reached_start
 
+    def _comment_listing_page(
+        self, listing: RedditPage, query: RedditQuery, window: Window
+    ) -> tuple[RedditPage, bool]:
+        """Keep the listed comments in the window that name an agency (the matcher, with the community
+        rule), each with its thread's submission as context (stored matched or not, read by ``api/info``
+        100 at a time); report whether the listing reached the window start."""
+        page = RedditPage(rejects=list(listing.rejects))
+        reached_start = False
+        authors = {author.platform_user_id: author for author in listing.authors}
+        wanted = set(getattr(query, "agency_slugs", ()) or ())
+        links: list[str] = []
+        for post in listing.posts:
+            if post.kind != "comment":
+                continue
+            if post.created_at < window.start:
+                reached_start = True
+                continue
+            if post.created_at >= window.end:
+                continue
+            slugs = self._agencies_of(post)
+            if not slugs or (wanted and not slugs & wanted):
+                continue
+            page.posts.append(post)
+            if post.author_platform_id in authors:
+                page.authors.append(authors[post.author_platform_id])
+            if post.root_platform_id and post.root_platform_id not in links:
+                links.append(post.root_platform_id)
+        for start in range(0, len(links), INFO_BATCH):
+            names = [f"t3_{link}" for link in links[start : start + INFO_BATCH]]
+            try:
+                payload = self._call(
+                    "api/info (context)",
+                    lambda n=names: self.reddit.request(method="GET", path="api/info/", params={"id": ",".join(n)}),
+                )
+            except _SourceUnavailable as exc:
+                page.skipped.append(f"context submissions: {exc.status} {exc.reason}")
+                continue
+            context = normalize_reddit_listing(payload, source="api/info (context)")
+            page.posts.extend(context.posts)
+            page.authors.extend(context.authors)
+            page.rejects.extend(context.rejects)
+        page.notes["listed"] = len(listing.seen_ids)
+        return page, reached_start
+
     # -- comment trees -----------------------------------------------------------------------------
 
     def _add_thread(self, page: RedditPage, submission: PostRecord, slugs: list[str]) -> None:
@@ -881,6 +1014,63 @@ class RedditCollector:
         ]
         return comments, stubs
 
+    # -- revisits ---------------------------------------------------------------------------------
+
+    def read_thread(self, submission_id: str, slugs: Sequence[str], budget: int) -> RedditPage:
+        """Read a thread again (a revisit): the submission as it stands now (score, comment count,
+        deleted or locked), its comment tree with at most ``budget`` requests (one for the tree, the
+        rest ``morechildren``), and a ``thread`` mention of every comment for each of ``slugs``.
+
+        ``notes`` says how complete the thread is: ``thread_state`` (open, locked, deleted, removed,
+        or unavailable with the status), ``num_comments`` (what Reddit counts), ``comments_seen`` and
+        ``more_unresolved`` (comments left behind ``more`` stubs when the budget ran out).
+        """
+        label = f"revisit of t3_{submission_id}"
+        page = RedditPage()
+        try:
+            submission, comments, unresolved = self._call(
+                label, lambda: self._fetch_thread(submission_id, max(0, budget - 1))
+            )
+        except _SourceUnavailable as exc:
+            page.notes["thread_state"] = f"unavailable ({exc.status} {exc.reason})"
+            self._stats.drain_into(page)
+            return page
+        tree = normalize_reddit_listing(
+            {"kind": "Listing", "data": {"children": [submission, *comments], "after": None}}, source=label
+        )
+        page.posts, page.authors, page.rejects = tree.posts, tree.authors, tree.rejects
+        for comment in tree.posts:
+            if comment.kind != "comment":
+                continue
+            for slug in slugs:
+                page.mentions.append(
+                    MentionRecord(PLATFORM, comment.platform_post_id, slug, f"t3_{submission_id}", "thread")
+                )
+        data = submission["data"]
+        page.notes.update(
+            thread_state=_thread_state(data),
+            num_comments=int_or_none(data.get("num_comments")),
+            comments_seen=sum(1 for post in tree.posts if post.kind == "comment"),
+            more_unresolved=sum(max(stub.count, len(stub.children)) for stub in unresolved),
+            more_stubs_unresolved=len(unresolved),
+        )
+        self._stats.drain_into(page)
+        return page
+
+    def _fetch_thread(
+        self, submission_id: str, more_limit: int
+    ) -> tuple[dict[str, Any], list[dict[str, Any]], list[MoreStub]]:
+        submission = self.reddit.submission(id=submission_id)
+        submission.comment_sort = "new"
+        forest = submission.comments
+        skipped = forest.replace_more(limit=more_limit)
+        comments = [_thing_from_praw(comment, "t1") for comment in forest.list()]
+        stubs = [
+            MoreStub(parent_id=str(more.parent_id), children=list(more.children), count=int(more.count or 0))
+            for more in skipped
+        ]
+        return _thing_from_praw(submission, "t3"), comments, stubs
+
     # -- compliance --------------------------------------------------------------------------------
 
     def info(self, fullnames: Sequence[str]) -> RedditPage:
@@ -902,16 +1092,33 @@ class RedditCollector:
         return page
 
 
-def _format_cursor(after: str, count: int) -> str:
-    """The resumable position in a listing: Reddit's ``after`` fullname and how deep it is."""
-    return f"{after}|{count}"
+def _thread_state(data: dict[str, Any]) -> str:
+    """open, locked, deleted (by its author) or removed (by moderators, admins or filters)."""
+    state = _deletion_state(data.get("selftext"), data.get("removed_by_category"))
+    if state == "[deleted]" or (state is None and data.get("author") in (None, "[deleted]") and not data.get("title")):
+        return "deleted"
+    if state == "[removed]":
+        return "removed"
+    return "locked" if data.get("locked") else "open"
 
 
-def _parse_cursor(cursor: str | None) -> tuple[str | None, int]:
+def _format_cursor(after: str | None, count: int, fallback: int | None = None) -> str:
+    """The resumable position in a listing: Reddit's ``after`` fullname and how deep it is, prefixed
+    with ``fallback:<n>:`` while the ``new`` listings that replace a cut search are read."""
+    position = f"{after or ''}|{count}"
+    return position if fallback is None else f"fallback:{fallback}:{position}"
+
+
+def _parse_cursor(cursor: str | None) -> tuple[int | None, str | None, int]:
+    """(fallback listing index or None, after, count) of a cursor written by :func:`_format_cursor`."""
     if not cursor:
-        return None, 0
+        return None, None, 0
+    fallback: int | None = None
+    if cursor.startswith("fallback:"):
+        _, index, cursor = cursor.split(":", 2)
+        fallback = int(index)
     after, _, count = cursor.partition("|")
     try:
-        return after or None, int(count or 0)
+        return fallback, after or None, int(count or 0)
     except ValueError:
-        return after or None, 0
+        return fallback, after or None, 0

@@ -1,4 +1,5 @@
-"""DAGs ``collect_x`` and ``collect_reddit``: collect posts that mention agencies, one data interval per run.
+"""DAGs ``collect_x`` and ``collect_reddit``: collect posts that mention agencies, one data interval per run;
+``revisit_reddit``: read attributed Reddit threads again as they age (late comments, final scores).
 
 The file holds wiring only.  Each task calls one function of ``trustwatch.tasks`` (the CLI calls the same
 functions), imported inside the task so parsing this file stays cheap for the DAG processor.
@@ -8,8 +9,8 @@ trigger form may name its own window and agencies; the checks that refuse bad in
 ``trustwatch.tasks.validate_request`` so the CLI refuses the same things with the same messages.
 
 Settings read at parse time (environment, so no database access while parsing):
-``TRUSTWATCH_X_SCHEDULE`` / ``TRUSTWATCH_REDDIT_SCHEDULE`` (cron, default hourly; ``none`` for manual runs
-only) and ``TRUSTWATCH_CATCHUP``.
+``TRUSTWATCH_X_SCHEDULE`` / ``TRUSTWATCH_REDDIT_SCHEDULE`` / ``TRUSTWATCH_REVISIT_SCHEDULE`` (cron, default
+hourly; ``none`` for manual runs only) and ``TRUSTWATCH_CATCHUP``.
 """
 
 from __future__ import annotations
@@ -272,3 +273,41 @@ def build_collect_dag(platform: str) -> Any:
 
 collect_x = build_collect_dag("x")
 collect_reddit = build_collect_dag("reddit")
+
+
+def build_revisit_dag() -> Any:
+    """``revisit_reddit``: every hour, the thread revisits due at the end of the data interval.
+
+    Catch-up is off on purpose: a revisit reads the thread as it stands, so one run after a pause does
+    the work of the missed ones (the oldest age reached is read, the younger ones are covered by it).
+    """
+
+    @dag(
+        dag_id="revisit_reddit",
+        description="Read attributed Reddit threads again at 6 h, 24 h, 72 h and 7 days (late comments, scores)",
+        schedule=_schedule("TRUSTWATCH_REVISIT_SCHEDULE", "0 * * * *"),
+        start_date=START_DATE,
+        catchup=False,
+        max_active_runs=1,
+        tags=["trustwatch", "reddit"],
+        default_args={"retries": 2, "retry_delay": dt.timedelta(minutes=2), "retry_exponential_backoff": 2.0},
+    )
+    def revisit_dag() -> None:
+        @task(task_id="revisit", pool=PLATFORMS["reddit"]["pool"], outlets=[POSTS_ASSET],
+              execution_timeout=dt.timedelta(minutes=50))
+        def revisit() -> dict:
+            """Run the revisits due at the end of the data interval (the CLI's ``revisit reddit --now``)."""
+            from trustwatch import tasks
+
+            context = get_current_context()
+            end = context.get("data_interval_end") or dt.datetime.now(dt.UTC)
+            summary = _call(tasks.revisit_reddit, now=end.isoformat(), run_context=_run_context())
+            log.info("revisits at %s: %s", end, summary)
+            return summary
+
+        revisit()
+
+    return revisit_dag()
+
+
+revisit_reddit = build_revisit_dag()

@@ -2,24 +2,29 @@
 
 Routes (mounted on the shared sandbox server):
 ``POST /api/v1/access_token`` (client_credentials with Basic auth), ``GET /r/{subs}/search``,
-``GET /r/{subs}/new``, ``GET /comments/{id}`` (and ``/comments/{id}/_/{comment}``, praw's "continue
+``GET /r/{subs}/new``, ``GET /r/{subs}/comments`` (newest comments),
+``GET /comments/{id}`` (and ``/comments/{id}/_/{comment}``, praw's "continue
 this thread"), ``POST|GET /api/morechildren``, ``GET /api/info``.  Shapes follow the recorded
 responses in ``shared/realcases/reddit``: Listings with ``after``/``before`` cursors and the ~1,000
-item cap, ``t3``/``t1`` things, ``more`` stubs (ids and continue-thread ones), the
+item cap (searches cut near 250 results, as Reddit's do), ``t3``/``t1`` things, ``more`` stubs (ids and
+continue-thread ones), the
 ``x-ratelimit-used/remaining/reset`` headers, 429 with ``retry-after`` past the limit, 403 for a
-private subreddit and 404 for an unknown one.
+private subreddit and 404 for an unknown one.  A clock (``RedditApi.clock``) makes the corpus unfold in
+time: comments not written yet are not shown, scores grow, ``num_comments`` counts what exists.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import datetime as dt
 import math
 import re
 import secrets
 import threading
 import time
-from collections.abc import Iterable, Sequence
+import zlib
+from collections.abc import Callable, Iterable, Sequence
 from typing import Any
 from urllib.parse import parse_qs
 
@@ -31,13 +36,15 @@ MAX_PAGE = 100
 DEFAULT_PAGE = 25
 #: How deep a listing can be paged (Reddit's cap).
 LISTING_CAP = 1000
+#: Where Reddit's search stops (about; each query gets its own cut within +-20).
+SEARCH_CAP = 250
 #: Comment trees: replies shown per comment before a ``more`` stub, and depth before "continue this thread".
 MAX_CHILDREN = 3
 MAX_DEPTH = 4
 #: Without a configured limit the sandbox still sends the headers, with room to spare.
 UNLIMITED = 1_000_000
 
-_LISTING_RE = re.compile(r"^/r/(?P<subs>[A-Za-z0-9_+]+)/(?P<kind>new|search)(?:\.json)?/?$")
+_LISTING_RE = re.compile(r"^/r/(?P<subs>[A-Za-z0-9_+]+)/(?P<kind>new|search|comments)(?:\.json)?/?$")
 _COMMENTS_RE = re.compile(r"^/comments/(?P<id>[a-z0-9]+)(?:/[^/]*)?(?:/(?P<comment>[a-z0-9]+))?/?$")
 
 
@@ -135,6 +142,12 @@ class RedditApi:
         #: Seconds in one rate-limit window (Reddit: 600); tests shorten it.
         self.rate_window = 600.0
         self.listing_cap = LISTING_CAP
+        #: Reddit's search stops far earlier than listings, near 250 results, a little more or less
+        #: per query (None: no cut).
+        self.search_cap: int | None = SEARCH_CAP
+        #: The sandbox's "now": things created later do not exist yet (comments arrive over days,
+        #: scores grow).  None shows the whole corpus as it ends up; tests move it forward.
+        self.clock: Callable[[], dt.datetime] | None = None
         self._lock = threading.Lock()
         self._tokens: set[str] = set()
         self._window_start = time.monotonic()
@@ -145,6 +158,18 @@ class RedditApi:
     def ground_truth(self, start: Any, end: Any, agencies: Iterable[str] | None = None) -> set[str]:
         """Ids (submissions and comments) a collector must store for [start, end)."""
         return self.corpus.ground_truth(start, end, agencies, unreadable=self.private_subreddits)
+
+    def _now(self) -> dt.datetime | None:
+        return self.clock() if self.clock is not None else None
+
+    def _exists(self, created: dt.datetime, now: dt.datetime | None) -> bool:
+        return now is None or created <= now
+
+    def _submission_data(self, submission: RedditSubmission, now: dt.datetime | None) -> dict[str, Any]:
+        visible = None
+        if now is not None:
+            visible = sum(1 for c in submission.all_comments if self.corpus.comments[c].created <= now)
+        return submission.to_data(now, visible)
 
     # -- routing ----------------------------------------------------------------------------------
 
@@ -244,6 +269,8 @@ class RedditApi:
         names = [s for s in subs.split("+") if s]
         if not names:
             return _error(404, "Not Found")
+        if kind == "comments":
+            return self._comment_listing(request, names)
         if len(names) == 1 and names[0].lower() == "all":
             ids = sorted(self.corpus.submissions, key=lambda s: int(s, 36), reverse=True)
         else:
@@ -254,19 +281,41 @@ class RedditApi:
             for name in names:
                 merged.extend(self.corpus.by_subreddit.get(name.lower(), []))
             ids = sorted(set(merged), key=lambda s: int(s, 36), reverse=True)
+        now = self._now()
+        if now is not None:
+            ids = [i for i in ids if self.corpus.submissions[i].created <= now]
         if kind == "search":
             query = request.param("q") or ""
             compiled = compile_search(query)
             ids = [i for i in ids if search_matches(compiled, self._search_text(self.corpus.submissions[i]))]
+            if self.search_cap is not None:
+                ids = ids[: self.search_cap - 20 + zlib.crc32(query.encode("utf-8")) % 41]
         ids = ids[: self.listing_cap]
         return self._page(request, ids)
+
+    def _comment_listing(self, request: SandboxRequest, names: list[str]) -> SandboxResponse:
+        """``r/a+b/comments``: the subreddits' newest comments, newest first, capped like any listing."""
+        if not (len(names) == 1 and names[0].lower() == "all"):
+            refused = self._check_subreddits(names)
+            if refused is not None:
+                return refused
+            merged = [cid for name in names for cid in self.corpus.comments_by_subreddit.get(name.lower(), [])]
+        else:
+            merged = list(self.corpus.comments)
+        now = self._now()
+        ids = sorted(
+            (c for c in set(merged) if self._exists(self.corpus.comments[c].created, now)),
+            key=lambda c: int(c, 36), reverse=True,
+        )[: self.listing_cap]
+        return self._page(request, ids, kind="t1")
 
     @staticmethod
     def _search_text(submission: RedditSubmission) -> str:
         return f"{submission.title}\n{submission.selftext}"
 
-    def _page(self, request: SandboxRequest, ids: list[str]) -> SandboxResponse:
-        """One page of ``ids`` (newest first) by Reddit's ``after``/``before`` cursors."""
+    def _page(self, request: SandboxRequest, ids: list[str], kind: str = "t3") -> SandboxResponse:
+        """One page of ``ids`` (newest first, submissions or comments) by Reddit's ``after``/``before``
+        cursors."""
         try:
             limit = int(request.param("limit") or DEFAULT_PAGE)
         except ValueError:
@@ -276,13 +325,13 @@ class RedditApi:
         after = request.param("after")
         before = request.param("before")
         if after:
-            n = position.get(after.removeprefix("t3_"))
+            n = position.get(after.removeprefix(f"{kind}_"))
             if n is None:
                 return json_response(200, _listing([]))
             start = n + 1
             chosen = ids[start : start + limit]
         elif before:
-            n = position.get(before.removeprefix("t3_"))
+            n = position.get(before.removeprefix(f"{kind}_"))
             if n is None:
                 return json_response(200, _listing([]))
             start = max(0, n - limit)
@@ -291,16 +340,35 @@ class RedditApi:
             start = 0
             chosen = ids[:limit]
         end = start + len(chosen)
-        next_after = f"t3_{chosen[-1]}" if chosen and end < len(ids) else None
-        prev_before = f"t3_{chosen[0]}" if chosen and start > 0 else None
-        children = [{"kind": "t3", "data": self.corpus.submissions[sid].to_data()} for sid in chosen]
+        next_after = f"{kind}_{chosen[-1]}" if chosen and end < len(ids) else None
+        prev_before = f"{kind}_{chosen[0]}" if chosen and start > 0 else None
+        now = self._now()
+        if kind == "t1":
+            children = [{"kind": "t1", "data": self._listed_comment(self.corpus.comments[cid], now)} for cid in chosen]
+        else:
+            children = [
+                {"kind": "t3", "data": self._submission_data(self.corpus.submissions[sid], now)} for sid in chosen
+            ]
         return json_response(200, _listing(children, next_after, prev_before), served_ids=list(chosen))
+
+    def _listed_comment(self, comment: RedditComment, now: dt.datetime | None) -> dict[str, Any]:
+        """A comment as a listing shows it: with its submission's title, author and permalink."""
+        submission = self.corpus.submissions[comment.link_id]
+        data = comment.to_data(submission.slug_title, now)
+        data.update(
+            link_title=submission.title,
+            link_author=submission.author,
+            link_permalink=f"https://www.reddit.com/r/{submission.subreddit}/comments/{submission.id}/"
+            f"{submission.slug_title}/",
+        )
+        return data
 
     # -- comment trees ----------------------------------------------------------------------------
 
     def _comments(self, request: SandboxRequest, sid: str, focus: str | None) -> SandboxResponse:
         submission = self.corpus.submissions.get(sid)
-        if submission is None:
+        now = self._now()
+        if submission is None or not self._exists(submission.created, now):
             return _error(404, "Not Found")
         if submission.subreddit.lower() in self.private_subreddits:
             return _error(403, "Forbidden", reason="private")
@@ -308,13 +376,13 @@ class RedditApi:
         served: list[str] = [sid]
         if focus and focus != "_":
             comment = self.corpus.comments.get(focus)
-            if comment is None or comment.link_id != sid:
+            if comment is None or comment.link_id != sid or not self._exists(comment.created, now):
                 return _error(404, "Not Found")
             tree = [self._render(comment, 0, submission, newest_first, served)]
         else:
             tree = self._render_level(submission.comments, submission.fullname, 0, submission, newest_first, served)
         payload = [
-            _listing([{"kind": "t3", "data": submission.to_data()}]),
+            _listing([{"kind": "t3", "data": self._submission_data(submission, now)}]),
             _listing(tree),
         ]
         return json_response(200, payload, served_ids=served)
@@ -331,7 +399,8 @@ class RedditApi:
         newest_first: bool,
         served: list[str],
     ) -> list[dict[str, Any]]:
-        ordered = self._ordered(ids, newest_first)
+        now = self._now()
+        ordered = self._ordered([c for c in ids if self._exists(self.corpus.comments[c].created, now)], newest_first)
         shown, hidden = ordered[:MAX_CHILDREN], ordered[MAX_CHILDREN:]
         children = [self._render(self.corpus.comments[c], depth, submission, newest_first, served) for c in shown]
         if hidden:
@@ -359,10 +428,11 @@ class RedditApi:
         newest_first: bool,
         served: list[str],
     ) -> dict[str, Any]:
-        data = comment.to_data(submission.slug_title)
+        now = self._now()
+        data = comment.to_data(submission.slug_title, now)
         data["depth"] = depth
         served.append(comment.id)
-        if comment.replies:
+        if any(self._exists(self.corpus.comments[r].created, now) for r in comment.replies):
             if depth + 1 >= MAX_DEPTH:
                 stub = {
                     "kind": "more",
@@ -383,10 +453,13 @@ class RedditApi:
         return {"kind": "t1", "data": data}
 
     def _descendants(self, comment: RedditComment) -> list[str]:
+        now = self._now()
         out: list[str] = []
         stack = list(reversed(comment.replies))
         while stack:
             cid = stack.pop()
+            if not self._exists(self.corpus.comments[cid].created, now):
+                continue  # not written yet (a reply is never older than its parent)
             out.append(cid)
             stack.extend(reversed(self.corpus.comments[cid].replies))
         return out
@@ -405,15 +478,16 @@ class RedditApi:
         things: list[dict[str, Any]] = []
         served: list[str] = []
         seen: set[str] = set()
+        now = self._now()
         for cid in children:
             comment = self.corpus.comments.get(cid)
-            if comment is None or comment.link_id != link or cid in seen:
+            if comment is None or comment.link_id != link or cid in seen or not self._exists(comment.created, now):
                 continue
             for each in [cid, *self._descendants(comment)]:
                 if each in seen:
                     continue
                 seen.add(each)
-                data = self.corpus.comments[each].to_data(submission.slug_title)
+                data = self.corpus.comments[each].to_data(submission.slug_title, now)
                 things.append({"kind": "t1", "data": data})
                 served.append(each)
         return json_response(200, {"json": {"errors": [], "data": {"things": things}}}, served_ids=served)
@@ -424,17 +498,20 @@ class RedditApi:
             return _error(400, "Bad Request", reason="TOO_MANY_IDS")
         children: list[dict[str, Any]] = []
         served: list[str] = []
+        now = self._now()
         for name in names:
             kind, _, bare = name.partition("_")
             if kind == "t3" and bare in self.corpus.submissions:
                 submission = self.corpus.submissions[bare]
-                if submission.subreddit.lower() in self.private_subreddits:
+                if submission.subreddit.lower() in self.private_subreddits or not self._exists(submission.created, now):
                     continue
-                children.append({"kind": "t3", "data": submission.to_data()})
+                children.append({"kind": "t3", "data": self._submission_data(submission, now)})
                 served.append(bare)
             elif kind == "t1" and bare in self.corpus.comments:
                 comment = self.corpus.comments[bare]
+                if not self._exists(comment.created, now):
+                    continue
                 title = self.corpus.submissions[comment.link_id].slug_title
-                children.append({"kind": "t1", "data": comment.to_data(title)})
+                children.append({"kind": "t1", "data": comment.to_data(title, now)})
                 served.append(bare)
         return json_response(200, _listing(children), served_ids=served)

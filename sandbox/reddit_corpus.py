@@ -41,6 +41,18 @@ def to_base36(value: int) -> str:
     return "".join(reversed(digits))
 
 
+#: Scores grow with votes over the first three days, then stay (what a revisit's snapshots show).
+SCORE_SETTLES = dt.timedelta(hours=72)
+
+
+def score_at(final: int, created: dt.datetime, now: dt.datetime | None) -> int:
+    """The score a thing shows at ``now``: a share of its final score growing with its age."""
+    if now is None or now - created >= SCORE_SETTLES:
+        return final
+    share = max(0.0, (now - created) / SCORE_SETTLES)
+    return int(final * share)
+
+
 @dataclass
 class RedditComment:
     """A comment; ``parent`` is a fullname (``t3_`` for top level, ``t1_`` for a reply)."""
@@ -54,14 +66,18 @@ class RedditComment:
     created: dt.datetime
     score: int
     replies: list[str] = field(default_factory=list)
+    #: Agencies the comment names itself (ground truth of the ``r/SUB/comments`` listings).
+    agencies: list[str] = field(default_factory=list)
 
     @property
     def fullname(self) -> str:
         """``t1_<id>``."""
         return f"t1_{self.id}"
 
-    def to_data(self, permalink_title: str = "_") -> dict[str, Any]:
-        """The ``data`` of a ``t1`` thing as Reddit sends it (``replies`` set by the caller)."""
+    def to_data(self, permalink_title: str = "_", now: dt.datetime | None = None) -> dict[str, Any]:
+        """The ``data`` of a ``t1`` thing as Reddit sends it (``replies`` set by the caller); the
+        score as it stands at ``now`` (the final one when None)."""
+        score = score_at(self.score, self.created, now)
         return {
             "id": self.id,
             "name": self.fullname,
@@ -72,8 +88,8 @@ class RedditComment:
             "author": self.author,
             "author_fullname": None if self.author == "[deleted]" else f"t2_{self.author.lower()}",
             "body": self.body,
-            "score": self.score,
-            "ups": self.score,
+            "score": score,
+            "ups": score,
             "downs": 0,
             "created_utc": float(int(self.created.timestamp())),
             "created": float(int(self.created.timestamp())),
@@ -100,6 +116,8 @@ class RedditSubmission:
     score: int
     agencies: list[str]
     removed_by_category: str | None = None
+    #: Locked by the moderators: no new comments (tests lock a thread between two reads).
+    locked: bool = False
     comments: list[str] = field(default_factory=list)  # top-level comment ids, oldest first
     all_comments: list[str] = field(default_factory=list)  # every comment id of the thread
 
@@ -113,9 +131,11 @@ class RedditSubmission:
         """The title part of the permalink."""
         return re.sub(r"[^a-z0-9]+", "_", self.title.lower()).strip("_")[:50] or "_"
 
-    def to_data(self) -> dict[str, Any]:
-        """The ``data`` of a ``t3`` thing as Reddit sends it."""
+    def to_data(self, now: dt.datetime | None = None, num_comments: int | None = None) -> dict[str, Any]:
+        """The ``data`` of a ``t3`` thing as Reddit sends it, as it stands at ``now`` (score and
+        comment count; the final ones when None)."""
         stamp = float(int(self.created.timestamp()))
+        score = score_at(self.score, self.created, now)
         permalink = f"/r/{self.subreddit}/comments/{self.id}/{self.slug_title}/"
         return {
             "id": self.id,
@@ -131,15 +151,15 @@ class RedditSubmission:
             "domain": f"self.{self.subreddit}",
             "url": "https://www.reddit.com" + permalink,
             "permalink": permalink,
-            "score": self.score,
-            "ups": self.score,
+            "score": score,
+            "ups": score,
             "upvote_ratio": 0.9,
-            "num_comments": len(self.all_comments),
+            "num_comments": len(self.all_comments) if num_comments is None else num_comments,
             "created_utc": stamp,
             "created": stamp,
             "over_18": False,
             "stickied": False,
-            "locked": False,
+            "locked": self.locked,
             "removed_by_category": self.removed_by_category,
             "edited": False,
         }
@@ -261,12 +281,14 @@ class RedditCorpus:
         if not self.agencies:
             raise ValueError("the Reddit corpus needs at least one agency in the registry")
         self.rng = random.Random(config.seed * 7919 + 36)
+        #: Comment arrival times have their own generator (see _add_comments).
+        self._arrival_rng = random.Random(config.seed * 7919 + 37)
         self.submissions: dict[str, RedditSubmission] = {}
         self.comments: dict[str, RedditComment] = {}
         #: lower-cased subreddit -> name as written
         self.subreddit_names: dict[str, str] = {}
         self._next_submission = 36**5  # ids of 6 characters, like today's
-        self._next_comment = 36**6
+        self._next_comment = 0  # temporary ids while generating; see _renumber_comments
         self._users = self._make_users(max(30, config.posts // 10))
         self._generate()
         self._index()
@@ -318,6 +340,8 @@ class RedditCorpus:
             else:
                 sub, title, labels = OFFTOPIC_SUBREDDIT, self._offtopic_title(), []
             self._add_submission(moment, sub, title, labels)
+        self._renumber_comments()
+        self._add_history()
 
     def _ref(self, agency: _Agency) -> str:
         return self.rng.choice(agency.refs)
@@ -387,28 +411,35 @@ class RedditCorpus:
         return submission
 
     def _add_comments(self, submission: RedditSubmission) -> None:
+        """A comment tree whose comments arrive over days, as on Reddit: about 40% within 6 hours of
+        the submission, 30% by the end of the first day, 20% by the third and the rest within a week
+        (so a thread read once, right after its hour, misses most of them).  Ids are given later, in
+        order of arrival, by :meth:`_renumber_comments`."""
         rng = self.rng
         count = rng.choice([0, 0, 1, 2, 3, 4, 6, 9, 14])
         parents: list[str] = [submission.fullname]
-        depth: dict[str, int] = {submission.fullname: 0}
-        moment = submission.created
-        room = max(1.0, (self.config.stop - moment).total_seconds() - 1)
-        for _ in range(count):
-            moment = moment + dt.timedelta(seconds=int(rng.uniform(1, max(2.0, room / (count + 1)))))
-            if moment >= self.config.stop:
-                moment = self.config.stop - dt.timedelta(seconds=1)
+        delays = sorted(self._arrival_delay() for _ in range(count))
+        for delay in delays:
+            moment = submission.created + dt.timedelta(seconds=int(delay))
+            # The main generator makes the same draws as before arrival times existed (two are unused
+            # now), so the submissions and threads a seed gives stay what other tests were written for.
+            rng.random()
             # mostly replies to recent comments, which makes chains deep enough for "continue this thread"
             parent = parents[-1] if rng.random() < 0.45 else rng.choice(parents)
-            self._next_comment += rng.randint(1, 25)
-            cid = to_base36(self._next_comment)
+            rng.randint(1, 25)
+            self._next_comment += 1
+            cid = f"tmp{self._next_comment}"
             author, body = rng.choice(self._users), rng.choice(_COMMENTS)
+            labels: list[str] = []
             roll = rng.random()
             if roll < 0.05:
                 author, body = "[deleted]", "[deleted]"
             elif roll < 0.08:
                 author, body = "[deleted]", "[removed]"
             elif roll < 0.2 and self.agencies:
-                body = f"{body} Reminds me of what {self._ref(rng.choice(self.agencies))} did last year."
+                named = rng.choice(self.agencies)
+                labels = [named.slug]
+                body = f"{body} Reminds me of what {self._ref(named)} did last year."
             comment = RedditComment(
                 id=cid,
                 link_id=submission.id,
@@ -418,6 +449,7 @@ class RedditCorpus:
                 body=body,
                 created=moment,
                 score=rng.randint(-5, 200),
+                agencies=labels,
             )
             self.comments[cid] = comment
             submission.all_comments.append(cid)
@@ -425,14 +457,76 @@ class RedditCorpus:
                 submission.comments.append(cid)
             else:
                 self.comments[parent[3:]].replies.append(cid)
-            depth[comment.fullname] = depth[parent] + 1
             parents.append(comment.fullname)
+
+    def _arrival_delay(self) -> float:
+        """Seconds between a submission and one of its comments (see :meth:`_add_comments`)."""
+        rng = self._arrival_rng
+        roll = rng.random()
+        hour = 3600.0
+        if roll < 0.4:
+            return rng.uniform(60, 6 * hour)
+        if roll < 0.7:
+            return rng.uniform(6 * hour, 24 * hour)
+        if roll < 0.9:
+            return rng.uniform(24 * hour, 72 * hour)
+        return rng.uniform(72 * hour, 167 * hour)
+
+    def _add_history(self) -> None:
+        """Posts from before the span, as every real subreddit has: one off-topic post per subreddit
+        and one post naming each agency in a global subreddit, a month back.  So a listing or search
+        that reaches back far enough always finds something older than a window inside the span, and
+        one that ends before that was cut (the rule the collector flags gaps by).  Ids below the span's,
+        no comments; they are in no window's ground truth."""
+        rng = random.Random(self.config.seed * 104729 + 1)
+        assert self.config.start is not None
+        old = self.config.start - dt.timedelta(days=30)
+        plan: list[tuple[str, str, list[str]]] = []
+        for name in sorted(self.subreddit_names.values(), key=str.lower):
+            plan.append((name, rng.choice(_OFFTOPIC_TITLES).format(place=rng.choice(_PLACES)), []))
+        for n, agency in enumerate(self.agencies):
+            title = _AGENCY_TITLES[0].format(ref=agency.refs[0], place=rng.choice(_PLACES))
+            plan.append((GLOBAL_SUBREDDITS[n % len(GLOBAL_SUBREDDITS)], title, [agency.slug]))
+        counter = 36**5 - 10 * (len(plan) + 1)
+        for n, (sub, title, labels) in enumerate(plan):
+            counter += rng.randint(1, 9)
+            sid = to_base36(counter)
+            self.submissions[sid] = RedditSubmission(
+                id=sid, subreddit=self._sub_name(sub), author=rng.choice(self._users), title=title, selftext="",
+                created=old + dt.timedelta(minutes=n), score=rng.randint(0, 50), agencies=labels,
+            )
+        self.history = {sid for sid, sub in self.submissions.items() if sub.created < self.config.start}
+
+    def _renumber_comments(self) -> None:
+        """Give comments base36 ids in order of arrival across all threads (Reddit's ids grow with time)."""
+        ordered = sorted(self.comments.values(), key=lambda c: (c.created, int(c.id[3:])))
+        counter = 36**6
+        new_id: dict[str, str] = {}
+        for comment in ordered:
+            counter += self._arrival_rng.randint(1, 25)
+            new_id[comment.id] = to_base36(counter)
+        self._next_comment = counter
+        renamed: dict[str, RedditComment] = {}
+        for comment in ordered:
+            comment.id = new_id[comment.id]
+            if comment.parent.startswith("t1_"):
+                comment.parent = "t1_" + new_id[comment.parent[3:]]
+            comment.replies = [new_id[r] for r in comment.replies]
+            renamed[comment.id] = comment
+        self.comments = renamed
+        for submission in self.submissions.values():
+            submission.comments = [new_id[c] for c in submission.comments]
+            submission.all_comments = [new_id[c] for c in submission.all_comments]
 
     def _index(self) -> None:
         #: lower-cased subreddit -> submission ids, newest first
         self.by_subreddit: dict[str, list[str]] = {}
         for sid in sorted(self.submissions, key=lambda s: int(s, 36), reverse=True):
             self.by_subreddit.setdefault(self.submissions[sid].subreddit.lower(), []).append(sid)
+        #: lower-cased subreddit -> comment ids, newest first (the ``r/SUB/comments`` listing)
+        self.comments_by_subreddit: dict[str, list[str]] = {}
+        for cid in sorted(self.comments, key=lambda c: int(c, 36), reverse=True):
+            self.comments_by_subreddit.setdefault(self.comments[cid].subreddit.lower(), []).append(cid)
 
     # -- for tests ------------------------------------------------------------------------
 
@@ -461,6 +555,40 @@ class RedditCorpus:
         self._index()
         return ids
 
+    def delete_account(self, username: str) -> int:
+        """The user deletes their account: Reddit shows ``[deleted]`` as the author of everything they
+        wrote and keeps the text.  Returns how many things changed."""
+        changed = 0
+        for thing in [*self.submissions.values(), *self.comments.values()]:
+            if thing.author == username:
+                thing.author = "[deleted]"
+                changed += 1
+        return changed
+
+    def add_mentions_burst(
+        self, subreddit: str, slug: str, count: int, start: dt.datetime, end: dt.datetime
+    ) -> list[str]:
+        """Add ``count`` submissions naming agency ``slug`` to a subreddit in [start, end), without
+        comments: a news day that makes Reddit's search stop before the window start.  They are in the
+        ground truth."""
+        agency = next(a for a in self.agencies if a.slug == slug)
+        span = (end - start).total_seconds()
+        latest = max((int(s, 36) for s in self.submissions), default=self._next_submission)
+        self._next_submission = max(self._next_submission, latest)
+        ids: list[str] = []
+        for i in range(count):
+            self._next_submission += 1
+            sid = to_base36(self._next_submission)
+            title = self.rng.choice(_AGENCY_TITLES).format(ref=agency.refs[0], place=self.rng.choice(_PLACES))
+            self.submissions[sid] = RedditSubmission(
+                id=sid, subreddit=self._sub_name(subreddit), author=self.rng.choice(self._users), title=title,
+                selftext="", created=start + dt.timedelta(seconds=span * (i + 0.5) / count), score=1,
+                agencies=[slug],
+            )
+            ids.append(sid)
+        self._index()
+        return ids
+
     def submission_ids(
         self,
         start: dt.datetime,
@@ -482,6 +610,29 @@ class RedditCorpus:
             for s in self.submissions.values()
             if start <= s.created < end and set(s.agencies) & wanted and s.subreddit.lower() in readable
         }
+
+    def comment_truth(
+        self,
+        start: dt.datetime,
+        end: dt.datetime,
+        agencies: Iterable[str] | None = None,
+        unreadable: Iterable[str] = (),
+    ) -> set[str]:
+        """Comments in [start, end) that name one of the agencies, in the subreddits a listing-first
+        plan reads (global and the agencies' own), with their submissions (stored as context)."""
+        wanted = set(agencies) if agencies is not None else {a.slug for a in self.agencies}
+        readable = {s.lower() for s in GLOBAL_SUBREDDITS}
+        for agency in self.agencies:
+            if agency.slug in wanted:
+                readable |= {s.lower() for s in agency.subreddits}
+        readable -= {s.lower().removeprefix("r/") for s in unreadable}
+        ids: set[str] = set()
+        for comment in self.comments.values():
+            if not (start <= comment.created < end) or comment.subreddit.lower() not in readable:
+                continue
+            if set(comment.agencies) & wanted:
+                ids.update((comment.id, comment.link_id))
+        return ids
 
     def ground_truth(
         self,

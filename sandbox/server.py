@@ -7,6 +7,7 @@ and the request log that tests read to prove what a collector fetched.
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 import importlib.util
 import logging
@@ -233,6 +234,8 @@ class SandboxServer:
 def serve(host: str, port: int, seed: int, posts: int) -> None:
     """Run the sandbox in the foreground until interrupted (``trustwatch sandbox serve``)."""
     server = SandboxServer(CorpusConfig(seed=seed, posts=posts), host=host, port=port)
+    if server.reddit is not None:  # Reddit comments keep arriving for days after the corpus's end: in real time
+        server.reddit.clock = lambda: dt.datetime.now(dt.UTC)
     server.start()
     end = server.config.stop
     print(f"trustwatch sandbox listening on {server.url}", flush=True)

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-DAG_IDS = {"collect_x", "collect_reddit", "enrich_posts", "compliance_check", "import_archive", "refresh_metrics"}
+DAG_IDS = {"collect_x", "collect_reddit", "revisit_reddit", "enrich_posts", "compliance_check", "import_archive",
+           "refresh_metrics"}
 X_TOKEN = "sandbox-x-token-dagtest"
 REDDIT_ID, REDDIT_SECRET = "dagtest-client", "dagtest-secret-5d1e"
 #: Agencies the runs ask for: a few keep each run to a couple of mapped collect tasks.
@@ -195,6 +196,13 @@ def test_collect_dags_cover_data_intervals_one_run_at_a_time(dagbag, dag_id, poo
     assert tasks["check_request"]["upstream"] == ["sync_registry"]
     assert tasks["summary"]["trigger_rule"] == "all_done_min_one_success"
     assert set(tasks["summary"]["upstream"]) == {"collect", "check_request", "compile_queries"}
+
+
+def test_reddit_threads_are_revisited_every_hour(dagbag):
+    dag = dagbag["dags"]["revisit_reddit"]
+    assert dag["cron"] == "0 * * * *" and dag["catchup"] is False and dag["max_active_runs"] == 1
+    assert set(dag["tasks"]) == {"revisit"}
+    assert dag["tasks"]["revisit"]["pool"] == "reddit_api"
 
 
 def test_trigger_form_params_are_typed(dagbag):

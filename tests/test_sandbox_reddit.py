@@ -57,8 +57,13 @@ def test_corpus_is_deterministic_and_inside_the_span(config, registry):
         (s.id, s.title, s.agencies) for s in two.submissions.values()
     ]
     assert sorted(one.comments) == sorted(two.comments)
-    assert all(config.start <= s.created < config.stop for s in one.submissions.values())
-    assert all(config.start <= c.created < config.stop for c in one.comments.values())
+    assert all(config.start <= s.created < config.stop for s in one.submissions.values() if s.id not in one.history)
+    assert all(s.created < config.start and not s.all_comments for s in map(one.submissions.get, one.history))
+    # comments arrive after their submission, up to a week later (past the span's end for the newest)
+    assert all(
+        dt.timedelta(0) < c.created - one.submissions[c.link_id].created < dt.timedelta(days=7)
+        for c in one.comments.values()
+    )
     other = RedditCorpus(CorpusConfig(seed=12, posts=600, end=END, days=7), registry.entries)
     assert [s.title for s in other.submissions.values()] != [s.title for s in one.submissions.values()]
 
@@ -268,3 +273,103 @@ def test_info_returns_things_by_fullname(api, corpus):
     assert {p.platform_post_id for p in page.posts} == {comment.id, submission.id}
     deleted = next(p for p in page.posts if p.platform_post_id == comment.id)
     assert deleted.deleted_reason == "[deleted]"
+
+
+def test_comments_arrive_over_days_after_their_submission(corpus):
+    """Most of a thread is written hours or days after the submission (what revisits must catch)."""
+    ages = [c.created - corpus.submissions[c.link_id].created for c in corpus.comments.values()]
+    within_hour = sum(age <= dt.timedelta(hours=1) for age in ages)
+    after_day = sum(age > dt.timedelta(days=1) for age in ages)
+    assert within_hour < len(ages) / 5
+    assert after_day > len(ages) / 5
+    # as on Reddit, arrival depends on the thread's age, not on the corpus: the newest threads keep getting
+    # comments after the span's end (the sandbox's clock shows them when their time comes)
+    late = [c for c in corpus.comments.values() if c.created >= corpus.config.stop]
+    week_before_end = corpus.config.stop - dt.timedelta(days=7)
+    assert late and all(corpus.submissions[c.link_id].created >= week_before_end for c in late)
+
+
+def test_the_sandbox_clock_hides_comments_not_written_yet(config, corpus):
+    api = RedditApi(config, corpus=corpus)
+    bearer = token(api)
+    submission = max(
+        (s for s in corpus.submissions.values() if len(s.all_comments) >= 6), key=lambda s: len(s.all_comments)
+    )
+    moment = submission.created + dt.timedelta(hours=6)
+    api.clock = lambda: moment
+    early = normalize_reddit_listing(json.loads(get(api, f"/comments/{submission.id}", bearer, limit="500").body))
+    api.clock = None
+    late = normalize_reddit_listing(json.loads(get(api, f"/comments/{submission.id}", bearer, limit="500").body))
+    written = {c for c in submission.all_comments if corpus.comments[c].created <= moment}
+    shown_early = {p.platform_post_id for p in early.posts if p.kind == "comment"}
+    shown_early |= {child for stub in early.more for child in stub.children}
+    assert shown_early <= written
+    early_sub = next(p for p in early.posts if p.kind == "submission")
+    late_sub = next(p for p in late.posts if p.kind == "submission")
+    assert early_sub.metrics.replies == len(written) < late_sub.metrics.replies == len(submission.all_comments)
+    assert early_sub.metrics.score <= late_sub.metrics.score == submission.score
+    api.clock = lambda: submission.created - dt.timedelta(seconds=1)
+    assert get(api, f"/comments/{submission.id}", bearer).status == 404, "a submission not posted yet"
+
+
+def test_search_is_cut_near_250_results_where_the_listing_is_not(config, registry):
+    corpus = RedditCorpus(config, registry.entries)
+    corpus.add_mentions_burst("news", "nypd", 400, END - dt.timedelta(hours=3), END)
+    api = RedditApi(config, corpus=corpus)
+    bearer = token(api)
+
+    def walk(path: str, **params: str) -> list[str]:
+        ids: list[str] = []
+        after = None
+        while True:
+            extra = {"after": after} if after else {}
+            page = normalize_reddit_listing(json.loads(get(api, path, bearer, limit="100", **params, **extra).body))
+            ids.extend(page.seen_ids)
+            after = page.cursor
+            if after is None:
+                return ids
+
+    found = walk("/r/news/search", q='"New York City Police Department"', restrict_sr="on", sort="new")
+    listed = walk("/r/news/new")
+    assert 230 <= len(found) <= 270
+    assert len(listed) > 400, "the new listing (cap 1,000) is not cut there"
+    other = walk("/r/news/search", q='"New York City Police Department" OR NYPD', restrict_sr="on", sort="new")
+    assert 230 <= len(other) <= 270 and other != found, "the cut varies with the query"
+
+
+def test_every_subreddit_has_posts_older_than_the_span(corpus):
+    """A listing read back far enough always reaches a window inside the span: one that ends first was cut."""
+    for name in corpus.subreddit_names:
+        oldest = corpus.by_subreddit[name][-1]
+        assert corpus.submissions[oldest].created < corpus.config.start
+
+
+def test_a_sandbox_at_reddits_100_requests_per_minute(config, corpus):
+    api = RedditApi(config, rate_limit=100, corpus=corpus)
+    api.rate_window = 60.0
+    bearer = token(api)
+    answers = [get(api, "/r/news/new", bearer, limit="1") for _ in range(100)]
+    assert {a.status for a in answers} == {200}
+    last = answers[-1].headers
+    assert (last["x-ratelimit-used"], last["x-ratelimit-remaining"]) == ("100", "0.0")
+    assert 0 < int(last["x-ratelimit-reset"]) <= 60
+    refused = get(api, "/r/news/new", bearer, limit="1")
+    assert refused.status == 429 and 0 < int(refused.headers["retry-after"]) <= 60
+
+
+def test_the_comments_listing_shows_a_subreddits_newest_comments(api, corpus):
+    bearer = token(api)
+    response = get(api, "/r/news/comments", bearer, limit="100")
+    page = normalize_reddit_listing(json.loads(response.body))
+    expected = sorted((c for c in corpus.comments.values() if c.subreddit == "news"), key=lambda c: int(c.id, 36),
+                      reverse=True)
+    assert [p.platform_post_id for p in page.posts] == [c.id for c in expected[:100]]
+    assert all(p.kind == "comment" for p in page.posts)
+    raw = json.loads(response.body)["data"]["children"][0]["data"]
+    assert raw["link_title"] == corpus.submissions[expected[0].link_id].title
+    if len(expected) > 100:
+        assert page.cursor == f"t1_{expected[99].id}"
+        after = normalize_reddit_listing(json.loads(get(api, "/r/news/comments", bearer, limit="100",
+                                                        after=page.cursor).body))
+        assert after.posts[0].platform_post_id == expected[100].id
+    assert get(api, "/r/Austin/comments", bearer).status == 403

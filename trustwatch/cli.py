@@ -57,6 +57,8 @@ def cmd_collect(args: argparse.Namespace) -> int:
     queries = tasks.compile_queries(args.platform, request["agencies"] or None)
     print(f"collecting {args.platform} [{request['start']}, {request['end']}) with {len(queries)} queries"
           + (" (dry run: counts only)" if args.dry_run else ""), flush=True)
+    if args.platform == "reddit":
+        print(tasks.reddit_plan_estimate(request["agencies"] or None)["description"], flush=True)
     summaries = []
     for query in queries:
         summary = tasks.collect_query(args.platform, query, request["start"], request["end"],
@@ -67,6 +69,11 @@ def cmd_collect(args: argparse.Namespace) -> int:
         elif args.dry_run:
             print(f"  {query['key']}: about {summary['expected_posts']} posts")
     _print_json(tasks.summarize(args.platform, summaries))
+    return 0
+
+
+def cmd_revisit(args: argparse.Namespace) -> int:
+    _print_json(tasks.revisit_reddit(now=args.now, ages=args.ages, budget=args.budget))
     return 0
 
 
@@ -138,6 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
     c.add_argument("--agency", action="append", help="only this agency's queries (repeatable)")
     c.add_argument("--dry-run", action="store_true", help="X: ask the counts endpoint, collect nothing")
     c.set_defaults(func=cmd_collect)
+
+    rv = sub.add_parser("revisit", help="read due Reddit threads again for late comments and final scores")
+    rv.add_argument("platform", choices=["reddit"])
+    rv.add_argument("--now", help="ISO 8601 time to take as now (default: the current time)")
+    rv.add_argument("--ages", help="revisit ages, e.g. 6h,24h,72h,7d (default: connection extra or those)")
+    rv.add_argument("--budget", type=int, help="requests per thread and revisit (default 10)")
+    rv.set_defaults(func=cmd_revisit)
 
     imp = sub.add_parser("import", help="import archive files (twarc2 JSONL, Reddit dumps; plain, .gz, .zst)")
     imp.add_argument("platform", choices=list(tasks.PLATFORMS))

@@ -205,22 +205,68 @@ def compile_queries(platform: str, agencies: Sequence[str] | None = None) -> lis
         max_len, suffix = _x_settings_or_default()
         queries = ag.compile_x_queries(registry(), max_query_length=max_len, suffix=suffix, agencies=slugs)
     elif platform == "reddit":
-        from trustwatch.collectors.reddit import plan_queries
-        from trustwatch.settings import REDDIT_CONN_ID, find_connection
-
-        conn = find_connection(REDDIT_CONN_ID)
-        extra_subs = (conn.extra if conn else {}).get("subreddits")
-        kwargs: dict[str, Any] = {}
-        if extra_subs:
-            kwargs["global_subreddits"] = (
-                [s.strip() for s in extra_subs.split(",") if s.strip()] if isinstance(extra_subs, str)
-                else list(extra_subs)
-            )
-        # one ledger row and watermark per agency subreddit ('new' listing), searches over the global ones
-        queries = plan_queries(ag.compile_reddit_queries(registry(), agencies=slugs, **kwargs), registry())
+        queries = _reddit_plan(slugs, _reddit_global_subreddits())[0]
     else:
         raise RequestError(f"unknown platform {platform!r}")
     return [_query_dict(q) for q in queries]
+
+
+def _reddit_extra() -> dict[str, Any]:
+    from trustwatch.settings import REDDIT_CONN_ID, find_connection
+
+    conn = find_connection(REDDIT_CONN_ID)
+    return dict((conn.extra if conn else None) or {})
+
+
+def _reddit_plan_kind() -> str:
+    """'listing' (listing-first, for large registries) or 'search' (the default): reddit_api extra ``plan``."""
+    kind = str(_reddit_extra().get("plan") or "search").strip().lower()
+    if kind not in ("listing", "search"):
+        raise RequestError(f"reddit_api extra 'plan' is {kind!r}; use 'listing' or 'search'")
+    return kind
+
+
+def _reddit_plan(slugs: Sequence[str] | None, global_subreddits: Sequence[str] | None = None
+                 ) -> tuple[list[Any], Any]:
+    """The Reddit queries and their requests-per-hour estimate; refuses (RequestError naming what to drop)
+    a plan that does not fit Reddit's 100 requests per minute.
+
+    ``plan = "listing"``: new and comments listings of subreddit groups (collectors/reddit_plan.py);
+    ``"search"`` (default): searches over the global subreddits and one 'new' listing per agency subreddit.
+    """
+    from trustwatch.collectors import agencies as ag
+    from trustwatch.collectors import reddit_plan as rp
+    from trustwatch.collectors.reddit import plan_queries
+
+    kwargs: dict[str, Any] = {"global_subreddits": tuple(global_subreddits)} if global_subreddits else {}
+    if _reddit_plan_kind() == "listing":
+        queries = rp.listing_first_queries(registry(), agencies=slugs, **kwargs)
+    else:
+        queries = plan_queries(ag.compile_reddit_queries(registry(), agencies=slugs, **kwargs), registry())
+    tracked = len(slugs) if slugs else sum(1 for e in registry().entries if getattr(e, "active", True))
+    plan = rp.estimate(queries, agencies=tracked, threads_per_hour=rp.threads_per_hour(engine(check=False)),
+                       requests_per_thread=2.0)
+    try:
+        rp.check_budget(plan, registry(), queries)
+    except rp.PlanError as exc:
+        raise RequestError(str(exc)) from None
+    return queries, plan
+
+
+def _reddit_global_subreddits() -> list[str] | None:
+    """The reddit_api extra ``subreddits`` (comma-separated or a list), None when not set."""
+    extra_subs = _reddit_extra().get("subreddits")
+    if not extra_subs:
+        return None
+    if isinstance(extra_subs, str):
+        return [s.strip() for s in extra_subs.split(",") if s.strip()]
+    return list(extra_subs)
+
+
+def reddit_plan_estimate(agencies: Sequence[str] | None = None) -> dict[str, Any]:
+    """The requests-per-hour estimate of the configured Reddit plan, for the dry run and the ledger."""
+    plan = _reddit_plan(check_agencies(agencies) or None, _reddit_global_subreddits())[1]
+    return {**plan.as_dict(), "plan": _reddit_plan_kind(), "description": plan.describe()}
 
 
 def _query_dict(query: Any) -> dict[str, Any]:
@@ -285,6 +331,30 @@ def collect_query(
     return summary.as_dict()
 
 
+def revisit_reddit(now: str | dt.datetime | None = None, ages: str | None = None, budget: int | None = None,
+                   run_context: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Read again the Reddit threads whose revisit is due at ``now`` (default: the current time), for
+    late comments and final scores (``trustwatch.collectors.reddit_revisit``).  Ages and the per-thread
+    request budget come from the arguments, else the reddit_api connection's extra ``revisit_ages``
+    ("6h,24h,72h,7d") and ``revisit_budget``."""
+    from trustwatch.collectors import reddit_revisit as rv
+    from trustwatch.settings import REDDIT_CONN_ID, find_connection
+
+    moment = parse_time(now, "now") if now is not None else dt.datetime.now(dt.UTC)
+    conn = find_connection(REDDIT_CONN_ID)
+    extra = (conn.extra if conn else None) or {}
+    ages_text = ages or extra.get("revisit_ages")
+    try:
+        parsed = rv.parse_ages(str(ages_text)) if ages_text else rv.DEFAULT_AGES
+    except ValueError as exc:
+        raise RequestError(str(exc)) from None
+    per_thread = int(budget or extra.get("revisit_budget") or rv.DEFAULT_BUDGET)
+    collector, secrets = make_collector("reddit")
+    summary = rv.run_revisits(engine(), collector, matcher=matcher(), now=moment, ages=parsed,  # type: ignore[arg-type]
+                              budget=per_thread, run_context=run_context, secrets=secrets)
+    return summary.as_dict()
+
+
 def summarize(platform: str, summaries: Sequence[dict[str, Any]], run_context: dict[str, Any] | None = None
               ) -> dict[str, Any]:
     """Totals of a DAG run's collect tasks, logged and kept in the ledger as a 'summary' row."""
@@ -297,6 +367,11 @@ def summarize(platform: str, summaries: Sequence[dict[str, Any]], run_context: d
     totals["coverage_gaps"] = [s["query_key"] for s in summaries if s.get("coverage_gap")]
     totals["expected_posts"] = sum(int(s.get("expected_posts") or 0) for s in summaries)
     totals["failed_queries"] = list((run_context or {}).get("failed_queries") or [])
+    if platform == "reddit":
+        try:
+            totals["plan"] = reddit_plan_estimate()
+        except RequestError as exc:  # the plan no longer fits: said in the ledger, the run is done
+            totals["plan"] = {"error": str(exc)}
     starts = [s["window_start"] for s in summaries if s.get("window_start")]
     ends = [s["window_end"] for s in summaries if s.get("window_end")]
     handle = store.open_run(

@@ -1,0 +1,169 @@
+"""The listing-first Reddit plan: comment listings, a cost that does not grow with agencies, refusal."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import pytest
+from sqlalchemy import select
+from trustwatch.collectors.reddit import RedditCollector, RedditSettings
+from trustwatch.collectors.reddit_plan import (
+    PlanError,
+    check_budget,
+    estimate,
+    listing_first_queries,
+    plan_subreddits,
+)
+from trustwatch.collectors.runner import run_query
+from trustwatch.models import store as store_module
+from trustwatch.models.tables import Post, PostMention
+from trustwatch.sandbox.common import CorpusConfig
+from trustwatch.sandbox.server import SandboxServer
+
+from trustwatch.records import Window
+
+END = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
+DAY = Window(END - dt.timedelta(days=1), END)
+SECRET = "sandbox-secret"
+
+
+@dataclass
+class FakeAgency:
+    slug: str
+    subreddits: tuple[str, ...]
+    active: bool = True
+
+
+def corpus_config() -> CorpusConfig:
+    return CorpusConfig(seed=5, posts=800, end=END, days=7)
+
+
+def collect(engine, server, registry, matcher, queries, window=DAY):
+    store_module.sync_agencies(engine, registry.entries)
+    settings = RedditSettings(client_id="sandbox-client", client_secret=SECRET,
+                              user_agent="trustwatch-tests/0.1 by u/trustwatch", base_url=server.url,
+                              backoff_seconds=0.01)
+    collector = RedditCollector(settings, matcher, sleep=lambda seconds: None)
+    return [run_query(engine, collector, q, window, matcher=matcher) for q in queries]
+
+
+def stored(engine) -> dict[str, str]:
+    with engine.connect() as conn:
+        return dict(conn.execute(select(Post.platform_post_id, Post.kind).where(Post.platform == "reddit")).all())
+
+
+def test_comments_naming_an_agency_under_any_submission_are_collected(sqlite_engine, registry, matcher):
+    """A comment naming NYPD under a post about the subway: read from r/SUB/comments, kept with its
+    submission as context; the plan's listings cover exactly the ground truth."""
+    with SandboxServer(corpus_config()) as server:
+        queries = listing_first_queries(registry)
+        summaries = collect(sqlite_engine, server, registry, matcher, queries)
+        corpus = server.reddit.corpus
+        threads = server.reddit.ground_truth(DAY.start, DAY.end)
+        comments = corpus.comment_truth(DAY.start, DAY.end)
+        paths = {r.path.split("/")[-1] or r.path.split("/")[-2] for r in server.request_log if r.path.startswith("/r/")}
+    assert {s.status for s in summaries} == {"success"}
+    assert not any(s.coverage_gap for s in summaries)
+    assert "search" not in paths, "listing first: no searches"
+    got = stored(sqlite_engine)
+    assert set(got) == threads | comments
+    # a comment naming an agency under a submission about none of them: both stored, the submission as context
+    orphans = [c for c in comments if c in corpus.comments and corpus.comments[c].link_id not in threads]
+    assert orphans, "the corpus has agency comments under unattributed submissions"
+    with sqlite_engine.connect() as conn:
+        mentioned = set(conn.execute(
+            select(Post.platform_post_id).join(PostMention, PostMention.post_id == Post.id)
+        ).scalars())
+    for cid in orphans:
+        link = corpus.comments[cid].link_id
+        assert got[link] == "submission" and cid in mentioned
+        if not corpus.submissions[link].agencies:
+            assert link not in mentioned, "context, not a match"
+
+
+def test_a_private_member_of_a_combined_listing_is_skipped_by_name(sqlite_engine, registry, matcher):
+    with SandboxServer(corpus_config(), private_subreddits=("Austin",)) as server:
+        queries = listing_first_queries(registry)
+        summaries = collect(sqlite_engine, server, registry, matcher, queries)
+        truth = server.reddit.ground_truth(DAY.start, DAY.end) | server.reddit.corpus.comment_truth(
+            DAY.start, DAY.end, unreadable=("Austin",)
+        )
+    assert {s.status for s in summaries} == {"success"}
+    skipped = [note for s in summaries for note in s.notes.get("skipped", [])]
+    assert skipped and all(note == "r/Austin: 403 private" for note in skipped)
+    assert set(stored(sqlite_engine)) == truth
+
+
+def synthetic_registry(real, count: int, unique: bool) -> list[FakeAgency]:
+    """``count`` agencies: on the real registry's subreddits (shared, as states and big cities are), or each
+    on a subreddit of its own."""
+    subs = [s for s in plan_subreddits(real) if s.lower() not in {"police", "protectandserve", "bad_cop_no_donut",
+                                                                   "news"}]
+    if unique:
+        return [FakeAgency(f"agency-{n}", (f"town{n}",)) for n in range(count)]
+    return [FakeAgency(f"agency-{n}", (subs[n % len(subs)], subs[(n * 7) % len(subs)])) for n in range(count)]
+
+
+def test_requests_do_not_grow_with_agencies_once_their_subreddits_are_covered(registry):
+    small = listing_first_queries(registry)
+    big = listing_first_queries(synthetic_registry(registry, 5000, unique=False))
+    assert len(small) == len(big) <= 20
+    assert {q.kind for q in small} == {"new", "comments"}
+    per_hour = estimate(big, agencies=5000, threads_per_hour=20, requests_per_thread=2)
+    assert per_hour.fits and per_hour.listing_requests == len(big)
+    assert f"{per_hour.total:.0f} requests/hour" in per_hour.describe()
+
+
+def test_a_plan_that_cannot_fit_is_refused_naming_what_to_drop(registry):
+    agencies = synthetic_registry(registry, 5000, unique=True)
+    queries = listing_first_queries(agencies)
+    plan = estimate(queries, agencies=5000, threads_per_hour=20, requests_per_thread=2, requests_per_minute=10)
+    assert not plan.fits
+    with pytest.raises(PlanError, match=r"drop \d+ subreddits \(r/town") as info:
+        check_budget(plan, agencies, queries)
+    assert "requests/hour" in str(info.value)
+    dropped = {name.removeprefix("r/") for name in plan.drop}
+    kept = [a for a in agencies if not set(a.subreddits) & dropped]
+    smaller = listing_first_queries(kept)
+    again = estimate(smaller, agencies=len(kept), threads_per_hour=20, requests_per_thread=2, requests_per_minute=10)
+    assert again.fits and check_budget(again, kept, smaller) is again
+    assert {"news", "police"} <= {s for q in smaller for s in q.subreddits}, "global subreddits are kept"
+    with pytest.raises(PlanError, match="alone exceed"):
+        check_budget(estimate(queries, agencies=5000, threads_per_hour=5000, requests_per_minute=10), agencies,
+                     queries)
+
+
+def test_the_dry_run_and_the_ledger_show_the_plan_against_the_budget(tmp_path, registry, monkeypatch, capsys):
+    import json
+
+    from trustwatch.models.db import make_engine
+    from trustwatch.models.tables import CollectionRun
+
+    from trustwatch import cli, migrate
+
+    url = f"sqlite:///{tmp_path / 'plan.db'}"
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    monkeypatch.setenv("TRUSTWATCH_DATABASE_URL", url)
+    monkeypatch.delenv("AIRFLOW_CONN_TRUSTWATCH_DB", raising=False)
+    monkeypatch.delenv("TRUSTWATCH_PSEUDONYMIZE_KEY", raising=False)
+    with SandboxServer(CorpusConfig(seed=5, posts=800, days=2)) as server:
+        monkeypatch.setenv("AIRFLOW_CONN_REDDIT_API", json.dumps({
+            "conn_type": "http", "login": "sandbox-client", "password": SECRET,
+            "extra": {"base_url": server.url, "user_agent": "trustwatch-tests/0.1 by u/tw", "plan": "listing"}}))
+        end = server.config.stop - dt.timedelta(hours=1)
+        window = ["--start", (end - dt.timedelta(hours=1)).isoformat(), "--end", end.isoformat()]
+        assert cli.main(["collect", "reddit", *window, "--dry-run"]) == 0
+        dry = capsys.readouterr().out
+        assert cli.main(["collect", "reddit", *window]) == 0
+        capsys.readouterr()
+        searches = [r for r in server.request_log if r.path.endswith("/search")]
+    assert "requests/hour" in dry and "of a budget of 4800" in dry
+    assert not searches
+    with engine.connect() as conn:
+        notes = conn.execute(
+            select(CollectionRun.notes).where(CollectionRun.source == "summary", CollectionRun.platform == "reddit")
+        ).scalars().all()
+    plan = [n["plan"] for n in notes if n and n.get("plan")]
+    assert plan and plan[-1]["fits"] and plan[-1]["total"] <= plan[-1]["budget"]
