@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from trustwatch.models.types import JSONType, UTCDateTime
@@ -106,6 +107,9 @@ class Post(Base):
         UniqueConstraint("platform", "platform_post_id"),
         Index("ix_posts_created_at", "created_at"),
         Index("ix_posts_author_id", "author_id"),
+        # Tombstones since the last rollup refresh (analysis.trends.stale_days); few rows, so partial.
+        Index("ix_posts_deleted_at", "deleted_at", postgresql_where=text("deleted_at IS NOT NULL"),
+              sqlite_where=text("deleted_at IS NOT NULL")),
         CheckConstraint(
             "kind IN ('post', 'reply', 'quote', 'repost', 'submission', 'comment')", name="kind"
         ),
@@ -201,6 +205,9 @@ class MetricSnapshot(Base):
     __tablename__ = "metric_snapshots"
     __table_args__ = (
         Index("ix_metric_snapshots_post_observed", "post_id", "observed_at"),
+        # Posts seen again since the last rollup refresh (analysis.trends.stale_days).  BRIN on PostgreSQL:
+        # rows arrive in observed_at order, so a few bytes per block range index the table at no write cost.
+        Index("ix_metric_snapshots_observed_at", "observed_at", postgresql_using="brin"),
         {"comment": "Engagement counters of a post at each collection that saw it."},
     )
 
