@@ -179,8 +179,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--posts", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--enrich-posts", type=int, default=20_000,
+    parser.add_argument("--enrich-posts", type=int, default=100_000,
                         help="posts whose scores are dropped and re-made by enrich() on the big store")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="enrich() worker processes (default: TRUSTWATCH_ENRICH_WORKERS, else the cores)")
     parser.add_argument("--score-posts", type=int, default=20_000)
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("TRENDS_RESULTS.md"))
@@ -264,12 +266,16 @@ def main() -> None:
             conn.execute(text(
                 "DELETE FROM post_scores WHERE post_id IN (SELECT id FROM posts ORDER BY md5(id::text) LIMIT :n)"),
                 {"n": args.enrich_posts})
-        result = trends.enrich(engine, batch_size=1000)
+        with engine.begin() as conn:
+            conn.execute(text("ANALYZE post_scores"))
+        result = trends.enrich(engine, batch_size=1000, workers=args.workers)
         report("")
-        report(f"`enrich()` on the 1M store after dropping the scores of {args.enrich_posts:,} random posts: "
+        report(f"`enrich()` on the {counts['posts']:,}-post store after dropping the scores of "
+               f"{args.enrich_posts:,} random posts (spread over the year, so every day's rollups are "
+               f"recomputed), {result['workers']} worker processes: "
                f"{result['posts_scored']:,} posts scored ({result['scores_written']:,} scores) and "
                f"{result['days_refreshed']} days refreshed in {result['seconds']:.1f} s "
-               f"({result['posts_scored'] / result['seconds']:.0f} posts/s end to end, database included).")
+               f"({result['posts_scored'] / result['seconds']:,.0f} posts/s end to end, database included).")
         with engine.connect() as conn:
             view_ms, view_rows = timed(conn, VIEW_ALL, params, 1)
             raw_ms, raw_rows = timed(conn, RAW_ALL, params, 1)
