@@ -22,6 +22,7 @@ import datetime as dt
 import logging
 import multiprocessing
 import os
+from array import array
 from collections import deque
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -213,19 +214,25 @@ def _as_date(value: Any) -> dt.date:
     return dt.date.fromisoformat(str(value)[:10])
 
 
-def _unscored_posts(conn: Connection, after: int, limit: int, scorer: str, version: str) -> list[int]:
+def _unscored_posts(conn: Connection, scorer: str, version: str) -> array[int]:
+    """Every live post with a mention that has no score of ``version``, in id order, read in one statement.
+
+    One anti-join over the whole store (a hash join on PostgreSQL) instead of a keyset page per batch: a
+    page has to walk past every scored mention before the first unscored one, and new posts sit at the
+    end.  Held as a compact array (8 bytes per post).  Posts that arrive during the run wait for the next.
+    """
     rows = conn.execute(
         text(
             "SELECT DISTINCT m.post_id FROM post_mentions m "
             "JOIN posts p ON p.id = m.post_id AND p.deleted_at IS NULL "
-            "WHERE m.post_id > :after AND NOT EXISTS ("
+            "WHERE NOT EXISTS ("
             "  SELECT 1 FROM post_scores s WHERE s.post_id = m.post_id AND s.agency_id = m.agency_id "
             "  AND s.scorer = :scorer AND s.scorer_version = :version) "
-            "ORDER BY m.post_id LIMIT :limit"
-        ),
-        {"after": after, "limit": limit, "scorer": scorer, "version": version},
+            "ORDER BY m.post_id"
+        ).execution_options(yield_per=10_000),
+        {"scorer": scorer, "version": version},
     )
-    return [row.post_id for row in rows]
+    return array("q", (row[0] for row in rows))
 
 
 _INSERT_SCORES_PG = text("""
@@ -268,32 +275,28 @@ def _insert_scores(conn: Connection, rows: list[tuple[int, int, float, float]], 
 Item = tuple[int, str, "str | None", list[MentionSpan]]
 
 
+_LOAD_PG = text(
+    "SELECT p.id, p.text, p.title, p.created_at, m.agency_id, m.start_offset, m.end_offset "
+    "FROM posts p JOIN post_mentions m ON m.post_id = p.id WHERE p.id = ANY(:ids) ORDER BY p.id"
+).columns(created_at=UTCDateTime())
+_LOAD = text(
+    "SELECT p.id, p.text, p.title, p.created_at, m.agency_id, m.start_offset, m.end_offset "
+    "FROM posts p JOIN post_mentions m ON m.post_id = p.id WHERE p.id IN :ids ORDER BY p.id"
+).bindparams(bindparam("ids", expanding=True)).columns(created_at=UTCDateTime())
+
+
 def _load_batch(conn: Connection, post_ids: Sequence[int]) -> tuple[list[Item], set[dt.date]]:
-    """Texts and mention offsets of the given posts, and their UTC days."""
-    ids = list(post_ids)
-    posts = {
-        row.id: row for row in conn.execute(
-            text("SELECT id, text, title, created_at FROM posts WHERE id IN :ids")
-            .bindparams(bindparam("ids", expanding=True))
-            .columns(created_at=UTCDateTime()),
-            {"ids": ids},
-        )
-    }
-    mentions: dict[int, list[MentionSpan]] = {}
-    for row in conn.execute(
-        text("SELECT post_id, agency_id, start_offset, end_offset FROM post_mentions WHERE post_id IN :ids")
-        .bindparams(bindparam("ids", expanding=True)),
-        {"ids": ids},
-    ):
-        mentions.setdefault(row.post_id, []).append(MentionSpan(row.agency_id, row.start_offset, row.end_offset))
+    """Texts and mention offsets of the given posts (one statement), and their UTC days."""
+    stmt = _LOAD_PG if conn.dialect.name == "postgresql" else _LOAD
     items: list[Item] = []
     days: set[dt.date] = set()
-    for post_id in ids:
-        post = posts.get(post_id)
-        if post is None or post_id not in mentions:
-            continue
-        items.append((post_id, post.text or "", post.title, mentions[post_id]))
-        days.add(post.created_at.date())
+    last = None
+    for row in conn.execute(stmt, {"ids": list(post_ids)}):
+        if row.id != last:
+            items.append((row.id, row.text or "", row.title, []))
+            days.add(row.created_at.date())
+            last = row.id
+        items[-1][3].append(MentionSpan(row.agency_id, row.start_offset, row.end_offset))
     return items, days
 
 
@@ -362,7 +365,9 @@ def enrich(engine: Engine, batch_size: int = 1000, scorer_version: str | None = 
     with engine.connect() as conn:
         previous = last_refresh(conn, scorer.version)
     touched: set[dt.date] = set()
-    after, batches, posts, scores = 0, 0, 0, 0
+    batches, posts, scores = 0, 0, 0
+    with engine.connect() as conn:
+        unscored = _unscored_posts(conn, scorer.name, scorer.version)
     pool: ProcessPoolExecutor | None = None
     read = 0
     pending: deque[tuple[int, Future[list[tuple[int, int, float, float]]] | list[tuple[int, int, float, float]]]]
@@ -380,13 +385,10 @@ def enrich(engine: Engine, batch_size: int = 1000, scorer_version: str | None = 
         log.info("scored batch %d: %d posts, %d scores", batches, count, written)
 
     try:
-        while True:
+        for first in range(0, len(unscored), batch_size):
+            ids = unscored[first:first + batch_size].tolist()
             with engine.connect() as conn:
-                ids = _unscored_posts(conn, after, batch_size, scorer.name, scorer.version)
-                if not ids:
-                    break
                 items, days = _load_batch(conn, ids)
-            after = ids[-1]
             touched |= days
             read += len(ids)
             if pool is None and workers > 1 and read >= PARALLEL_MIN_POSTS:
