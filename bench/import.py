@@ -5,8 +5,9 @@ a third of the tweets mention a registry agency), then imports it into fresh Pos
 - ``import --all``: every post, through normalize -> match -> write_page (the store's full write path);
 - ``import`` (matched only): the default, keeping the posts that mention an agency; it matches the raw
   text before building records (issue 19);
-- ``import_matched_records_first``: the same import in the order before issue 19 (every tweet built into
-  a record, then matched and dropped), the "today" of the 2x target, measured in the same run;
+- ``import_matched_records_first``: the same import as before issue 19 (every tweet built into a record,
+  then matched and dropped; write_page in the parsing thread), the "today" of the 2x target, measured in
+  the same run; ``import_matched_no_writer_thread``: matching first, but no writer thread;
 - baseline: ``orjson.loads`` each line and INSERT (id, author, text, created_at) into a plain table,
   committed every 500 rows (PostgreSQL only).
 ``--backend sqlite`` runs the import variants into a fresh SQLite file each instead.
@@ -100,6 +101,25 @@ def run_variant(variant: str, path: str, url: str) -> dict:
         migrate.upgrade(engine)
         registry = load_registry()
         sync_agencies(engine, registry.entries)
+        if variant in ("import_matched_records_first", "import_matched_no_writer_thread"):
+            class SyncWriter:  # write_page in the parsing thread, as before issue 19
+                def __init__(self, engine, run_id, summary, on_written, depth=1):
+                    self.args = (engine, run_id, summary)
+
+                def put(self, page):
+                    engine, run_id, s = self.args
+                    result = archive.store.write_page(engine, page, run_id)
+                    s.posts_kept += result.seen
+                    s.posts_new += result.new
+                    s.rejected += result.rejected
+
+                def close(self):
+                    pass
+
+                def abort(self):
+                    pass
+
+            archive._BatchWriter = SyncWriter
         if variant == "import_matched_records_first":
             def records_first(text, source, matcher=None, stats=None):
                 return archive.parse_x_line(text, source)  # every tweet a record; matched after
@@ -133,7 +153,8 @@ def main() -> None:
         print(f"generated {args.lines:,} lines ({path.stat().st_size / 1e6:,.0f} MB) in "
               f"{time.perf_counter() - t0:.0f} s", flush=True)
         results = []
-        variants = ["import_all", "import_matched_records_first", "import_matched"]
+        variants = ["import_all", "import_matched_records_first", "import_matched_no_writer_thread",
+                    "import_matched"]
         if args.backend == "postgresql":
             variants.insert(0, "baseline")
         for variant in variants:
