@@ -31,7 +31,8 @@ from typing import Any
 from sqlalchemy import Date, Engine, bindparam, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
-from trustwatch.analysis.scoring import SCORER_NAME, SCORER_VERSION, MentionSpan, Scorer
+from trustwatch.analysis.language import unscored_language
+from trustwatch.analysis.scoring import SCORER_NAME, SCORER_VERSION, MentionSpan, Scorer, score_text_of
 from trustwatch.models.tables import PostScore
 from trustwatch.models.types import UTCDateTime
 
@@ -72,10 +73,11 @@ def _period_expr(dialect: str, column: str, grain: str) -> str:
 
 _ROLLUP_SQL = """
 INSERT INTO agency_daily_trends (agency_id, grain, day, platform, scope, scorer_version, mentions,
-                                 unique_authors, scored, sentiment_sum, sentiment_sq_sum, trust_sum,
-                                 trust_sq_sum, negative, positive, updated_at)
+                                 unique_authors, scored, unscored_language, sentiment_sum, sentiment_sq_sum,
+                                 trust_sum, trust_sq_sum, negative, positive, updated_at)
 SELECT pm.agency_id, :grain, pm.period, pm.platform, pm.scope, :version,
-       count(*), count(DISTINCT pm.author), count(s.post_id),
+       count(*), count(DISTINCT pm.author), count(s.trust_score),
+       count(CASE WHEN s.post_id IS NOT NULL AND s.trust_score IS NULL THEN 1 END),
        coalesce(sum(s.sentiment), 0), coalesce(sum(s.sentiment * s.sentiment), 0),
        coalesce(sum(s.trust_score), 0), coalesce(sum(s.trust_score * s.trust_score), 0),
        count(CASE WHEN s.sentiment <= -{threshold} THEN 1 END),
@@ -236,17 +238,22 @@ def _unscored_posts(conn: Connection, scorer: str, version: str) -> array[int]:
 
 
 _INSERT_SCORES_PG = text("""
-INSERT INTO post_scores (post_id, agency_id, scorer, scorer_version, sentiment, trust_score, scored_at)
-SELECT u.post_id, u.agency_id, :scorer, :version, u.sentiment, u.trust, :now
+INSERT INTO post_scores (post_id, agency_id, scorer, scorer_version, sentiment, trust_score, unscored_reason,
+                         scored_at)
+SELECT u.post_id, u.agency_id, :scorer, :version, u.sentiment, u.trust, u.reason, :now
 FROM unnest(CAST(:post_ids AS bigint[]), CAST(:agency_ids AS integer[]), CAST(:sentiments AS float8[]),
-            CAST(:trusts AS float8[])) AS u(post_id, agency_id, sentiment, trust)
+            CAST(:trusts AS float8[]), CAST(:reasons AS text[])) AS u(post_id, agency_id, sentiment, trust, reason)
 ON CONFLICT (post_id, agency_id, scorer, scorer_version) DO NOTHING
 """).bindparams(bindparam("now", type_=UTCDateTime()))
 
 
-def _insert_scores(conn: Connection, rows: list[tuple[int, int, float, float]], scorer: str, version: str,
+#: (post id, agency id, sentiment, trust, why unscored): the numbers are None when the reason is set.
+ScoreRow = tuple[int, int, "float | None", "float | None", "str | None"]
+
+
+def _insert_scores(conn: Connection, rows: list[ScoreRow], scorer: str, version: str,
                    now: dt.datetime) -> int:
-    """Insert (post id, agency id, sentiment, trust) rows, skipping ones a concurrent run wrote first.
+    """Insert score rows, skipping ones a concurrent run wrote first.
 
     PostgreSQL: one statement over four arrays (the bulk path: no per-row SQL, one round trip for the
     batch).  SQLite: executemany with RETURNING (executemany rowcounts are not reliable across drivers).
@@ -254,33 +261,33 @@ def _insert_scores(conn: Connection, rows: list[tuple[int, int, float, float]], 
     if not rows:
         return 0
     if conn.dialect.name == "postgresql":
-        post_ids, agency_ids, sentiments, trusts = (list(col) for col in zip(*rows, strict=True))
+        post_ids, agency_ids, sentiments, trusts, reasons = (list(col) for col in zip(*rows, strict=True))
         return conn.execute(_INSERT_SCORES_PG, {
             "scorer": scorer, "version": version, "now": now, "post_ids": post_ids, "agency_ids": agency_ids,
-            "sentiments": sentiments, "trusts": trusts,
+            "sentiments": sentiments, "trusts": trusts, "reasons": reasons,
         }).rowcount or 0
     table = PostScore.__table__
     stmt = sqlite.insert(table).on_conflict_do_nothing(
         index_elements=["post_id", "agency_id", "scorer", "scorer_version"]
     ).returning(table.c.id)
     dicts = [{"post_id": p, "agency_id": a, "scorer": scorer, "scorer_version": version, "sentiment": se,
-              "trust_score": tr, "scored_at": now} for p, a, se, tr in rows]
+              "trust_score": tr, "unscored_reason": why, "scored_at": now} for p, a, se, tr, why in rows]
     inserted = 0
     for i in range(0, len(dicts), 1000):
         inserted += len(conn.execute(stmt, dicts[i:i + 1000]).all())
     return inserted
 
 
-#: What a worker scores: (post id, text, title, mentions).
-Item = tuple[int, str, "str | None", list[MentionSpan]]
+#: What a worker scores: (post id, text, title, mentions, platform language code).
+Item = tuple[int, str, "str | None", list[MentionSpan], "str | None"]
 
 
 _LOAD_PG = text(
-    "SELECT p.id, p.text, p.title, p.created_at, m.agency_id, m.start_offset, m.end_offset "
+    "SELECT p.id, p.text, p.title, p.lang, p.created_at, m.agency_id, m.start_offset, m.end_offset "
     "FROM posts p JOIN post_mentions m ON m.post_id = p.id WHERE p.id = ANY(:ids) ORDER BY p.id"
 ).columns(created_at=UTCDateTime())
 _LOAD = text(
-    "SELECT p.id, p.text, p.title, p.created_at, m.agency_id, m.start_offset, m.end_offset "
+    "SELECT p.id, p.text, p.title, p.lang, p.created_at, m.agency_id, m.start_offset, m.end_offset "
     "FROM posts p JOIN post_mentions m ON m.post_id = p.id WHERE p.id IN :ids ORDER BY p.id"
 ).bindparams(bindparam("ids", expanding=True)).columns(created_at=UTCDateTime())
 
@@ -293,19 +300,25 @@ def _load_batch(conn: Connection, post_ids: Sequence[int]) -> tuple[list[Item], 
     last = None
     for row in conn.execute(stmt, {"ids": list(post_ids)}):
         if row.id != last:
-            items.append((row.id, row.text or "", row.title, []))
+            items.append((row.id, row.text or "", row.title, [], row.lang))
             days.add(row.created_at.date())
             last = row.id
         items[-1][3].append(MentionSpan(row.agency_id, row.start_offset, row.end_offset))
     return items, days
 
 
-def _score_items(scorer: Scorer, items: Sequence[Item]) -> list[tuple[int, int, float, float]]:
-    """(post id, agency id, sentiment, trust) for every agency each post mentions."""
-    out: list[tuple[int, int, float, float]] = []
-    for post_id, body, title, spans in items:
+def _score_items(scorer: Scorer, items: Sequence[Item]) -> list[ScoreRow]:
+    """A score row for every agency each post mentions; posts not in English get rows without numbers."""
+    out: list[ScoreRow] = []
+    for post_id, body, title, spans, lang in items:
+        language = unscored_language(lang, score_text_of(body, title))
+        if language is not None:
+            reason = f"language:{language}"[:40]
+            out.extend((post_id, agency_id, None, None, reason) for agency_id in dict.fromkeys(s.agency_id
+                                                                                            for s in spans))
+            continue
         for agency_id, score in scorer.score_post(body, title, spans).items():
-            out.append((post_id, agency_id, score.sentiment, score.trust))
+            out.append((post_id, agency_id, score.sentiment, score.trust, None))
     return out
 
 
@@ -318,7 +331,7 @@ def _worker_init(scorer: Scorer) -> None:
     _WORKER_SCORER = scorer
 
 
-def _worker_score(items: list[Item]) -> list[tuple[int, int, float, float]]:
+def _worker_score(items: list[Item]) -> list[ScoreRow]:
     assert _WORKER_SCORER is not None, "worker started without _worker_init"
     return _score_items(_WORKER_SCORER, items)
 
@@ -365,18 +378,19 @@ def enrich(engine: Engine, batch_size: int = 1000, scorer_version: str | None = 
     with engine.connect() as conn:
         previous = last_refresh(conn, scorer.version)
     touched: set[dt.date] = set()
-    batches, posts, scores = 0, 0, 0
+    batches, posts, scores, left_out = 0, 0, 0, 0
     with engine.connect() as conn:
         unscored = _unscored_posts(conn, scorer.name, scorer.version)
     pool: ProcessPoolExecutor | None = None
     read = 0
-    pending: deque[tuple[int, Future[list[tuple[int, int, float, float]]] | list[tuple[int, int, float, float]]]]
+    pending: deque[tuple[int, Future[list[ScoreRow]] | list[ScoreRow]]]
     pending = deque()
 
     def write_oldest() -> None:
-        nonlocal batches, posts, scores
+        nonlocal batches, posts, scores, left_out
         count, result = pending.popleft()
         rows = result.result() if isinstance(result, Future) else result
+        left_out += len({row[0] for row in rows if row[4] is not None})
         with engine.begin() as conn:
             written = _insert_scores(conn, rows, scorer.name, scorer.version, _utcnow())
         batches += 1
@@ -413,7 +427,8 @@ def enrich(engine: Engine, batch_size: int = 1000, scorer_version: str | None = 
         refreshed = str(len(touched))
     result = {
         "scorer": scorer.name, "scorer_version": scorer.version, "workers": workers, "batches": batches,
-        "posts_scored": posts, "scores_written": scores, "days_refreshed": refreshed,
+        "posts_scored": posts, "posts_left_unscored_language": left_out, "scores_written": scores,
+        "days_refreshed": refreshed,
         "rollup_rows_written": rows, "seconds": round((_utcnow() - started).total_seconds(), 3),
     }
     log.info("enrichment done: %s", result)

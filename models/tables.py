@@ -329,8 +329,15 @@ class PostScore(Base):
     agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), comment="The agency scored toward.")
     scorer: Mapped[str] = mapped_column(String(40), comment="Scorer name, e.g. 'vader+trust-lexicon'.")
     scorer_version: Mapped[str] = mapped_column(String(20), comment="Scorer version.")
-    sentiment: Mapped[float] = mapped_column(Float, comment="VADER compound sentiment in [-1, 1].")
-    trust_score: Mapped[float] = mapped_column(Float, comment="Trust score in [-1, 1].")
+    sentiment: Mapped[float | None] = mapped_column(
+        Float, comment="VADER compound sentiment in [-1, 1]; NULL when unscored (see unscored_reason)."
+    )
+    trust_score: Mapped[float | None] = mapped_column(
+        Float, comment="Trust score in [-1, 1]; NULL when unscored (see unscored_reason)."
+    )
+    unscored_reason: Mapped[str | None] = mapped_column(
+        String(40), comment="Why the post has no numbers, e.g. 'language:de' (the scorer reads English only)."
+    )
     scored_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, comment="When it was scored.")
 
 
@@ -363,6 +370,10 @@ class AgencyDailyTrend(Base):
     mentions: Mapped[int] = mapped_column(Integer, default=0, comment="Posts mentioning the agency.")
     unique_authors: Mapped[int] = mapped_column(Integer, default=0, comment="Distinct authors in the period.")
     scored: Mapped[int] = mapped_column(Integer, default=0, comment="Posts with a score of this version.")
+    unscored_language: Mapped[int] = mapped_column(
+        Integer, default=0, server_default="0",
+        comment="Posts left unscored because they are not in English (counted in mentions, not in scored).",
+    )
     sentiment_sum: Mapped[float] = mapped_column(Float, default=0.0, comment="Sum of sentiment.")
     sentiment_sq_sum: Mapped[float] = mapped_column(
         Float, default=0.0, server_default="0", comment="Sum of squared sentiment (for the spread)."
