@@ -5,8 +5,11 @@ agency) pairs that have no score of the current scorer version, one transaction 
 refreshes the rollups of the days it touched.  A refresh recomputes a whole day (and its week) from the
 raw tables, replacing the rows of that day: so it is idempotent, and incremental in the sense that only
 days that changed are recomputed.  Days change when a post is scored, collected again (a new mention),
-or tombstoned; the last two are found through ``posts.last_collected_at`` / ``deleted_at`` newer than the
-previous refresh.
+or tombstoned; the last two are found through ``metric_snapshots.observed_at`` (every sighting appends a
+snapshot) and ``posts.deleted_at`` newer than the previous refresh, both indexed (migration 0019).
+
+Scoring runs in worker processes (:data:`WORKERS_ENV`, default: the machine's cores): VADER is pure Python,
+so one process scores about 10,000 posts/s while the database would take several times that.
 
 Rollup rows per agency, period, platform and scope: ``scope`` is 'direct' when the post names the agency
 itself and 'thread' when it only inherits the agency from its thread (a Reddit comment under a submission
@@ -17,13 +20,19 @@ from __future__ import annotations
 
 import datetime as dt
 import logging
+import multiprocessing
+import os
+from array import array
+from collections import deque
 from collections.abc import Iterable, Sequence
+from concurrent.futures import Future, ProcessPoolExecutor
 from typing import Any
 
 from sqlalchemy import Date, Engine, bindparam, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection
-from trustwatch.analysis.scoring import SCORER_NAME, SCORER_VERSION, MentionSpan, Scorer
+from trustwatch.analysis.language import unscored_language
+from trustwatch.analysis.scoring import SCORER_NAME, SCORER_VERSION, MentionSpan, Scorer, score_text_of
 from trustwatch.models.tables import PostScore
 from trustwatch.models.types import UTCDateTime
 
@@ -37,6 +46,13 @@ SENTIMENT_THRESHOLD = 0.05
 _ONE_DAY = dt.timedelta(days=1)
 _ONE_WEEK = dt.timedelta(days=7)
 _LOCK_KEY = 0x7457_7472  # pg_advisory_xact_lock key for rollup refreshes ("tWtr")
+#: The one setting for enrichment's parallelism: worker processes that score (default: the machine's cores).
+WORKERS_ENV = "TRUSTWATCH_ENRICH_WORKERS"
+#: Day ranges per rollup statement: a refresh is one DELETE and one INSERT per grain for this many ranges.
+RANGES_PER_STATEMENT = 200
+#: Worker processes start once a run has read this many posts: starting them costs about a second, in which
+#: one process scores several thousand posts, so small runs (each collection page's) stay in-process.
+PARALLEL_MIN_POSTS = 5000
 
 
 def _utcnow() -> dt.datetime:
@@ -57,10 +73,11 @@ def _period_expr(dialect: str, column: str, grain: str) -> str:
 
 _ROLLUP_SQL = """
 INSERT INTO agency_daily_trends (agency_id, grain, day, platform, scope, scorer_version, mentions,
-                                 unique_authors, scored, sentiment_sum, sentiment_sq_sum, trust_sum,
-                                 trust_sq_sum, negative, positive, updated_at)
+                                 unique_authors, scored, unscored_language, sentiment_sum, sentiment_sq_sum,
+                                 trust_sum, trust_sq_sum, negative, positive, updated_at)
 SELECT pm.agency_id, :grain, pm.period, pm.platform, pm.scope, :version,
-       count(*), count(DISTINCT pm.author), count(s.post_id),
+       count(*), count(DISTINCT pm.author), count(s.trust_score),
+       count(CASE WHEN s.post_id IS NOT NULL AND s.trust_score IS NULL THEN 1 END),
        coalesce(sum(s.sentiment), 0), coalesce(sum(s.sentiment * s.sentiment), 0),
        coalesce(sum(s.trust_score), 0), coalesce(sum(s.trust_score * s.trust_score), 0),
        count(CASE WHEN s.sentiment <= -{threshold} THEN 1 END),
@@ -81,15 +98,20 @@ GROUP BY pm.agency_id, pm.period, pm.platform, pm.scope
 """
 
 
-def _rollup_statement(dialect: str, grain: str, ranged: bool) -> Any:
+def _rollup_statement(dialect: str, grain: str, ranges: int) -> Any:
+    """The rollup INSERT ... SELECT over ``ranges`` half-open time ranges ``[:start_i, :end_i)`` (0: all)."""
+    time_filter = ""
+    if ranges:
+        time_filter = "AND (" + " OR ".join(
+            f"(p.created_at >= :start_{i} AND p.created_at < :end_{i})" for i in range(ranges)) + ")"
     sql = _ROLLUP_SQL.format(
         period=_period_expr(dialect, "p.created_at", grain),
         threshold=SENTIMENT_THRESHOLD,
-        time_filter="AND p.created_at >= :start AND p.created_at < :end" if ranged else "",
+        time_filter=time_filter,
     )
     params = [bindparam("now", type_=UTCDateTime())]
-    if ranged:
-        params += [bindparam("start", type_=UTCDateTime()), bindparam("end", type_=UTCDateTime())]
+    for i in range(ranges):
+        params += [bindparam(f"start_{i}", type_=UTCDateTime()), bindparam(f"end_{i}", type_=UTCDateTime())]
     return text(sql).bindparams(*params)
 
 
@@ -126,17 +148,19 @@ def refresh_days(conn: Connection, days: Iterable[dt.date], scorer_version: str 
     dialect = conn.dialect.name
     written = 0
     delete = text(
-        "DELETE FROM agency_daily_trends WHERE scorer_version = :version AND grain = :grain "
-        "AND day >= :first AND day < :stop"
-    ).bindparams(bindparam("first", type_=Date()), bindparam("stop", type_=Date()))
+        "DELETE FROM agency_daily_trends WHERE scorer_version = :version AND grain = :grain AND day IN :days"
+    ).bindparams(bindparam("days", expanding=True, type_=Date()))
     for grain, starts, step in (("day", days, _ONE_DAY), ("week", {week_start(d) for d in days}, _ONE_WEEK)):
-        insert = _rollup_statement(dialect, grain, ranged=True)
-        for first, stop in _runs(starts, step):
-            conn.execute(delete, {"version": scorer_version, "grain": grain, "first": first, "stop": stop})
-            written += conn.execute(insert, {
-                "grain": grain, "version": scorer_version, "scorer": scorer, "now": now,
-                "start": _midnight(first), "end": _midnight(stop),
-            }).rowcount or 0
+        runs = _runs(starts, step)
+        # Set-based: one DELETE and one INSERT ... SELECT per RANGES_PER_STATEMENT runs of days, not per day.
+        for i in range(0, len(runs), RANGES_PER_STATEMENT):
+            chunk = runs[i:i + RANGES_PER_STATEMENT]
+            periods = sorted(d for d in starts if any(first <= d < stop for first, stop in chunk))
+            conn.execute(delete, {"version": scorer_version, "grain": grain, "days": periods})
+            params: dict[str, Any] = {"grain": grain, "version": scorer_version, "scorer": scorer, "now": now}
+            for j, (first, stop) in enumerate(chunk):
+                params[f"start_{j}"], params[f"end_{j}"] = _midnight(first), _midnight(stop)
+            written += conn.execute(_rollup_statement(dialect, grain, len(chunk)), params).rowcount or 0
     return written
 
 
@@ -150,7 +174,7 @@ def rebuild(engine: Engine, scorer_version: str = SCORER_VERSION, scorer: str = 
         conn.execute(text("DELETE FROM agency_daily_trends WHERE scorer_version = :v"), {"v": scorer_version})
         for grain in ("day", "week"):
             written += conn.execute(
-                _rollup_statement(conn.dialect.name, grain, ranged=False),
+                _rollup_statement(conn.dialect.name, grain, 0),
                 {"grain": grain, "version": scorer_version, "scorer": scorer, "now": now},
             ).rowcount or 0
     return written
@@ -168,11 +192,17 @@ def last_refresh(conn: Connection, scorer_version: str) -> dt.datetime | None:
 
 
 def stale_days(conn: Connection, since: dt.datetime) -> set[dt.date]:
-    """UTC days of posts with mentions collected again or tombstoned at or after ``since``."""
+    """UTC days of posts with mentions collected again or tombstoned at or after ``since``.
+
+    Sightings come from ``metric_snapshots.observed_at`` (one snapshot per sighting, at the time the post's
+    ``last_collected_at`` gets), tombstones from ``posts.deleted_at``: both indexed, so a refresh reads what
+    changed instead of scanning ``posts``.
+    """
     day = _period_expr(conn.dialect.name, "p.created_at", "day")
     stmt = text(
         f"SELECT DISTINCT {day} AS day FROM posts p "
-        "WHERE (p.last_collected_at >= :since OR p.deleted_at >= :since) "
+        "WHERE p.id IN (SELECT s.post_id FROM metric_snapshots s WHERE s.observed_at >= :since "
+        "               UNION SELECT d.id FROM posts d WHERE d.deleted_at >= :since) "
         "AND EXISTS (SELECT 1 FROM post_mentions m WHERE m.post_id = p.id)"
     ).bindparams(bindparam("since", type_=UTCDateTime()))
     return {_as_date(row.day) for row in conn.execute(stmt, {"since": since})}
@@ -186,98 +216,207 @@ def _as_date(value: Any) -> dt.date:
     return dt.date.fromisoformat(str(value)[:10])
 
 
-def _unscored_posts(conn: Connection, after: int, limit: int, scorer: str, version: str) -> list[int]:
+def _unscored_posts(conn: Connection, scorer: str, version: str) -> array[int]:
+    """Every live post with a mention that has no score of ``version``, in id order, read in one statement.
+
+    One anti-join over the whole store (a hash join on PostgreSQL) instead of a keyset page per batch: a
+    page has to walk past every scored mention before the first unscored one, and new posts sit at the
+    end.  Held as a compact array (8 bytes per post).  Posts that arrive during the run wait for the next.
+    """
     rows = conn.execute(
         text(
             "SELECT DISTINCT m.post_id FROM post_mentions m "
             "JOIN posts p ON p.id = m.post_id AND p.deleted_at IS NULL "
-            "WHERE m.post_id > :after AND NOT EXISTS ("
+            "WHERE NOT EXISTS ("
             "  SELECT 1 FROM post_scores s WHERE s.post_id = m.post_id AND s.agency_id = m.agency_id "
             "  AND s.scorer = :scorer AND s.scorer_version = :version) "
-            "ORDER BY m.post_id LIMIT :limit"
-        ),
-        {"after": after, "limit": limit, "scorer": scorer, "version": version},
+            "ORDER BY m.post_id"
+        ).execution_options(yield_per=10_000),
+        {"scorer": scorer, "version": version},
     )
-    return [row.post_id for row in rows]
+    return array("q", (row[0] for row in rows))
 
 
-def _insert_scores(conn: Connection, rows: list[dict[str, Any]]) -> int:
+_INSERT_SCORES_PG = text("""
+INSERT INTO post_scores (post_id, agency_id, scorer, scorer_version, sentiment, trust_score, unscored_reason,
+                         scored_at)
+SELECT u.post_id, u.agency_id, :scorer, :version, u.sentiment, u.trust, u.reason, :now
+FROM unnest(CAST(:post_ids AS bigint[]), CAST(:agency_ids AS integer[]), CAST(:sentiments AS float8[]),
+            CAST(:trusts AS float8[]), CAST(:reasons AS text[])) AS u(post_id, agency_id, sentiment, trust, reason)
+ON CONFLICT (post_id, agency_id, scorer, scorer_version) DO NOTHING
+""").bindparams(bindparam("now", type_=UTCDateTime()))
+
+
+#: (post id, agency id, sentiment, trust, why unscored): the numbers are None when the reason is set.
+ScoreRow = tuple[int, int, "float | None", "float | None", "str | None"]
+
+
+def _insert_scores(conn: Connection, rows: list[ScoreRow], scorer: str, version: str,
+                   now: dt.datetime) -> int:
+    """Insert score rows, skipping ones a concurrent run wrote first.
+
+    PostgreSQL: one statement over four arrays (the bulk path: no per-row SQL, one round trip for the
+    batch).  SQLite: executemany with RETURNING (executemany rowcounts are not reliable across drivers).
+    """
     if not rows:
         return 0
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
+    if conn.dialect.name == "postgresql":
+        post_ids, agency_ids, sentiments, trusts, reasons = (list(col) for col in zip(*rows, strict=True))
+        return conn.execute(_INSERT_SCORES_PG, {
+            "scorer": scorer, "version": version, "now": now, "post_ids": post_ids, "agency_ids": agency_ids,
+            "sentiments": sentiments, "trusts": trusts, "reasons": reasons,
+        }).rowcount or 0
     table = PostScore.__table__
-    stmt = dialect.insert(table).on_conflict_do_nothing(
+    stmt = sqlite.insert(table).on_conflict_do_nothing(
         index_elements=["post_id", "agency_id", "scorer", "scorer_version"]
-    ).returning(table.c.id)  # executemany rowcounts are not reliable across drivers; RETURNING is
+    ).returning(table.c.id)
+    dicts = [{"post_id": p, "agency_id": a, "scorer": scorer, "scorer_version": version, "sentiment": se,
+              "trust_score": tr, "unscored_reason": why, "scored_at": now} for p, a, se, tr, why in rows]
     inserted = 0
-    for i in range(0, len(rows), 1000):
-        inserted += len(conn.execute(stmt, rows[i:i + 1000]).all())
+    for i in range(0, len(dicts), 1000):
+        inserted += len(conn.execute(stmt, dicts[i:i + 1000]).all())
     return inserted
+
+
+#: What a worker scores: (post id, text, title, mentions, platform language code).
+Item = tuple[int, str, "str | None", list[MentionSpan], "str | None"]
+
+
+_LOAD_PG = text(
+    "SELECT p.id, p.text, p.title, p.lang, p.created_at, m.agency_id, m.start_offset, m.end_offset "
+    "FROM posts p JOIN post_mentions m ON m.post_id = p.id WHERE p.id = ANY(:ids) ORDER BY p.id"
+).columns(created_at=UTCDateTime())
+_LOAD = text(
+    "SELECT p.id, p.text, p.title, p.lang, p.created_at, m.agency_id, m.start_offset, m.end_offset "
+    "FROM posts p JOIN post_mentions m ON m.post_id = p.id WHERE p.id IN :ids ORDER BY p.id"
+).bindparams(bindparam("ids", expanding=True)).columns(created_at=UTCDateTime())
+
+
+def _load_batch(conn: Connection, post_ids: Sequence[int]) -> tuple[list[Item], set[dt.date]]:
+    """Texts and mention offsets of the given posts (one statement), and their UTC days."""
+    stmt = _LOAD_PG if conn.dialect.name == "postgresql" else _LOAD
+    items: list[Item] = []
+    days: set[dt.date] = set()
+    last = None
+    for row in conn.execute(stmt, {"ids": list(post_ids)}):
+        if row.id != last:
+            items.append((row.id, row.text or "", row.title, [], row.lang))
+            days.add(row.created_at.date())
+            last = row.id
+        items[-1][3].append(MentionSpan(row.agency_id, row.start_offset, row.end_offset))
+    return items, days
+
+
+def _score_items(scorer: Scorer, items: Sequence[Item]) -> list[ScoreRow]:
+    """A score row for every agency each post mentions; posts not in English get rows without numbers."""
+    out: list[ScoreRow] = []
+    for post_id, body, title, spans, lang in items:
+        language = unscored_language(lang, score_text_of(body, title))
+        if language is not None:
+            reason = f"language:{language}"[:40]
+            out.extend((post_id, agency_id, None, None, reason) for agency_id in dict.fromkeys(s.agency_id
+                                                                                            for s in spans))
+            continue
+        for agency_id, score in scorer.score_post(body, title, spans).items():
+            out.append((post_id, agency_id, score.sentiment, score.trust, None))
+    return out
+
+
+_WORKER_SCORER: Scorer | None = None
+
+
+def _worker_init(scorer: Scorer) -> None:
+    """Runs once in each worker process: keep the scorer (lexicon automaton, VADER) for every batch."""
+    global _WORKER_SCORER
+    _WORKER_SCORER = scorer
+
+
+def _worker_score(items: list[Item]) -> list[ScoreRow]:
+    assert _WORKER_SCORER is not None, "worker started without _worker_init"
+    return _score_items(_WORKER_SCORER, items)
+
+
+def enrich_workers(workers: int | None = None) -> int:
+    """Worker processes for scoring: the argument, else TRUSTWATCH_ENRICH_WORKERS, else the machine's cores."""
+    if workers is None:
+        raw = os.environ.get(WORKERS_ENV, "").strip()
+        if raw:
+            try:
+                workers = int(raw)
+            except ValueError:
+                raise ValueError(f"{WORKERS_ENV} must be a whole number of processes, got {raw!r}") from None
+        else:
+            workers = os.cpu_count() or 1
+    if workers < 1:
+        raise ValueError(f"enrich needs at least 1 worker process, got {workers}")
+    return workers
 
 
 def score_batch(conn: Connection, post_ids: Sequence[int], scorer: Scorer, now: dt.datetime
                 ) -> tuple[int, set[dt.date]]:
     """Score the given posts toward every agency they mention; returns (scores written, UTC days)."""
-    ids = list(post_ids)
-    posts = {
-        row.id: row for row in conn.execute(
-            text("SELECT id, text, title, created_at FROM posts WHERE id IN :ids")
-            .bindparams(bindparam("ids", expanding=True))
-            .columns(created_at=UTCDateTime()),
-            {"ids": ids},
-        )
-    }
-    mentions: dict[int, list[MentionSpan]] = {}
-    for row in conn.execute(
-        text("SELECT post_id, agency_id, start_offset, end_offset FROM post_mentions WHERE post_id IN :ids")
-        .bindparams(bindparam("ids", expanding=True)),
-        {"ids": ids},
-    ):
-        mentions.setdefault(row.post_id, []).append(MentionSpan(row.agency_id, row.start_offset, row.end_offset))
-    rows: list[dict[str, Any]] = []
-    days: set[dt.date] = set()
-    for post_id in ids:
-        post = posts.get(post_id)
-        if post is None or post_id not in mentions:
-            continue
-        for agency_id, score in scorer.score_post(post.text or "", post.title, mentions[post_id]).items():
-            rows.append({
-                "post_id": post_id, "agency_id": agency_id, "scorer": scorer.name,
-                "scorer_version": scorer.version, "sentiment": score.sentiment, "trust_score": score.trust,
-                "scored_at": now,
-            })
-        days.add(post.created_at.date())
-    return _insert_scores(conn, rows), days
+    items, days = _load_batch(conn, post_ids)
+    return _insert_scores(conn, _score_items(scorer, items), scorer.name, scorer.version, now), days
 
 
 def enrich(engine: Engine, batch_size: int = 1000, scorer_version: str | None = None,
-           margin: dt.timedelta = REFRESH_MARGIN, scorer: Scorer | None = None) -> dict[str, Any]:
+           margin: dt.timedelta = REFRESH_MARGIN, scorer: Scorer | None = None,
+           workers: int | None = None) -> dict[str, Any]:
     """Score what is unscored for the scorer version, then refresh the rollups of the days touched.
 
     One transaction per batch of posts, so an interrupted run keeps its work and the next run goes on
-    where it stopped.  The first run of a scorer version builds that version's rollups from scratch.
-    Returns counts for the task log.
+    where it stopped.  With more than one worker, batches are read ahead and scored in worker processes
+    while this process writes the scores of earlier ones (a few batches in flight, so memory stays flat).
+    The first run of a scorer version builds that version's rollups from scratch.  Returns counts for the
+    task log.
     """
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
+    workers = enrich_workers(workers)
     scorer = scorer or Scorer(scorer_version or SCORER_VERSION)
     started = _utcnow()
     with engine.connect() as conn:
         previous = last_refresh(conn, scorer.version)
     touched: set[dt.date] = set()
-    after, batches, posts, scores = 0, 0, 0, 0
-    while True:
+    batches, posts, scores, left_out = 0, 0, 0, 0
+    with engine.connect() as conn:
+        unscored = _unscored_posts(conn, scorer.name, scorer.version)
+    pool: ProcessPoolExecutor | None = None
+    read = 0
+    pending: deque[tuple[int, Future[list[ScoreRow]] | list[ScoreRow]]]
+    pending = deque()
+
+    def write_oldest() -> None:
+        nonlocal batches, posts, scores, left_out
+        count, result = pending.popleft()
+        rows = result.result() if isinstance(result, Future) else result
+        left_out += len({row[0] for row in rows if row[4] is not None})
         with engine.begin() as conn:
-            ids = _unscored_posts(conn, after, batch_size, scorer.name, scorer.version)
-            if not ids:
-                break
-            written, days = score_batch(conn, ids, scorer, _utcnow())
-        after = ids[-1]
+            written = _insert_scores(conn, rows, scorer.name, scorer.version, _utcnow())
         batches += 1
-        posts += len(ids)
+        posts += count
         scores += written
-        touched |= days
-        log.info("scored batch %d: %d posts, %d scores", batches, len(ids), written)
+        log.info("scored batch %d: %d posts, %d scores", batches, count, written)
+
+    try:
+        for first in range(0, len(unscored), batch_size):
+            ids = unscored[first:first + batch_size].tolist()
+            with engine.connect() as conn:
+                items, days = _load_batch(conn, ids)
+            touched |= days
+            read += len(ids)
+            if pool is None and workers > 1 and read >= PARALLEL_MIN_POSTS:
+                # spawn: workers share nothing with this process (no inherited connections, Airflow threads).
+                pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                           initializer=_worker_init, initargs=(scorer,))
+            pending.append((len(ids), pool.submit(_worker_score, items) if pool else _score_items(scorer, items)))
+            while len(pending) > 2 * workers or (pool is None and pending):
+                write_oldest()
+        while pending:
+            write_oldest()
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
     if previous is None:
         rows = rebuild(engine, scorer.version, scorer.name, now=started)
         refreshed = "all"
@@ -287,9 +426,10 @@ def enrich(engine: Engine, batch_size: int = 1000, scorer_version: str | None = 
             rows = refresh_days(conn, touched, scorer.version, scorer.name, now=started)
         refreshed = str(len(touched))
     result = {
-        "scorer": scorer.name, "scorer_version": scorer.version, "batches": batches, "posts_scored": posts,
-        "scores_written": scores, "days_refreshed": refreshed, "rollup_rows_written": rows,
-        "seconds": round((_utcnow() - started).total_seconds(), 3),
+        "scorer": scorer.name, "scorer_version": scorer.version, "workers": workers, "batches": batches,
+        "posts_scored": posts, "posts_left_unscored_language": left_out, "scores_written": scores,
+        "days_refreshed": refreshed,
+        "rollup_rows_written": rows, "seconds": round((_utcnow() - started).total_seconds(), 3),
     }
     log.info("enrichment done: %s", result)
     return result

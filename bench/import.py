@@ -1,14 +1,19 @@
 """Archive import benchmark: `trustwatch import x` against json.loads + a plain INSERT, same file, same run.
 
 Generates an N-line twarc2-style file (one streamed tweet per line, with its author in includes.users;
-a third of the tweets mention a registry agency), then imports it into fresh PostgreSQL databases:
+one in --mention-every (3) names a registry agency), then imports it into fresh PostgreSQL databases:
 - ``import --all``: every post, through normalize -> match -> write_page (the store's full write path);
-- ``import`` (matched only): the default, keeping the posts that mention an agency;
-- baseline: ``json.loads`` each line and INSERT (id, author, text, created_at) into a plain table,
-  committed every 500 rows.
+- ``import`` (matched only): the default, keeping the posts that mention an agency; it matches the raw
+  text before building records (issue 19);
+- ``import_matched_records_first``: the same import as before issue 19 (every tweet built into a record,
+  then matched and dropped; write_page in the parsing thread), the "today" of the 2x target, measured in
+  the same run; ``import_matched_no_writer_thread``: matching first, but no writer thread;
+- baseline: ``orjson.loads`` each line and INSERT (id, author, text, created_at) into a plain table,
+  committed every 500 rows (PostgreSQL only).
+``--backend sqlite`` runs the import variants into a fresh SQLite file each instead.
 Each variant runs in its own process so its peak memory (max RSS) is its own.
 
-Usage: .venv/bin/python bench/import.py [--lines 1000000] [--pg URL]
+Usage: .venv/bin/python bench/import.py [--lines 1000000] [--pg URL] [--backend postgresql|sqlite]
 """
 
 from __future__ import annotations
@@ -24,13 +29,15 @@ import tempfile
 import time
 from pathlib import Path
 
+import orjson
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from bench.ingest import drop_db, fresh_db  # noqa: E402  (one way to make and drop a bench database)
 
 
-def generate(path: Path, lines: int) -> None:
+def generate(path: Path, lines: int, mention_every: int = 3) -> None:
     from trustwatch.collectors.agencies import load_registry
 
     names = [e.name for e in load_registry().entries]
@@ -39,7 +46,7 @@ def generate(path: Path, lines: int) -> None:
     with path.open("w", encoding="utf-8") as fh:
         for i in range(lines):
             body = " ".join(rng.choice(words) for _ in range(rng.randint(8, 40)))
-            if i % 3 == 0:
+            if i % mention_every == 0:
                 body += f" {rng.choice(names)}"
             uid = str(10_000 + i % 50_000)
             line = {
@@ -70,7 +77,7 @@ def run_variant(variant: str, path: str, url: str) -> dict:
         n = 0
         with open(path, encoding="utf-8") as fh:
             for line in fh:
-                d = json.loads(line)["data"]
+                d = orjson.loads(line)["data"]
                 batch.append((d["id"], d["author_id"], d["text"], d["created_at"]))
                 if len(batch) >= 500:
                     cur.executemany("INSERT INTO plain_posts VALUES (%s, %s, %s, %s)", batch)
@@ -84,6 +91,7 @@ def run_variant(variant: str, path: str, url: str) -> dict:
         raw.close()
         posts = n
     else:
+        from trustwatch.collectors import archive
         from trustwatch.collectors.agencies import Matcher, load_registry
         from trustwatch.collectors.archive import import_file
         from trustwatch.models.store import sync_agencies
@@ -93,6 +101,30 @@ def run_variant(variant: str, path: str, url: str) -> dict:
         migrate.upgrade(engine)
         registry = load_registry()
         sync_agencies(engine, registry.entries)
+        if variant in ("import_matched_records_first", "import_matched_no_writer_thread"):
+            class SyncWriter:  # write_page in the parsing thread, as before issue 19
+                def __init__(self, engine, run_id, summary, on_written, depth=1):
+                    self.args = (engine, run_id, summary)
+
+                def put(self, page):
+                    engine, run_id, s = self.args
+                    result = archive.store.write_page(engine, page, run_id)
+                    s.posts_kept += result.seen
+                    s.posts_new += result.new
+                    s.rejected += result.rejected
+
+                def close(self):
+                    pass
+
+                def abort(self):
+                    pass
+
+            archive._BatchWriter = SyncWriter
+        if variant == "import_matched_records_first":
+            def records_first(text, source, matcher=None, stats=None):
+                return archive.parse_x_line(text, source)  # every tweet a record; matched after
+
+            archive.PARSERS["x"] = records_first
         t0 = time.perf_counter()
         summary = import_file(engine, "x", Path(path), matcher=Matcher(registry), keep_all=variant == "import_all")
         posts = summary.posts_read
@@ -107,6 +139,10 @@ def main() -> None:
     parser.add_argument("--lines", type=int, default=1_000_000)
     parser.add_argument("--pg", default=os.environ.get("TRUSTWATCH_TEST_PG_URL",
                                                        "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
+    parser.add_argument("--backend", choices=("postgresql", "sqlite"), default="postgresql")
+    parser.add_argument("--mention-every", type=int, default=3,
+                        help="one tweet in N names an agency (3: the original file; 33: about 3 %%, as in "
+                             "real archives)")
     parser.add_argument("--child", nargs=3, metavar=("VARIANT", "FILE", "URL"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
@@ -116,22 +152,33 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "bench.jsonl"
         t0 = time.perf_counter()
-        generate(path, args.lines)
+        generate(path, args.lines, args.mention_every)
         print(f"generated {args.lines:,} lines ({path.stat().st_size / 1e6:,.0f} MB) in "
               f"{time.perf_counter() - t0:.0f} s", flush=True)
         results = []
-        for variant in ("baseline", "import_all", "import_matched"):
-            name, url = fresh_db(admin)
+        variants = ["import_all", "import_matched_records_first", "import_matched_no_writer_thread",
+                    "import_matched"]
+        if args.backend == "postgresql":
+            variants.insert(0, "baseline")
+        for variant in variants:
+            if args.backend == "sqlite":
+                db = Path(tmp) / f"{variant}.db"
+                name, url = None, f"sqlite:///{db}"
+            else:
+                name, url = fresh_db(admin)
             try:
                 out = subprocess.run([sys.executable, __file__, "--child", variant, str(path), url],
                                      check=True, capture_output=True, text=True)
                 results.append(json.loads(out.stdout.strip().splitlines()[-1]))
                 print(json.dumps(results[-1]), flush=True)
             finally:
-                drop_db(admin, name)
+                if name:
+                    drop_db(admin, name)
     base = results[0]["posts_per_s"]
     print()
-    print("| variant | posts | posts/s | vs baseline | peak RSS (MB) |")
+    print(f"{args.backend}, {args.lines:,} lines, one in {args.mention_every} naming an agency; "
+          "'vs first' is the ratio to the first row's posts/s")
+    print("| variant | posts | posts/s | vs first | peak RSS (MB) |")
     print("|---|---|---|---|---|")
     for r in results:
         print(f"| {r['variant']} | {r['posts']:,} | {r['posts_per_s']:,.0f} | {r['posts_per_s'] / base:.2f} | "

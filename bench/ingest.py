@@ -1,13 +1,19 @@
-"""Ingest benchmark: write_page against COPY (the practical limit) and a naive per-row ORM loop.
+"""Ingest benchmark: write_page against COPY (the practical limit) and the ORM loops people write.
 
 Writes N synthetic normalized posts (two mentions each, realistic text lengths) into PostgreSQL at the
 APIs' page sizes (100 and 500) and measures, in the same run and on the same rows:
 - ``write_page``: the store's write path (upserts, mentions, snapshots, ledger) into a migrated store;
 - COPY of the same post rows into an unindexed table with the posts columns, page by page in turn with
-  ``write_page`` (so a drift in the machine's speed during the run affects both alike);
-- a naive per-row ORM loop (look up, merge, add mentions, commit per page) on a sample, scaled.
+  ``write_page`` (so a drift in the machine's speed during the run affects both alike), ``raw``
+  serialized with orjson as write_page does; text COPY and binary COPY;
+- a naive per-row ORM loop (two lookups and two flushes per post, commit per page) on a sample;
+- the ORM loop a competent user writes: per page one IN lookup of the authors and one of the posts,
+  ``add_all`` of the new rows, one flush and one commit per page, on the same sample;
+- ``write_page`` into a store already holding ``--stored`` posts (1,000,000 by default, made with
+  generate_series, mentions and snapshots included), page by page in turn with the same pages into an
+  empty store, so both see the same machine state.
 
-Usage: .venv/bin/python bench/ingest.py [--posts 200000] [--sample 20000] [--pg URL]
+Usage: .venv/bin/python bench/ingest.py [--posts 200000] [--sample 20000] [--stored 1000000] [--pg URL]
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ import time
 import uuid
 from pathlib import Path
 
+import orjson
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.orm import Session
 
@@ -62,17 +69,28 @@ COPY_COLS = ("platform", "platform_post_id", "kind", "author_platform_id", "text
              "last_collected_at")
 
 
-def copy_page(raw, page, now: dt.datetime) -> None:
-    """The COPY baseline for one page: the page's post rows into the unindexed ``posts_copy``, committed."""
-    with raw.cursor() as cur, cur.copy(f"COPY posts_copy ({', '.join(COPY_COLS)}) FROM STDIN") as copy:
+COPY_TYPES = ["text", "text", "text", "text", "text", "text", "timestamptz", "int4", "int4", "int4", "int4",
+              "jsonb", "timestamptz", "timestamptz"]
+
+
+def copy_page(raw, page, now: dt.datetime, binary: bool = False) -> None:
+    """The COPY baseline for one page: the page's post rows into the unindexed ``posts_copy``, committed.
+
+    ``raw`` is serialized with orjson, as write_page does (json.dumps would slow the baseline down).
+    """
+    fmt = " (FORMAT BINARY)" if binary else ""
+    with raw.cursor() as cur, cur.copy(f"COPY posts_copy ({', '.join(COPY_COLS)}) FROM STDIN{fmt}") as copy:
+        if binary:
+            copy.set_types(COPY_TYPES)
         for p in page.posts:
             m = p.metrics
             copy.write_row((p.platform, p.platform_post_id, p.kind, p.author_platform_id, p.text, p.lang,
-                            p.created_at, m.likes, m.reposts, m.replies, m.quotes, json.dumps(p.raw), now, now))
+                            p.created_at, m.likes, m.reposts, m.replies, m.quotes,
+                            orjson.dumps(p.raw).decode() if not binary else p.raw, now, now))
     raw.commit()
 
 
-def bench_write_page_and_copy(url: str, page_list: list) -> tuple[float, float]:
+def bench_write_page_and_copy(url: str, page_list: list) -> tuple[float, float, float]:
     """write_page into a migrated store and, page by page in turn, COPY of the same rows into an unindexed
     table of the posts columns: both see the same machine state (caches, checkpoints, other load), so their
     ratio holds even when the machine's speed drifts during the run."""
@@ -82,16 +100,22 @@ def bench_write_page_and_copy(url: str, page_list: list) -> tuple[float, float]:
     with engine.begin() as conn:
         conn.execute(text("CREATE TABLE posts_copy AS SELECT * FROM posts WITH NO DATA"))
     raw = engine.raw_connection()
+    from psycopg.types.json import set_json_dumps
+
+    set_json_dumps(lambda obj: orjson.dumps(obj).decode(), context=raw.driver_connection)
     now = dt.datetime.now(dt.UTC)
-    t_write = t_copy = 0.0
+    t_write = t_copy = t_binary = 0.0
     try:
-        for page in page_list:
+        for i, page in enumerate(page_list):
             t0 = time.perf_counter()
             store.write_page(engine, page)
             t1 = time.perf_counter()
-            copy_page(raw, page, now)
+            copy_page(raw, page, now, binary=i % 2 == 1)
             t_write += t1 - t0
-            t_copy += time.perf_counter() - t1
+            if i % 2:
+                t_binary += time.perf_counter() - t1
+            else:
+                t_copy += time.perf_counter() - t1
     finally:
         raw.close()
     with engine.connect() as conn:
@@ -101,7 +125,113 @@ def bench_write_page_and_copy(url: str, page_list: list) -> tuple[float, float]:
     assert n == c == sum(len(p.posts) for p in page_list), (n, c)
     assert m == 2 * n, m
     engine.dispose()
-    return t_write, t_copy
+    # Text and binary COPY each took every other page: scale each to the whole set of pages.
+    text_pages, binary_pages = (len(page_list) + 1) // 2, len(page_list) // 2
+    return t_write, t_copy * len(page_list) / text_pages, t_binary * len(page_list) / max(binary_pages, 1)
+
+
+def bench_competent(url: str, page_list: list) -> float:
+    """The ORM loop a competent user writes: per page, one IN lookup of the page's authors and one of its
+    posts, new rows through add_all, existing ones updated in place, mentions of existing posts looked up
+    in one IN query, one flush and one commit per page."""
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    store.sync_agencies(engine, AGENCIES)
+    now = dt.datetime.now(dt.UTC)
+    t0 = time.perf_counter()
+    with Session(engine) as session:
+        agency_ids = {a.slug: a.id for a in session.scalars(select(Agency))}
+        for page in page_list:
+            platform = page.posts[0].platform
+            records = {a.platform_user_id: a for a in page.authors}
+            authors = {a.platform_user_id: a for a in session.scalars(select(Author).where(
+                Author.platform == platform, Author.platform_user_id.in_(list(records))))}
+            for uid, a in records.items():
+                author = authors.get(uid)
+                if author is None:
+                    author = authors[uid] = Author(platform=a.platform, platform_user_id=uid, first_seen_at=now,
+                                                   last_seen_at=now)
+                    session.add(author)
+                author.username, author.display_name, author.last_seen_at = a.username, a.display_name, now
+            posts = {p.platform_post_id: p for p in session.scalars(select(Post).where(
+                Post.platform == platform, Post.platform_post_id.in_([p.platform_post_id for p in page.posts])))}
+            session.flush()  # authors get their ids
+            new_posts = []
+            for p in page.posts:
+                post = posts.get(p.platform_post_id)
+                if post is None:
+                    post = posts[p.platform_post_id] = Post(platform=p.platform, platform_post_id=p.platform_post_id,
+                                                            first_collected_at=now)
+                    new_posts.append(post)
+                post.kind, post.text, post.created_at, post.lang = p.kind, p.text, p.created_at, p.lang
+                post.author_id, post.author_platform_id, post.raw = (authors[p.author_platform_id].id,
+                                                                     p.author_platform_id, p.raw)
+                post.like_count, post.last_collected_at = p.metrics.likes, now
+            session.add_all(new_posts)
+            session.flush()  # posts get their ids
+            existing = set(session.execute(select(PostMention.post_id, PostMention.agency_id, PostMention.match_kind,
+                                                  PostMention.matched_term).where(
+                PostMention.post_id.in_([posts[k].id for k in posts if posts[k] not in new_posts]))).all()) \
+                if len(new_posts) < len(posts) else set()
+            created = {p.platform_post_id: p.created_at for p in page.posts}
+            mentions = []
+            for m in page.mentions:
+                post = posts[m.platform_post_id]
+                key = (post.id, agency_ids[m.agency_slug], m.match_kind, m.matched_term)
+                if key not in existing:
+                    existing.add(key)
+                    mentions.append(PostMention(post_id=post.id, agency_id=key[1], matched_term=m.matched_term,
+                                                match_kind=m.match_kind, post_created_at=created[m.platform_post_id],
+                                                platform=m.platform))
+            session.add_all(mentions)
+            session.commit()
+    elapsed = time.perf_counter() - t0
+    engine.dispose()
+    return elapsed
+
+
+FILL = """
+INSERT INTO authors (platform, platform_user_id, username, first_seen_at, last_seen_at)
+SELECT 'x', 'f' || g, 'fill' || g, now(), now() FROM generate_series(1, :authors) g;
+INSERT INTO posts (platform, platform_post_id, kind, author_id, author_platform_id, text, lang, created_at,
+                   like_count, repost_count, reply_count, quote_count, raw, first_collected_at, last_collected_at)
+SELECT 'x', (1000000000000000000 + g)::text, 'post', 1 + g % :authors, 'f' || (1 + g % :authors),
+       repeat('stored post text about the city and its police ', 3 + g % 4), 'en',
+       now() - (g || ' seconds')::interval, g % 13, g % 5, g % 3, 0,
+       jsonb_build_object('id', g::text, 'text', 'raw'), now(), now()
+FROM generate_series(1, :posts) g;
+INSERT INTO post_mentions (post_id, agency_id, matched_term, match_kind, post_created_at, platform)
+SELECT p.id, a.id, a.name, 'name', p.created_at, 'x' FROM posts p
+JOIN (SELECT id, name, row_number() OVER (ORDER BY id) AS rn FROM agencies) a ON a.rn <= 2
+WHERE p.platform_post_id LIKE '1000%';
+INSERT INTO metric_snapshots (post_id, observed_at, like_count, repost_count, reply_count, quote_count)
+SELECT id, first_collected_at, like_count, repost_count, reply_count, quote_count FROM posts;
+"""
+
+
+def bench_stored(url_empty: str, url_full: str, page_list: list, stored: int) -> tuple[float, float]:
+    """write_page into an empty store and into one holding ``stored`` posts, page by page in turn."""
+    engines = [make_engine(url_empty), make_engine(url_full)]
+    for engine in engines:
+        migrate.upgrade(engine)
+        store.sync_agencies(engine, AGENCIES)
+    with engines[1].begin() as conn:
+        for statement in FILL.split(";\n"):
+            if statement.strip():
+                conn.execute(text(statement), {"posts": stored, "authors": max(1000, stored // 20)})
+    for engine in engines:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("VACUUM ANALYZE"))
+    times = [0.0, 0.0]
+    for i, page in enumerate(page_list):
+        order = (0, 1) if i % 2 == 0 else (1, 0)
+        for k in order:
+            t0 = time.perf_counter()
+            store.write_page(engines[k], page)
+            times[k] += time.perf_counter() - t0
+    for engine in engines:
+        engine.dispose()
+    return times[0], times[1]
 
 
 def bench_naive(url: str, page_list: list) -> float:
@@ -149,6 +279,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--posts", type=int, default=200_000)
     parser.add_argument("--sample", type=int, default=20_000)
+    parser.add_argument("--stored", type=int, default=1_000_000)
     parser.add_argument("--sizes", default="100,500")
     parser.add_argument("--pg", default=os.environ.get("TRUSTWATCH_TEST_PG_URL",
                                                        "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"))
@@ -158,31 +289,59 @@ def main() -> None:
     for size in (int(s) for s in args.sizes.split(",")):
         page_list = pages(args.posts, size)
         sample = pages(args.sample, size)
-        row = {"page_size": size, "posts": args.posts, "naive_sample": args.sample}
+        row = {"page_size": size, "posts": args.posts, "orm_sample": args.sample}
         name, url = fresh_db(admin)
         try:
-            row["write_page_s"], row["copy_s"] = bench_write_page_and_copy(url, page_list)
+            row["write_page_s"], row["copy_s"], row["copy_binary_s"] = bench_write_page_and_copy(url, page_list)
         finally:
             drop_db(admin, name)
-        name, url = fresh_db(admin)
-        try:
-            row["naive_orm_s"] = bench_naive(url, sample)
-        finally:
-            drop_db(admin, name)
+        # The two ORM loops alternate in the same run, so a drift in the machine's speed hits both.
+        for label, fn in (("naive_orm_s", bench_naive), ("competent_orm_s", bench_competent)):
+            name, url = fresh_db(admin)
+            try:
+                row[label] = fn(url, sample)
+            finally:
+                drop_db(admin, name)
         row["write_page_posts_per_s"] = args.posts / row["write_page_s"]
         row["copy_posts_per_s"] = args.posts / row["copy_s"]
+        row["copy_binary_posts_per_s"] = args.posts / row["copy_binary_s"]
         row["naive_posts_per_s"] = args.sample / row["naive_orm_s"]
+        row["competent_posts_per_s"] = args.sample / row["competent_orm_s"]
         row["vs_copy"] = row["write_page_posts_per_s"] / row["copy_posts_per_s"]
+        row["vs_copy_binary"] = row["write_page_posts_per_s"] / row["copy_binary_posts_per_s"]
         row["vs_naive"] = row["write_page_posts_per_s"] / row["naive_posts_per_s"]
+        row["vs_competent"] = row["write_page_posts_per_s"] / row["competent_posts_per_s"]
         results.append(row)
         print(json.dumps(row), flush=True)
+    stored_rows = []
+    if args.stored:
+        for size in (int(s) for s in args.sizes.split(",")):
+            page_list = pages(args.posts, size)
+            (e_name, e_url), (f_name, f_url) = fresh_db(admin), fresh_db(admin)
+            try:
+                empty_s, full_s = bench_stored(e_url, f_url, page_list, args.stored)
+            finally:
+                drop_db(admin, e_name)
+                drop_db(admin, f_name)
+            stored_rows.append({"page_size": size, "empty_posts_per_s": args.posts / empty_s,
+                                "full_posts_per_s": args.posts / full_s, "change": empty_s / full_s - 1})
+            print(json.dumps(stored_rows[-1]), flush=True)
     print()
-    print("| page size | write_page posts/s | COPY posts/s | naive ORM posts/s | write_page / COPY "
-          "| write_page / naive |")
-    print("|---|---|---|---|---|---|")
+    print("| page size | write_page posts/s | COPY text posts/s | COPY binary posts/s | naive ORM posts/s "
+          "| competent ORM posts/s | write_page / COPY text | / COPY binary | / naive | / competent |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['page_size']} | {r['write_page_posts_per_s']:,.0f} | {r['copy_posts_per_s']:,.0f} | "
-              f"{r['naive_posts_per_s']:,.0f} | {r['vs_copy']:.2f} | {r['vs_naive']:.1f}x |")
+              f"{r['copy_binary_posts_per_s']:,.0f} | {r['naive_posts_per_s']:,.0f} | "
+              f"{r['competent_posts_per_s']:,.0f} | {r['vs_copy']:.2f} | {r['vs_copy_binary']:.2f} | "
+              f"{r['vs_naive']:.1f}x | {r['vs_competent']:.1f}x |")
+    if stored_rows:
+        print()
+        print(f"| page size | write_page, empty store | write_page, {args.stored:,} stored | change |")
+        print("|---|---|---|---|")
+        for r in stored_rows:
+            print(f"| {r['page_size']} | {r['empty_posts_per_s']:,.0f} | {r['full_posts_per_s']:,.0f} | "
+                  f"{r['change']:+.0%} |")
 
 
 if __name__ == "__main__":

@@ -83,6 +83,31 @@ SELECT DISTINCT ON (m.post_id, m.agency_id) m.post_id, m.agency_id, :scorer, :ve
 FROM post_mentions m;
 """
 
+NEW_POSTS = """
+INSERT INTO posts (platform, platform_post_id, kind, author_id, author_platform_id, text, lang, created_at,
+                   like_count, repost_count, reply_count, score, first_collected_at, last_collected_at)
+SELECT platform, 'n' || g, CASE WHEN platform = 'x' THEN 'post' ELSE 'comment' END, author,
+       'u' || author, (CAST(:texts AS text[]))[1 + (g % 8)], 'en', created, 0, 0, 0,
+       CASE WHEN platform = 'reddit' THEN 0 END, :end, :end
+FROM (
+    SELECT g, CASE WHEN (g * 7) % 10 < 7 THEN 'x' ELSE 'reddit' END AS platform,
+           1 + (g::bigint * 7919) % :authors AS author,
+           :end - (random() * 14 * 86400) * interval '1 second' AS created
+    FROM generate_series(1, :n) g
+) s;
+INSERT INTO post_mentions (post_id, agency_id, matched_term, match_kind, post_created_at, platform)
+SELECT p.id, ag.ids[1 + floor(power(random(), 2) * ag.n)::int], 'term', 'name', p.created_at, p.platform
+FROM posts p, (SELECT array_agg(id ORDER BY id) AS ids, count(*) AS n FROM agencies) ag
+WHERE p.platform_post_id LIKE 'n%';
+INSERT INTO post_mentions (post_id, agency_id, matched_term, match_kind, post_created_at, platform)
+SELECT p.id, ag.ids[1 + floor(random() * ag.n)::int], 'term2', 'alias', p.created_at, p.platform
+FROM posts p, (SELECT array_agg(id ORDER BY id) AS ids, count(*) AS n FROM agencies) ag
+WHERE p.platform_post_id LIKE 'n%' AND p.id % 10 = 0
+ON CONFLICT DO NOTHING;
+INSERT INTO metric_snapshots (post_id, observed_at, like_count)
+SELECT id, :end, 0 FROM posts WHERE platform_post_id LIKE 'n%';
+"""
+
 VIEW_ONE = """
 SELECT agency, week, platform, scope, mentions, unique_authors, scored, mean_sentiment, sentiment_stddev,
        negative_share, positive_share, mean_trust, trust_stddev
@@ -179,8 +204,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--posts", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=5)
-    parser.add_argument("--enrich-posts", type=int, default=20_000,
+    parser.add_argument("--enrich-posts", type=int, default=100_000,
                         help="posts whose scores are dropped and re-made by enrich() on the big store")
+    parser.add_argument("--new-posts", type=int, default=100_000,
+                        help="new posts (last 14 days, unscored) added to the store and enriched")
+    parser.add_argument("--workers", type=int, default=None,
+                        help="enrich() worker processes (default: TRUSTWATCH_ENRICH_WORKERS, else the cores)")
     parser.add_argument("--score-posts", type=int, default=20_000)
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     parser.add_argument("--out", type=Path, default=Path(__file__).with_name("TRENDS_RESULTS.md"))
@@ -264,16 +293,34 @@ def main() -> None:
             conn.execute(text(
                 "DELETE FROM post_scores WHERE post_id IN (SELECT id FROM posts ORDER BY md5(id::text) LIMIT :n)"),
                 {"n": args.enrich_posts})
-        result = trends.enrich(engine, batch_size=1000)
+        with engine.begin() as conn:
+            conn.execute(text("ANALYZE post_scores"))
+        result = trends.enrich(engine, batch_size=1000, workers=args.workers)
         report("")
-        report(f"`enrich()` on the 1M store after dropping the scores of {args.enrich_posts:,} random posts: "
+        report(f"`enrich()` on the {counts['posts']:,}-post store after dropping the scores of "
+               f"{args.enrich_posts:,} random posts (spread over the year, so every day's rollups are "
+               f"recomputed), {result['workers']} worker processes: "
                f"{result['posts_scored']:,} posts scored ({result['scores_written']:,} scores) and "
                f"{result['days_refreshed']} days refreshed in {result['seconds']:.1f} s "
-               f"({result['posts_scored'] / result['seconds']:.0f} posts/s end to end, database included).")
+               f"({result['posts_scored'] / result['seconds']:,.0f} posts/s end to end, database included).")
+        # New posts as a collection brings them: created over the last 14 days, mentions, no scores yet.
+        with engine.begin() as conn:
+            for statement in NEW_POSTS.split(";\n"):
+                if statement.strip():
+                    conn.execute(text(statement), {"n": args.new_posts, "end": END, "texts": TEXTS,
+                                                   "authors": max(1000, args.posts // 20)})
+            conn.execute(text("ANALYZE"))
+        new = trends.enrich(engine, batch_size=1000, workers=args.workers)
+        report("")
+        report(f"`enrich()` of {args.new_posts:,} new posts (created over the last 14 days, as a collection "
+               f"brings them) on the same store, {new['workers']} worker processes: "
+               f"{new['posts_scored']:,} posts scored ({new['scores_written']:,} scores), "
+               f"{new['days_refreshed']} days refreshed in {new['seconds']:.1f} s "
+               f"(**{new['posts_scored'] / new['seconds']:,.0f} posts/s** end to end, database included).")
         with engine.connect() as conn:
             view_ms, view_rows = timed(conn, VIEW_ALL, params, 1)
             raw_ms, raw_rows = timed(conn, RAW_ALL, params, 1)
-        report(f"After it, the views still give the raw tables' answer: {same_answer(view_rows, raw_rows)}.")
+        report(f"After both, the views still give the raw tables' answer: {same_answer(view_rows, raw_rows)}.")
 
         tp = scoring_throughput(args.score_posts)
         report("")

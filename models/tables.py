@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from trustwatch.models.types import JSONType, UTCDateTime
@@ -106,6 +107,9 @@ class Post(Base):
         UniqueConstraint("platform", "platform_post_id"),
         Index("ix_posts_created_at", "created_at"),
         Index("ix_posts_author_id", "author_id"),
+        # Tombstones since the last rollup refresh (analysis.trends.stale_days); few rows, so partial.
+        Index("ix_posts_deleted_at", "deleted_at", postgresql_where=text("deleted_at IS NOT NULL"),
+              sqlite_where=text("deleted_at IS NOT NULL")),
         CheckConstraint(
             "kind IN ('post', 'reply', 'quote', 'repost', 'submission', 'comment')", name="kind"
         ),
@@ -201,6 +205,9 @@ class MetricSnapshot(Base):
     __tablename__ = "metric_snapshots"
     __table_args__ = (
         Index("ix_metric_snapshots_post_observed", "post_id", "observed_at"),
+        # Posts seen again since the last rollup refresh (analysis.trends.stale_days).  BRIN on PostgreSQL:
+        # rows arrive in observed_at order, so a few bytes per block range index the table at no write cost.
+        Index("ix_metric_snapshots_observed_at", "observed_at", postgresql_using="brin"),
         {"comment": "Engagement counters of a post at each collection that saw it."},
     )
 
@@ -322,8 +329,15 @@ class PostScore(Base):
     agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), comment="The agency scored toward.")
     scorer: Mapped[str] = mapped_column(String(40), comment="Scorer name, e.g. 'vader+trust-lexicon'.")
     scorer_version: Mapped[str] = mapped_column(String(20), comment="Scorer version.")
-    sentiment: Mapped[float] = mapped_column(Float, comment="VADER compound sentiment in [-1, 1].")
-    trust_score: Mapped[float] = mapped_column(Float, comment="Trust score in [-1, 1].")
+    sentiment: Mapped[float | None] = mapped_column(
+        Float, comment="VADER compound sentiment in [-1, 1]; NULL when unscored (see unscored_reason)."
+    )
+    trust_score: Mapped[float | None] = mapped_column(
+        Float, comment="Trust score in [-1, 1]; NULL when unscored (see unscored_reason)."
+    )
+    unscored_reason: Mapped[str | None] = mapped_column(
+        String(40), comment="Why the post has no numbers, e.g. 'language:de' (the scorer reads English only)."
+    )
     scored_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, comment="When it was scored.")
 
 
@@ -356,6 +370,10 @@ class AgencyDailyTrend(Base):
     mentions: Mapped[int] = mapped_column(Integer, default=0, comment="Posts mentioning the agency.")
     unique_authors: Mapped[int] = mapped_column(Integer, default=0, comment="Distinct authors in the period.")
     scored: Mapped[int] = mapped_column(Integer, default=0, comment="Posts with a score of this version.")
+    unscored_language: Mapped[int] = mapped_column(
+        Integer, default=0, server_default="0",
+        comment="Posts left unscored because they are not in English (counted in mentions, not in scored).",
+    )
     sentiment_sum: Mapped[float] = mapped_column(Float, default=0.0, comment="Sum of sentiment.")
     sentiment_sq_sum: Mapped[float] = mapped_column(
         Float, default=0.0, server_default="0", comment="Sum of squared sentiment (for the spread)."

@@ -87,7 +87,7 @@ def cmd_import(args: argparse.Namespace) -> int:
 
 
 def cmd_enrich(args: argparse.Namespace) -> int:
-    _print_json(tasks.enrich(batch_size=args.batch_size))
+    _print_json(tasks.enrich(batch_size=args.batch_size, workers=args.workers))
     return 0
 
 
@@ -161,6 +161,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     en = sub.add_parser("enrich", help="score unscored posts and refresh the trend rollups")
     en.add_argument("--batch-size", type=int, default=1000)
+    en.add_argument("--workers", type=int, default=None,
+                    help="scoring processes (default: TRUSTWATCH_ENRICH_WORKERS, else the machine's cores)")
     en.set_defaults(func=cmd_enrich)
 
     rep = sub.add_parser("report", help="write the HTML trend report")

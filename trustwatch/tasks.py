@@ -492,11 +492,14 @@ def refresh_metrics(dry_run: bool = False, now: str | dt.datetime | None = None,
     return result
 
 
-def enrich(batch_size: int = 1000) -> dict[str, Any]:
-    """Score what the current scorer version has not scored, then refresh the touched trend rollups."""
+def enrich(batch_size: int = 1000, workers: int | None = None) -> dict[str, Any]:
+    """Score what the current scorer version has not scored, then refresh the touched trend rollups.
+
+    ``workers``: scoring processes; None reads TRUSTWATCH_ENRICH_WORKERS, else uses the machine's cores.
+    """
     from trustwatch.analysis import enrich as run_enrich
 
-    result = run_enrich(engine(), batch_size=batch_size)
+    result = run_enrich(engine(), batch_size=batch_size, workers=workers)
     log.info("enrichment: %s", result)
     return result
 

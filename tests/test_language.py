@@ -1,0 +1,73 @@
+"""Posts not in English are left unscored and counted apart (issue 19): X's own ``lang`` decides for X
+posts, an offline detector (py3langid) for Reddit posts and X posts that X could not label."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import Engine, text
+from trustwatch.analysis import trends
+from trustwatch.analysis.language import unscored_language
+from trustwatch.models.store import sync_agencies, write_page
+
+from tests.store_helpers import AGENCIES
+from trustwatch.records import AuthorRecord, MentionRecord, Metrics, Page, PostRecord
+
+DAY = dt.datetime(2026, 10, 6, 12, tzinfo=dt.UTC)
+
+
+def _post(i: int, body: str, lang: str | None, platform: str = "x") -> tuple[PostRecord, MentionRecord]:
+    name = AGENCIES[0].name
+    body = body.format(name=name)
+    pid = f"{platform}{i}"
+    post = PostRecord(platform=platform, platform_post_id=pid, kind="post" if platform == "x" else "comment",
+                      created_at=DAY + dt.timedelta(minutes=i), text=body, author_platform_id=f"u{i}", lang=lang,
+                      metrics=Metrics(likes=0))
+    start = body.index(name)
+    return post, MentionRecord(platform, pid, AGENCIES[0].slug, name, "name", start, start + len(name))
+
+
+def test_language_rules() -> None:
+    assert unscored_language("en", "Die Polizei war sehr freundlich") is None  # X's label wins
+    assert unscored_language("de", "Thanks police") == "de"
+    assert unscored_language("pt-BR", "x") == "pt"
+    assert unscored_language(None, "Die Polizei hat meinen Vater nach Hause gebracht, vielen herzlichen Dank") == "de"
+    assert unscored_language("und", "La policía llegó tarde y no hizo absolutamente nada para ayudarnos") == "es"
+    assert unscored_language(None, "Thank you officers for staying with my dad until the ambulance came") is None
+    assert unscored_language(None, "lol") is None  # too short to tell: scored as before
+    assert unscored_language("qht", "#NYPD") is None
+
+
+def test_non_english_posts_are_unscored_and_counted_apart(store: Engine) -> None:
+    sync_agencies(store, AGENCIES)
+    items = [
+        _post(1, "Thank you {name} for the quick and professional help last night.", "en"),
+        _post(2, "Danke an {name} für die schnelle Hilfe gestern Abend, wirklich sehr freundlich.", "de"),
+        _post(3, "{name}: la policía llegó tarde y no hizo absolutamente nada para ayudarnos.", None, "reddit"),
+        _post(4, "{name} covered up the beating and lied about it to the family.", None, "reddit"),
+        _post(5, "{name} 警察が男を逮捕した。ありがとうございました。", "ja"),
+    ]
+    page = Page(posts=[p for p, _ in items], mentions=[m for _, m in items],
+                authors=[AuthorRecord(p.platform, p.author_platform_id) for p, _ in items])
+    write_page(store, page)
+    result = trends.enrich(store, workers=1)
+    assert result["posts_left_unscored_language"] == 3
+    with store.connect() as conn:
+        rows = {r.platform_post_id: (r.sentiment, r.trust_score, r.unscored_reason) for r in conn.execute(text(
+            "SELECT p.platform_post_id, s.sentiment, s.trust_score, s.unscored_reason FROM post_scores s "
+            "JOIN posts p ON p.id = s.post_id"))}
+        rollup = conn.execute(text(
+            "SELECT platform, sum(mentions) AS mentions, sum(scored) AS scored, sum(unscored_language) AS other "
+            "FROM agency_daily_trends WHERE grain = 'day' GROUP BY platform ORDER BY platform")).all()
+    assert rows["x2"] == (None, None, "language:de")
+    assert rows["reddit3"] == (None, None, "language:es")
+    assert rows["x5"] == (None, None, "language:ja")
+    assert rows["x1"][2] is None and rows["x1"][1] > 0.3
+    assert rows["reddit4"][2] is None and rows["reddit4"][1] < -0.3
+    assert [tuple(r) for r in rollup] == [("reddit", 2, 1, 1), ("x", 3, 1, 2)]
+    # Means are over the scored posts only: the unscored rows add nothing to the sums.
+    with store.connect() as conn:
+        trust = conn.execute(text("SELECT sum(trust_sum) FROM agency_daily_trends WHERE grain = 'day'")).scalar()
+    assert abs(trust - (rows["x1"][1] + rows["reddit4"][1])) < 1e-9
+    # Nothing is read again: the unscored posts have their row.
+    assert trends.enrich(store, workers=1)["posts_scored"] == 0
