@@ -326,6 +326,30 @@ def normalize_x_page(payload: Any, source: str | None = None) -> Page:
 
 # --- settings ----------------------------------------------------------------------------------------
 
+#: X's operator that leaves reposts out of a search (X bills every post read; a repost's text adds nothing).
+NO_REPOSTS = "-is:retweet"
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    return bool(value)
+
+
+def query_suffix(extra: dict[str, Any] | None) -> str:
+    """The suffix every compiled X query gets from the ``x_api`` connection's extra.
+
+    ``query_suffix`` as given, plus ``-is:retweet`` unless ``include_reposts`` is true: each repost read is
+    billed and its text is the original's, whose ``retweet_count`` still carries the amplification.  The
+    query compiler wraps an ``OR`` group in parentheses before the suffix and packs with its length counted.
+    """
+    extra = extra or {}
+    parts = str(extra.get("query_suffix") or "").split()
+    if not _flag(extra.get("include_reposts", False)) and NO_REPOSTS not in parts:
+        parts.append(NO_REPOSTS)
+    return " ".join(parts)
+
+
 
 @dataclass
 class XSettings:

@@ -189,11 +189,12 @@ def validate_request(
 
 
 def _x_settings_or_default() -> tuple[int, str]:
+    from trustwatch.collectors.x import query_suffix
     from trustwatch.settings import X_CONN_ID, find_connection
 
     conn = find_connection(X_CONN_ID)
     extra = conn.extra if conn else {}
-    return int(extra.get("max_query_length", 512)), str(extra.get("query_suffix", ""))
+    return int(extra.get("max_query_length", 512)), query_suffix(extra)
 
 
 def compile_queries(platform: str, agencies: Sequence[str] | None = None) -> list[dict[str, Any]]:
@@ -403,6 +404,13 @@ def reports_dir() -> Any:
     from trustwatch.settings import HOME_DIR
 
     return Path(os.environ.get("TRUSTWATCH_REPORTS_DIR", HOME_DIR / "reports"))
+
+
+def report_path(run_time: dt.datetime | None = None) -> Path:
+    """Where a scheduled report goes: named by the run's time (UTC, to the minute), so no run overwrites
+    another and none is named after a missing logical date (asset-triggered runs have none)."""
+    moment = (run_time or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    return reports_dir() / f"trend-{moment:%Y-%m-%dT%H%MZ}.html"
 
 
 def report(out: str | None = None, agencies: Sequence[str] | None = None, since: str | None = None) -> str:
