@@ -19,6 +19,8 @@ from trustwatch.collectors.runner import add_mentions
 from trustwatch.collectors.x import NO_REPOSTS, normalize_x_page, query_suffix
 from trustwatch.models.store import sync_agencies, write_page
 
+from tests.sandbox_fixtures import _x_sandbox_server, x_sandbox  # noqa: F401
+
 DAY = dt.datetime(2026, 11, 2, tzinfo=dt.UTC)
 USERS = [
     {"id": "100", "username": "NYPDnews", "name": "NYPD NEWS"},
@@ -151,3 +153,27 @@ def test_compiled_queries_leave_reposts_out_by_default(monkeypatch: pytest.Monke
     monkeypatch.setenv("AIRFLOW_CONN_X_API", '{"conn_type": "http", "password": "t", '
                                              '"extra": {"max_query_length": 512, "include_reposts": true}}')
     assert all("is:retweet" not in q["text"] for q in tasks.compile_queries("x"))
+
+
+def test_the_repost_filter_reads_no_reposts_and_loses_nothing_else(x_sandbox: Any) -> None:  # noqa: F811
+    """Against the sandbox (which evaluates ``is:retweet`` like X): every read the filter saves is a repost."""
+    from trustwatch.collectors.x import XCollector, XSettings
+
+    from tests.sandbox_fixtures import X_TOKEN
+    from trustwatch.records import Window
+
+    stop = x_sandbox.config.stop
+    window = Window(stop - dt.timedelta(days=3), stop - dt.timedelta(days=1))
+    col = XCollector(XSettings(bearer_token=X_TOKEN, base_url=x_sandbox.url, timeout=5.0, max_query_length=4096),
+                     sleep=lambda _s: None)
+
+    def read(text_: str) -> tuple[set[str], set[str]]:
+        x_sandbox.clear_log()
+        pages = list(col.pages(text_, window))
+        served = {i for r in x_sandbox.requests_to("/2/") for i in r.served_ids}
+        return served, {p.platform_post_id for page in pages for p in page.posts if p.kind == "repost"}
+
+    served_all, reposts = read("police OR sheriff OR NYPD OR LAPD")
+    served_filtered, none = read(f"(police OR sheriff OR NYPD OR LAPD) {NO_REPOSTS}")
+    assert reposts and none == set()
+    assert served_filtered == served_all - reposts and len(served_filtered) < len(served_all)
