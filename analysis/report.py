@@ -44,6 +44,9 @@ class WeekStats:
     mentions_by_platform: dict[str, int] = field(default_factory=dict)
     direct: int = 0
     thread: int = 0
+    #: Amplification and agency speech, counted apart from the public mentions above (issue 14).
+    reposts: int = 0
+    agency_posts: int = 0
     scored: int = 0
     sentiment_sum: float = 0.0
     sentiment_sq_sum: float = 0.0
@@ -52,7 +55,7 @@ class WeekStats:
 
     @property
     def mentions(self) -> int:
-        """Posts mentioning the agency that week."""
+        """Public posts mentioning the agency that week (no reposts, no agency accounts' own posts)."""
         return sum(self.mentions_by_platform.values())
 
     def mean(self, what: str) -> float | None:
@@ -116,7 +119,8 @@ def _weeks(conn: Connection, slug: str, since: dt.date | None, version: str) -> 
     rows = conn.execute(
         text(
             "SELECT t.day, t.platform, t.scope, t.mentions, t.scored, t.sentiment_sum, t.sentiment_sq_sum, "
-            "t.trust_sum, t.trust_sq_sum FROM agency_daily_trends t JOIN agencies a ON a.id = t.agency_id "
+            "t.trust_sum, t.trust_sq_sum, t.reposts, t.agency_posts "
+            "FROM agency_daily_trends t JOIN agencies a ON a.id = t.agency_id "
             "WHERE a.slug = :slug AND t.grain = 'week' AND t.scorer_version = :v AND t.day >= :since "
             "ORDER BY t.day"
         ).bindparams(bindparam("since", type_=Date())),
@@ -131,6 +135,8 @@ def _weeks(conn: Connection, slug: str, since: dt.date | None, version: str) -> 
             w.thread += r.mentions
         else:
             w.direct += r.mentions
+        w.reposts += r.reposts
+        w.agency_posts += r.agency_posts
         w.scored += r.scored
         w.sentiment_sum += r.sentiment_sum
         w.sentiment_sq_sum += r.sentiment_sq_sum
@@ -164,7 +170,7 @@ def _samples(conn: Connection, slug: str, since: dt.date | None, version: str) -
         "+ coalesce(p.quote_count, 0) + coalesce(p.score, 0) AS engagement "
         "FROM post_scores s JOIN posts p ON p.id = s.post_id JOIN agencies a ON a.id = s.agency_id "
         "WHERE a.slug = :slug AND s.scorer = :scorer AND s.scorer_version = :v AND p.deleted_at IS NULL "
-        "AND p.created_at >= :start AND p.kind <> 'repost' ORDER BY {order}, p.id LIMIT :n"
+        "AND p.created_at >= :start AND p.kind <> 'repost' AND NOT p.author_is_agency ORDER BY {order}, p.id LIMIT :n"
     )
     out = {}
     for label, order in (("Most trusting", "s.trust_score DESC"), ("Most distrusting", "s.trust_score ASC"),
@@ -251,7 +257,7 @@ def _post_html(post: dict[str, Any]) -> str:
 def _section_html(section: AgencySection, chart: str) -> str:
     rows = "".join(
         f"<tr><td>{w.week.isoformat()}</td><td>{w.mentions}</td><td>{w.direct}</td><td>{w.thread}</td>"
-        f"<td>{w.scored}</td><td>{_fmt(w.mean('sentiment'))}</td><td>{_fmt(w.stddev('sentiment'))}</td>"
+        f"<td>{w.reposts}</td><td>{w.agency_posts}</td><td>{w.scored}</td><td>{_fmt(w.mean('sentiment'))}</td><td>{_fmt(w.stddev('sentiment'))}</td>"
         f"<td>{_fmt(w.mean('trust'))}</td><td>{_fmt(w.stddev('trust'))}</td></tr>"
         for w in section.weeks
     )
@@ -279,8 +285,8 @@ def _section_html(section: AgencySection, chart: str) -> str:
 <h2>{html.escape(section.name)} <small>({html.escape(section.slug)})</small></h2>
 <img class="chart" alt="weekly mentions, sentiment and trust of {slug}" src="data:image/png;base64,{chart}">
 <h3>Weekly trend</h3>
-<table class="weekly"><tr><th>week (Monday)</th><th>mentions</th><th>direct</th><th>thread</th><th>scored</th>
-<th>mean sentiment</th><th>sd</th><th>mean trust</th><th>sd</th></tr>{rows}</table>
+<table class="weekly"><tr><th>week (Monday)</th><th>mentions</th><th>direct</th><th>thread</th><th>reposts</th>
+<th>agency posts</th><th>scored</th><th>mean sentiment</th><th>sd</th><th>mean trust</th><th>sd</th></tr>{rows}</table>
 <h3>Alerts</h3>
 {alerts}
 <h3>Sample posts</h3>

@@ -14,6 +14,10 @@ so one process scores about 10,000 posts/s while the database would take several
 Rollup rows per agency, period, platform and scope: ``scope`` is 'direct' when the post names the agency
 itself and 'thread' when it only inherits the agency from its thread (a Reddit comment under a submission
 about the agency).  Tombstoned posts are left out.  Every scorer version has its own rows.
+
+``mentions``, ``unique_authors`` and the score columns count public voices only: originals, replies and
+quotes by authors that are not agency accounts.  Reposts (amplification) are counted in ``reposts`` and an
+agency account's own posts (agency speech) in ``agency_posts`` (issue 14): neither is public opinion.
 """
 
 from __future__ import annotations
@@ -74,26 +78,31 @@ def _period_expr(dialect: str, column: str, grain: str) -> str:
 _ROLLUP_SQL = """
 INSERT INTO agency_daily_trends (agency_id, grain, day, platform, scope, scorer_version, mentions,
                                  unique_authors, scored, unscored_language, sentiment_sum, sentiment_sq_sum,
-                                 trust_sum, trust_sq_sum, negative, positive, updated_at)
+                                 trust_sum, trust_sq_sum, negative, positive, reposts, agency_posts, updated_at)
 SELECT pm.agency_id, :grain, pm.period, pm.platform, pm.scope, :version,
-       count(*), count(DISTINCT pm.author), count(s.trust_score),
+       count(CASE WHEN pm.voice = 'public' THEN 1 END),
+       count(DISTINCT CASE WHEN pm.voice = 'public' THEN pm.author END), count(s.trust_score),
        count(CASE WHEN s.post_id IS NOT NULL AND s.trust_score IS NULL THEN 1 END),
        coalesce(sum(s.sentiment), 0), coalesce(sum(s.sentiment * s.sentiment), 0),
        coalesce(sum(s.trust_score), 0), coalesce(sum(s.trust_score * s.trust_score), 0),
        count(CASE WHEN s.sentiment <= -{threshold} THEN 1 END),
        count(CASE WHEN s.sentiment >= {threshold} THEN 1 END),
+       count(CASE WHEN pm.voice = 'repost' THEN 1 END),
+       count(CASE WHEN pm.voice = 'agency' THEN 1 END),
        :now
 FROM (
     SELECT m.post_id, m.agency_id, p.platform, p.author_platform_id AS author, {period} AS period,
            CASE WHEN min(CASE WHEN m.match_kind = 'thread' THEN 1 ELSE 0 END) = 1
-                THEN 'thread' ELSE 'direct' END AS scope
+                THEN 'thread' ELSE 'direct' END AS scope,
+           CASE WHEN p.author_is_agency THEN 'agency' WHEN p.kind = 'repost' THEN 'repost'
+                ELSE 'public' END AS voice
     FROM posts p
     JOIN post_mentions m ON m.post_id = p.id
     WHERE p.deleted_at IS NULL {time_filter}
-    GROUP BY m.post_id, m.agency_id, p.platform, p.author_platform_id, {period}
+    GROUP BY m.post_id, m.agency_id, p.platform, p.author_platform_id, {period}, p.author_is_agency, p.kind
 ) pm
 LEFT JOIN post_scores s ON s.post_id = pm.post_id AND s.agency_id = pm.agency_id
-                       AND s.scorer = :scorer AND s.scorer_version = :version
+                       AND s.scorer = :scorer AND s.scorer_version = :version AND pm.voice = 'public'
 GROUP BY pm.agency_id, pm.period, pm.platform, pm.scope
 """
 

@@ -7,13 +7,15 @@ last page; the watermark advances only when a window is complete.
 
 from __future__ import annotations
 
+import datetime as dt
 import logging
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine
+from sqlalchemy import Engine, select
 from trustwatch.models import store
+from trustwatch.models.tables import CollectionRun
 
 from trustwatch.records import MentionRecord, Page, PostRecord, Window
 
@@ -57,10 +59,36 @@ def post_match_text(post: PostRecord) -> str:
     return f"{post.title}\n{post.text}" if post.title else post.text
 
 
+def agency_account(username: str | None, matcher: Any) -> str | None:
+    """The agency whose registry X handle ``username`` is, else None (its posts are agency speech)."""
+    if not username:
+        return None
+    handle = "@" + username.lstrip("@")
+    for match in matcher.match(handle):
+        if match.kind == "handle" and match.start == 0 and match.end == len(handle):
+            return str(match.agency_slug)
+    return None
+
+
 def add_mentions(page: Page, matcher: Any) -> None:
-    """Match every post of the page and append direct mentions (kept: what the collector set itself)."""
+    """Match every post of the page and append direct mentions (kept: what the collector set itself).
+
+    Reposts and agency speech are marked here, where the matcher is at hand: every match in a repost's text
+    comes from the reposted text (``via_repost``), and a post whose author is an agency's own X account gets
+    ``author_is_agency``.  Analysts' counts of public mentions leave both out (issue 14).
+    """
+    agency_authors: dict[str, bool] = {}
+    for author in page.authors:
+        if author.platform == "x":
+            agency_authors[author.platform_user_id] = agency_account(author.username, matcher) is not None
     have = {(m.platform_post_id, m.agency_slug, m.match_kind, m.matched_term) for m in page.mentions}
+    reposts = {p.platform_post_id for p in page.posts if p.kind == "repost"}
+    for mention in page.mentions:
+        if mention.platform_post_id in reposts:
+            mention.via_repost = True
     for post in page.posts:
+        if post.platform == "x" and agency_authors.get(post.author_platform_id or ""):
+            post.author_is_agency = True
         if not isinstance(post.text, str):
             continue
         for match in matcher.match(post_match_text(post), community=post.community):
@@ -70,8 +98,55 @@ def add_mentions(page: Page, matcher: Any) -> None:
             have.add(key)
             page.mentions.append(
                 MentionRecord(post.platform, post.platform_post_id, match.agency_slug, match.term, match.kind,
-                              match.start, match.end)
+                              match.start, match.end, via_repost=post.kind == "repost")
             )
+
+
+def covered_until(engine: Engine, platform: str, query: Any, start: dt.datetime) -> dt.datetime | None:
+    """How far the ledger proves this query version unbroken from ``start``: the end of the run of
+    successful, gap-free windows that reaches back to ``start`` (None when none covers ``start`` itself).
+
+    Only ``success`` rows without a coverage gap or a skipped part count: each of them promises its whole
+    window is in the store, so their union is what may be skipped.
+    """
+    t = CollectionRun.__table__
+    with engine.connect() as conn:
+        rows = conn.execute(
+            select(t.c.window_start, t.c.window_end, t.c.notes)
+            .where(t.c.platform == platform, t.c.query_key == query.key, t.c.query_version == query.version,
+                   t.c.source == "api", t.c.status == "success", t.c.coverage_gap.is_(False),
+                   t.c.window_start.is_not(None), t.c.window_end.is_not(None), t.c.window_end > start)
+            .order_by(t.c.window_start)
+        ).all()
+    reach: dt.datetime | None = None
+    for row in rows:
+        if (row.notes or {}).get("skipped"):
+            continue
+        if row.window_start > (reach or start):
+            break  # a hole: nothing after it is proven contiguous with ``start``
+        if reach is None or row.window_end > reach:
+            reach = row.window_end
+    return reach
+
+
+def safe_since_id(engine: Engine, platform: str, query: Any, window: Window) -> str | None:
+    """The watermark's ``since_id`` when it is safe for ``window``, else None (read the window whole).
+
+    ``since_id`` skips every post older than the watermark, so it is safe only where the ledger proves
+    that everything from the window's start up to the watermark's post is stored already. A backfill, or
+    a manual window that starts before an hourly one, would otherwise read nothing and still be marked
+    ``success`` (issue 14). Reading whole is harmless: upserts make overlaps idempotent.
+    """
+    watermark = store.get_watermark(engine, platform, query.key)
+    if not watermark or not watermark["newest_id"] or not watermark["newest_at"]:
+        return None
+    newest_at = watermark["newest_at"]
+    if newest_at < window.start:
+        return None
+    reach = covered_until(engine, platform, query, window.start)
+    if reach is None or reach <= newest_at:
+        return None
+    return str(watermark["newest_id"])
 
 
 def _safe_error(exc: BaseException, secrets: tuple[str, ...]) -> str:
@@ -108,10 +183,7 @@ def run_query(
                          requests=1, finished_at=store.utcnow())
         return RunSummary(handle.run_id, status="dry_run", expected_posts=expected, **summary_base)
 
-    watermark = store.get_watermark(engine, platform, query.key)
-    since_id = None
-    if watermark and watermark["newest_id"] and watermark["newest_at"] and watermark["newest_at"] >= window.start:
-        since_id = watermark["newest_id"]
+    since_id = safe_since_id(engine, platform, query, window)
     handle = store.open_run(
         engine, platform=platform, query_key=query.key, query_version=query.version, query_text=query.text,
         window_start=window.start, window_end=window.end, run_context=run_context,

@@ -50,6 +50,12 @@ TWEET_FIELDS = [
 ]
 USER_FIELDS = ["username", "name", "created_at", "public_metrics", "verified", "location"]
 MAX_RESULTS = {"recent": 100, "all": 500}
+#: X refuses an ``end_time`` less than this long before the request ("must be a minimum of 10 seconds prior
+#: to the request time").
+END_TIME_MARGIN = dt.timedelta(seconds=10)
+#: A window ending this close to now is waited for (a scheduled run starts right after its interval ends);
+#: one ending later is refused: its end is in the future.
+MAX_END_WAIT = dt.timedelta(seconds=60)
 #: Longest raw text kept for a reject (a truncated page can be large).
 MAX_REJECT_TEXT = 20_000
 
@@ -326,6 +332,30 @@ def normalize_x_page(payload: Any, source: str | None = None) -> Page:
 
 # --- settings ----------------------------------------------------------------------------------------
 
+#: X's operator that leaves reposts out of a search (X bills every post read; a repost's text adds nothing).
+NO_REPOSTS = "-is:retweet"
+
+
+def _flag(value: Any) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in {"1", "true", "yes", "on"}
+    return bool(value)
+
+
+def query_suffix(extra: dict[str, Any] | None) -> str:
+    """The suffix every compiled X query gets from the ``x_api`` connection's extra.
+
+    ``query_suffix`` as given, plus ``-is:retweet`` unless ``include_reposts`` is true: each repost read is
+    billed and its text is the original's, whose ``retweet_count`` still carries the amplification.  The
+    query compiler wraps an ``OR`` group in parentheses before the suffix and packs with its length counted.
+    """
+    extra = extra or {}
+    parts = str(extra.get("query_suffix") or "").split()
+    if not _flag(extra.get("include_reposts", False)) and NO_REPOSTS not in parts:
+        parts.append(NO_REPOSTS)
+    return " ".join(parts)
+
+
 
 @dataclass
 class XSettings:
@@ -458,10 +488,13 @@ class XCollector:
         settings: XSettings,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.time,
+        pacer: Callable[[], float] | None = None,
     ) -> None:
         self.settings = settings
         self._sleep = sleep
         self._clock = clock
+        #: Paces requests across every task of the app (``SharedPacer``); None: this collector paces alone.
+        self._pacer = pacer
         if settings.bearer_token:
             _BearerRedactingFilter.secrets.add(settings.bearer_token)
         self.client = tweepy.Client(bearer_token=settings.bearer_token, return_type=requests.Response)
@@ -490,6 +523,7 @@ class XCollector:
         if since == "after-window":
             yield Page(requests=0)  # everything up to a post newer than the window is stored already
             return
+        self._await_end(window)
         if since is not None:
             params["since_id"] = since
             params["until_id"] = str(snowflake_at(window.end))
@@ -524,6 +558,7 @@ class XCollector:
         counts = self.client.get_all_tweets_count if endpoint == "all" else self.client.get_recent_tweets_count
         total = 0
         token: str | None = None
+        self._await_end(window)
         while True:
             params: dict[str, Any] = {"start_time": window.start, "end_time": window.end, "granularity": "day"}
             if token:
@@ -585,7 +620,29 @@ class XCollector:
         token = self.settings.bearer_token
         return text.replace(token, "***") if token else text
 
+    def _await_end(self, window: Window) -> None:
+        """Wait until X accepts the window's end (10 s before the request), or refuse a future end.
+
+        Shortening the window instead would leave its last seconds uncollected under a ``success`` row.
+        """
+        now = dt.datetime.fromtimestamp(self._clock(), tz=dt.UTC)
+        ready = window.end + END_TIME_MARGIN
+        if ready <= now:
+            return
+        if window.end - now > MAX_END_WAIT:
+            raise XApiError(
+                f"the window ends at {window.end.isoformat()}, in the future; X only searches up to "
+                f"{END_TIME_MARGIN.total_seconds():.0f} seconds before the request: end it at now or earlier"
+            )
+        wait = (ready - now).total_seconds() + 0.5
+        log.info("window ends at %s: waiting %.1fs, X accepts an end_time only %ds before the request",
+                 window.end.isoformat(), wait, END_TIME_MARGIN.total_seconds())
+        self._sleep(wait)
+
     def _pace(self) -> None:
+        if self._pacer is not None:
+            self._pacer()
+            return
         if self._min_interval <= 0:
             return
         now = time.monotonic()

@@ -26,14 +26,15 @@ CREATE TEMP TABLE IF NOT EXISTS tw_stage_posts (
     lang text, created_at timestamptz, url text, conversation_id text, parent_platform_id text,
     root_platform_id text, community text, like_count int, repost_count int, reply_count int,
     quote_count int, score int, withheld jsonb, removed_by_category text, edit_history_ids jsonb,
-    raw jsonb, deleted_reason text, mentions jsonb
+    raw jsonb, deleted_reason text, mentions jsonb, author_is_agency boolean
 ) ON COMMIT DELETE ROWS
 """
 
 _POST_COLS = ("platform", "platform_post_id", "kind", "author_platform_id", "text", "title", "lang",
               "created_at", "url", "conversation_id", "parent_platform_id", "root_platform_id", "community",
               "like_count", "repost_count", "reply_count", "quote_count", "score", "withheld",
-              "removed_by_category", "edit_history_ids", "raw", "deleted_reason", "mentions")
+              "removed_by_category", "edit_history_ids", "raw", "deleted_reason", "mentions",
+              "author_is_agency")
 _COPY_POSTS = f"COPY tw_stage_posts ({', '.join(_POST_COLS)}) FROM STDIN"
 
 # Authors first, in key order, in a statement of their own: the posts statement then finds every author of
@@ -71,12 +72,13 @@ WITH up AS (
                        created_at, url, conversation_id, parent_platform_id, root_platform_id, community,
                        like_count, repost_count, reply_count, quote_count, score, withheld,
                        removed_by_category, edit_history_ids, raw, first_collected_at, last_collected_at,
-                       deleted_at, deleted_reason)
+                       deleted_at, deleted_reason, author_is_agency)
     SELECT s.platform, s.platform_post_id, s.kind, a.id, s.author_platform_id, s.text, s.title, s.lang,
            s.created_at, s.url, s.conversation_id, s.parent_platform_id, s.root_platform_id, s.community,
            s.like_count, s.repost_count, s.reply_count, s.quote_count, s.score, s.withheld,
            s.removed_by_category, s.edit_history_ids, s.raw, :now, :now,
-           CASE WHEN s.deleted_reason IS NOT NULL THEN CAST(:now AS timestamptz) END, s.deleted_reason
+           CASE WHEN s.deleted_reason IS NOT NULL THEN CAST(:now AS timestamptz) END, s.deleted_reason,
+           coalesce(s.author_is_agency, false)
     FROM tw_stage_posts s
     LEFT JOIN authors a ON a.platform = s.platform AND a.platform_user_id = s.author_platform_id
     ORDER BY s.platform, s.platform_post_id
@@ -103,7 +105,8 @@ WITH up AS (
         edit_history_ids = COALESCE(EXCLUDED.edit_history_ids, posts.edit_history_ids),
         last_collected_at = EXCLUDED.last_collected_at,
         deleted_at = COALESCE(posts.deleted_at, EXCLUDED.deleted_at),
-        deleted_reason = COALESCE(posts.deleted_reason, EXCLUDED.deleted_reason)
+        deleted_reason = COALESCE(posts.deleted_reason, EXCLUDED.deleted_reason),
+        author_is_agency = posts.author_is_agency OR EXCLUDED.author_is_agency
     RETURNING id, platform, platform_post_id, created_at, first_collected_at
 ),
 seen AS (
@@ -113,16 +116,18 @@ seen AS (
 ),
 new_mentions AS (
     INSERT INTO post_mentions (post_id, agency_id, matched_term, match_kind, start_offset, end_offset,
-                               post_created_at, platform)
-    SELECT seen.id, m.a, m.t, m.k, m.s, m.e, seen.created_at, seen.platform
-    FROM seen CROSS JOIN LATERAL jsonb_to_recordset(seen.mentions) AS m(a int, t text, k text, s int, e int)
+                               post_created_at, platform, via_repost)
+    SELECT seen.id, m.a, m.t, m.k, m.s, m.e, seen.created_at, seen.platform, coalesce(m.r, false)
+    FROM seen CROSS JOIN LATERAL jsonb_to_recordset(seen.mentions)
+                                 AS m(a int, t text, k text, s int, e int, r boolean)
     WHERE seen.is_new
 ),
 more_mentions AS (
     INSERT INTO post_mentions (post_id, agency_id, matched_term, match_kind, start_offset, end_offset,
-                               post_created_at, platform)
-    SELECT seen.id, m.a, m.t, m.k, m.s, m.e, seen.created_at, seen.platform
-    FROM seen CROSS JOIN LATERAL jsonb_to_recordset(seen.mentions) AS m(a int, t text, k text, s int, e int)
+                               post_created_at, platform, via_repost)
+    SELECT seen.id, m.a, m.t, m.k, m.s, m.e, seen.created_at, seen.platform, coalesce(m.r, false)
+    FROM seen CROSS JOIN LATERAL jsonb_to_recordset(seen.mentions)
+                                 AS m(a int, t text, k text, s int, e int, r boolean)
     WHERE NOT seen.is_new
     ON CONFLICT (post_id, agency_id, match_kind, matched_term) DO NOTHING
 ),
@@ -178,7 +183,8 @@ def _mentions_by_post(
     by_post: dict[tuple[str, str], list[dict[str, Any]]] = {}
     for m in mentions:
         by_post.setdefault((m.platform, m.platform_post_id), []).append(
-            {"a": agencies[m.agency_slug], "t": m.matched_term[:200], "k": m.match_kind, "s": m.start, "e": m.end}
+            {"a": agencies[m.agency_slug], "t": m.matched_term[:200], "k": m.match_kind, "s": m.start, "e": m.end,
+             "r": m.via_repost}
         )
     return by_post
 
@@ -220,7 +226,7 @@ def write_rows_pg(
                 clean_text(p.title), p.lang, p.created_at, p.url, p.conversation_id, p.parent_platform_id,
                 p.root_platform_id, p.community, m.likes, m.reposts, m.replies, m.quotes, m.score,
                 _json(p.withheld), p.removed_by_category, _json(p.edit_history_ids), _json(p.raw),
-                p.deleted_reason, _json(by_post.get((p.platform, p.platform_post_id))),
+                p.deleted_reason, _json(by_post.get((p.platform, p.platform_post_id))), p.author_is_agency,
             ))
     new = conn.execute(_MERGE_POSTS_SQL, {"now": now, "run_id": run_id}).scalar_one()
     if clear_staging:

@@ -123,6 +123,7 @@ def _post_row(p: PostRecord, author_id: int | None, now: dt.datetime) -> dict[st
         "last_collected_at": now,
         "deleted_at": now if p.deleted_reason else None,
         "deleted_reason": p.deleted_reason,
+        "author_is_agency": p.author_is_agency,
     }
 
 
@@ -200,6 +201,8 @@ def _upsert_posts(
                 "last_collected_at": ex.last_collected_at,
                 "deleted_at": func.coalesce(table.c.deleted_at, ex.deleted_at),
                 "deleted_reason": func.coalesce(table.c.deleted_reason, ex.deleted_reason),
+                # sticky: a sighting without the registry (an archive import) never unmarks agency speech
+                "author_is_agency": or_(table.c.author_is_agency, ex.author_is_agency),
             },
         ).returning(
             table.c.id, table.c.platform, table.c.platform_post_id, table.c.created_at,
@@ -404,6 +407,7 @@ def _write_rows(
                 "end_offset": m.end,
                 "post_created_at": target[1],
                 "platform": m.platform,
+                "via_repost": m.via_repost,
             },
         )
     if mention_rows:

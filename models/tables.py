@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     text,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -166,6 +167,11 @@ class Post(Base):
     deleted_reason: Mapped[str | None] = mapped_column(
         String(40), comment="'[deleted]', '[removed]', 'not_found', 'suspended', 'withheld', ..."
     )
+    author_is_agency: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false(),
+        comment="True when the author is an agency's own X account (a registry handle): agency speech, "
+                "counted apart from public mentions.",
+    )
 
 
 class PostMention(Base):
@@ -197,6 +203,11 @@ class PostMention(Base):
         UTCDateTime, comment="The post's created_at, copied for fast per-agency time queries."
     )
     platform: Mapped[str] = mapped_column(String(10), comment="The post's platform, copied for rollups.")
+    via_repost: Mapped[bool] = mapped_column(
+        Boolean, default=False, server_default=false(),
+        comment="True when the match is in the reposted text of a repost (amplification, not a direct "
+                "mention by the reposter).",
+    )
 
 
 class MetricSnapshot(Base):
@@ -367,7 +378,16 @@ class AgencyDailyTrend(Base):
         String(10), comment="'direct' (the post names the agency) or 'thread' (only inherited from its thread)."
     )
     scorer_version: Mapped[str] = mapped_column(String(20), comment="Scorer version of the score columns.")
-    mentions: Mapped[int] = mapped_column(Integer, default=0, comment="Posts mentioning the agency.")
+    mentions: Mapped[int] = mapped_column(
+        Integer, default=0,
+        comment="Public direct mentions: originals, replies and quotes by non-agency authors naming the agency.",
+    )
+    reposts: Mapped[int] = mapped_column(Integer, default=0, server_default="0",
+                                         comment="Reposts of posts mentioning the agency (amplification).")
+    agency_posts: Mapped[int] = mapped_column(
+        Integer, default=0, server_default="0",
+        comment="Posts by agency accounts mentioning the agency (agency speech).",
+    )
     unique_authors: Mapped[int] = mapped_column(Integer, default=0, comment="Distinct authors in the period.")
     scored: Mapped[int] = mapped_column(Integer, default=0, comment="Posts with a score of this version.")
     unscored_language: Mapped[int] = mapped_column(
@@ -385,3 +405,22 @@ class AgencyDailyTrend(Base):
     negative: Mapped[int] = mapped_column(Integer, default=0, comment="Scored posts with sentiment <= -0.05.")
     positive: Mapped[int] = mapped_column(Integer, default=0, comment="Scored posts with sentiment >= 0.05.")
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, comment="Last refresh.")
+
+
+class ApiRateLimit(Base):
+    """Request pacing one app shares across collect tasks (X limits full-archive search per app)."""
+
+    __tablename__ = "api_rate_limits"
+    __table_args__ = (
+        {"comment": "Request pacing shared by every collect task of one app: X limits full-archive search per app."},
+    )
+
+    api: Mapped[str] = mapped_column(
+        String(60), primary_key=True,
+        comment="Endpoint and app, e.g. 'x:search/all:<app key>' (a hash, never the token).",
+    )
+    next_at: Mapped[dt.datetime] = mapped_column(
+        UTCDateTime, comment="Earliest time the next request of this app may be sent."
+    )
+    window_start: Mapped[dt.datetime] = mapped_column(UTCDateTime, comment="Start of the current request-count window.")
+    window_count: Mapped[int] = mapped_column(Integer, comment="Requests sent in the current window.")

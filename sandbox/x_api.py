@@ -53,6 +53,9 @@ class QueryError(ValueError):
     def __init__(self, message: str, position: int | None = None) -> None:
         super().__init__(message)
         self.position = position
+        #: The request parameter at fault and its value, when it is not the query itself.
+        self.parameter = "query"
+        self.value: str | None = None
 
 
 # --- query language --------------------------------------------------------------------------------
@@ -291,6 +294,12 @@ class XApi:
         "search/recent": 450, "search/all": 300, "counts/recent": 300, "counts/all": 300, "lookup": 3500,
         "compliance/jobs": 150,
     }
+    #: Least seconds between two requests of the app: full-archive search also allows 1 request per second.
+    MIN_INTERVALS: ClassVar[dict[str, float]] = {"search/all": 1.0}
+    #: Arrival jitter forgiven on the per-second rule (a paced client's requests reach us a few ms apart).
+    INTERVAL_SLACK = 0.05
+    #: X refuses an ``end_time`` later than this many seconds before the request.
+    END_TIME_MARGIN = 10.0
 
     def __init__(
         self,
@@ -309,6 +318,9 @@ class XApi:
         self.max_query_length = 4096
         self.clock = clock
         self._buckets: dict[str, _Bucket] = {}
+        self._last_sent: dict[str, float] = {}
+        #: Requests refused by the per-second rule (tests read it: a paced app never sees one).
+        self.interval_refusals = 0
         #: Search results by (query, window, ids, corpus version): paging re-asks the same question.
         self._cache: dict[tuple[Any, ...], list[XTweet]] = {}
         self._lock = threading.Lock()
@@ -395,6 +407,8 @@ class XApi:
         """Start a fresh rate-limit window for every endpoint."""
         with self._lock:
             self._buckets.clear()
+            self._last_sent.clear()
+            self.interval_refusals = 0
 
     # -- HTTP --------------------------------------------------------------------------------------
 
@@ -438,8 +452,16 @@ class XApi:
                 bucket = _Bucket(limit, int(now + self.rate_window) + 1)
                 self._buckets[name] = bucket
             allowed = bucket.remaining > 0
+            interval = self.MIN_INTERVALS.get(name, 0.0)
+            last = self._last_sent.get(name)
+            too_soon = interval > 0 and last is not None and now - last < interval - self.INTERVAL_SLACK
+            if allowed and too_soon:
+                self.interval_refusals += 1
+                return {"x-rate-limit-limit": str(limit), "x-rate-limit-remaining": str(bucket.remaining),
+                        "x-rate-limit-reset": str(int(last + interval) + 1)}, False
             if allowed:
                 bucket.remaining -= 1
+                self._last_sent[name] = now
             headers = {
                 "x-rate-limit-limit": str(limit),
                 "x-rate-limit-remaining": str(bucket.remaining),
@@ -465,6 +487,11 @@ class XApi:
         end = request.param("end_time")
         start_at = _parse_time(start, "start_time") if start else None
         end_at = _parse_time(end, "end_time") if end else None
+        if end_at is not None and end_at.timestamp() > self.clock() - self.END_TIME_MARGIN:
+            error = QueryError(f"Invalid 'end_time':'{end}'. 'end_time' must be a minimum of "
+                               f"{self.END_TIME_MARGIN:.0f} seconds prior to the request time.")
+            error.parameter, error.value = "end_time", end
+            raise error
         if start_at and end_at and end_at <= start_at:
             raise QueryError(f"Invalid 'start_time':'{start}'. 'start_time' must be before 'end_time'")
         return start_at, end_at
@@ -496,7 +523,7 @@ class XApi:
             message = str(exc)
             if not message.startswith("There were errors"):
                 message = f"There were errors processing your request: {message}{where}"
-            return _invalid("query", query, message)
+            return _invalid(exc.parameter, exc.value if exc.value is not None else query, message)
         limit_max = 500 if name == "search/all" else 100
         raw_max = request.param("max_results") or "10"
         if not raw_max.isdigit() or not 10 <= int(raw_max) <= limit_max:
@@ -582,7 +609,8 @@ class XApi:
             start, end = self._window(request)
             matches = self._matching(query, start, end, request.param("since_id"), request.param("until_id"))
         except QueryError as exc:
-            return _invalid("query", query, f"There were errors processing your request: {exc}")
+            return _invalid(exc.parameter, exc.value if exc.value is not None else query,
+                            f"There were errors processing your request: {exc}")
         granularity = request.param("granularity") or "hour"
         step = {"minute": dt.timedelta(minutes=1), "hour": dt.timedelta(hours=1), "day": dt.timedelta(days=1)}
         if granularity not in step:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -20,8 +21,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
-DAG_IDS = {"collect_x", "collect_reddit", "revisit_reddit", "enrich_posts", "compliance_check", "import_archive",
-           "refresh_metrics"}
+DAG_IDS = {"collect_x", "collect_reddit", "revisit_reddit", "enrich_posts", "trend_report", "compliance_check",
+           "import_archive", "refresh_metrics"}
 X_TOKEN = "sandbox-x-token-dagtest"
 REDDIT_ID, REDDIT_SECRET = "dagtest-client", "dagtest-secret-5d1e"
 #: Agencies the runs ask for: a few keep each run to a couple of mapped collect tasks.
@@ -216,8 +217,14 @@ def test_trigger_form_params_are_typed(dagbag):
     assert dag["param_defaults"] == {"start": None, "end": None, "agencies": [], "dry_run": False}
 
 
-def test_enrich_runs_on_the_posts_asset_and_compliance_weekly(dagbag):
-    assert dagbag["dags"]["enrich_posts"]["asset_schedule"] == ["trustwatch_posts"]
+def test_enrich_is_batched_the_report_daily_and_compliance_weekly(dagbag):
+    # one enrichment per 15 minutes takes every collect task's posts (not one run per finished task),
+    # and the report is its own daily DAG (issue 14.7)
+    enrich, report = dagbag["dags"]["enrich_posts"], dagbag["dags"]["trend_report"]
+    assert enrich["asset_schedule"] is None and enrich["cron"] == "*/15 * * * *"
+    assert enrich["max_active_runs"] == 1 and enrich["catchup"] is False
+    assert report["cron"] == "30 0 * * *" and report["catchup"] is False
+    assert set(report["tasks"]) == {"enrich", "report"}
     compliance = dagbag["dags"]["compliance_check"]
     assert compliance["cron"] == "0 0 * * 0"  # batch compliance jobs: weekly by default
     assert compliance["catchup"] is False
@@ -469,10 +476,14 @@ def test_enrich_posts_scores_collected_posts_and_writes_the_report(airflow_home,
     scenarios = [
         {"name": "collect", "dag_id": "collect_x", "conf": {"start": start, "end": end, "agencies": AGENCIES}},
         {"name": "enrich", "dag_id": "enrich_posts"},
+        {"name": "report", "dag_id": "trend_report"},
     ]
     results, logs = _run_scenarios(airflow_home, sandbox, store_url, scenarios, tmp_path)
     assert results["enrich"]["state"] == "success", _errors(logs["enrich"])
     counts = results["enrich"]["counts"]
     assert counts["post_scores"] > 0 and counts["agency_daily_trends"] > 0
+    assert results["report"]["state"] == "success", _errors(logs["report"])
     reports = list((airflow_home / "reports").glob("trend-*.html"))
     assert reports and "<html" in reports[0].read_text()[:500].lower()
+    # named by the run's time, never after a missing logical date
+    assert [re.fullmatch(r"trend-\d{4}-\d\d-\d\dT\d{4}Z\.html", r.name) is not None for r in reports] == [True]

@@ -142,10 +142,11 @@ def test_report_renders_for_the_sandbox_corpus(sandbox_store: Engine, tmp_path: 
     for heading in ("Weekly trend", "Alerts", "Sample posts", "Most trusting", "Most distrusting"):
         assert doc.count(f">{heading}<") == 4
 
-    # The summary's counts are what an analyst counts in the raw tables (tombstones left out).
+    # The summary's counts are what an analyst counts in the raw tables: public mentions (no reposts, no
+    # agency accounts' own posts), tombstones left out.
     with sandbox_store.connect() as conn:
         raw = dict(conn.execute(text(
-            "SELECT agency, count(DISTINCT post_id) FROM agency_mentions GROUP BY agency")).all())
+            "SELECT agency, count(*) FROM agency_mentions WHERE public_mention = 1 GROUP BY agency")).all())
         names = dict(conn.execute(text("SELECT name, slug FROM agencies")).all())
     shown = {names[row[0]]: int(row[1]) for row in parser.summary_rows}
     assert shown == {slug: raw[slug] for slug in shown}
@@ -160,7 +161,8 @@ def test_report_filters_by_agency_and_date(sandbox_store: Engine, tmp_path: Path
     assert [s for s in parser.sections if s.startswith("agency-")] == ["agency-nypd", "agency-lapd"]
     with sandbox_store.connect() as conn:
         recent = conn.execute(text(
-            "SELECT count(DISTINCT post_id) FROM agency_mentions WHERE agency = 'nypd' AND created_at >= :since"),
+            "SELECT count(*) FROM agency_mentions WHERE agency = 'nypd' AND public_mention = 1 "
+            "AND created_at >= :since"),
             {"since": trends.week_start(since).isoformat()}).scalar_one()
     assert int(parser.summary_rows[0][1]) == recent
     with pytest.raises(ReportError, match="nypd-typo"):

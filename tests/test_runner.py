@@ -165,3 +165,59 @@ def test_secrets_are_masked_in_the_ledger(engine: Engine) -> None:
     with engine.connect() as conn:
         error = conn.execute(select(CollectionRun.error)).scalar_one()
     assert "SECRET-TOKEN-123" not in error and "***" in error
+
+
+# --- issue 14.1: since_id only where the ledger proves unbroken coverage -------------------------------
+
+
+def _later(hours_from: float, hours_to: float) -> Window:
+    return Window(BASE_TIME + dt.timedelta(hours=hours_from), BASE_TIME + dt.timedelta(hours=hours_to))
+
+
+def test_a_window_before_the_watermark_is_read_whole_not_from_since_id(engine: Engine) -> None:
+    """A backfill after a later window: the watermark's since_id would skip every post of the earlier window."""
+    run_query(engine, ScriptedCollector(), Query(), WINDOW, matcher=PhraseMatcher())
+    backfill = Window(BASE_TIME - dt.timedelta(hours=1), BASE_TIME + dt.timedelta(minutes=30))
+    c = ScriptedCollector(total=0)
+    run_query(engine, c, Query(), backfill, matcher=PhraseMatcher())
+    assert c.calls == [(None, None)]
+
+
+def test_a_manual_window_around_an_hourly_one_is_read_whole(engine: Engine) -> None:
+    """07:00-11:30 after 10:00-11:00: nothing proves 07:00-10:00 is stored, so no since_id."""
+    run_query(engine, ScriptedCollector(total=0), Query(), _later(10, 11), matcher=PhraseMatcher())
+    store.advance_watermark(engine, "x", Query().key, ("1800000000000000999", BASE_TIME + dt.timedelta(hours=10.9)),
+                            None)
+    c = ScriptedCollector(total=0)
+    run_query(engine, c, Query(), _later(7, 11.5), matcher=PhraseMatcher())
+    assert c.calls == [(None, None)]
+
+
+def test_since_id_is_used_across_contiguous_successful_windows_only(engine: Engine) -> None:
+    for hours in ((0, 1), (1, 2), (2, 3)):
+        run_query(engine, ScriptedCollector(total=0), Query(), _later(*hours), matcher=PhraseMatcher())
+    newest = ("1800000000000000777", BASE_TIME + dt.timedelta(hours=2, minutes=50))
+    store.advance_watermark(engine, "x", Query().key, newest, None)
+    # a failed hour in between breaks the proof: read the window whole
+    with engine.begin() as conn:
+        conn.execute(CollectionRun.__table__.update()
+                     .where(CollectionRun.window_start == BASE_TIME + dt.timedelta(hours=1))
+                     .values(status="failed"))
+    c = ScriptedCollector(total=0)
+    run_query(engine, c, Query(), _later(0.5, 4), matcher=PhraseMatcher())
+    assert c.calls == [(None, None)]
+    # that whole read closed the hole: [0, 1) and [0.5, 4) reach past the newest post
+    c2 = ScriptedCollector(total=0)
+    run_query(engine, c2, Query(), _later(0.25, 5), matcher=PhraseMatcher())
+    assert c2.calls == [(None, newest[0])]
+
+
+def test_a_window_with_a_coverage_gap_proves_nothing(engine: Engine) -> None:
+    run_query(engine, ScriptedCollector(total=0), Query(), _later(0, 3), matcher=PhraseMatcher())
+    with engine.begin() as conn:
+        conn.execute(CollectionRun.__table__.update().values(coverage_gap=True))
+    store.advance_watermark(engine, "x", Query().key, ("1800000000000000777", BASE_TIME + dt.timedelta(hours=2)),
+                            None)
+    c = ScriptedCollector(total=0)
+    run_query(engine, c, Query(), _later(1, 4), matcher=PhraseMatcher())
+    assert c.calls == [(None, None)]

@@ -237,11 +237,11 @@ def test_view_agency_mentions(store_engine_synced: Engine) -> None:
     store.write_page(engine, make_page(range(5)))
     with engine.connect() as conn:
         rows = conn.execute(text(
-            "select agency, platform, author, matched_term, match_kind, created_at from agency_mentions "
+            "select agency, platform, author, matched_terms, match_kinds, created_at from agency_mentions "
             "order by agency, created_at")).mappings().all()
     assert len(rows) == 10
     assert {r["agency"] for r in rows} == {"alpha-pd", "beta-so"}
-    assert rows[0]["author"] == "user0" and rows[0]["matched_term"] == "Alpha Police Department"
+    assert rows[0]["author"] == "user0" and rows[0]["matched_terms"] == "Alpha Police Department"
 
 
 def test_sync_agencies_deactivates_removed_entries(store: Engine) -> None:

@@ -29,7 +29,7 @@ TEXTS = {
 
 def make_post(i: int, *, day: int, agencies: dict[str, str], mood: str = "flat", platform: str = "x",
               author: str | None = None, likes: int = 0, hour: int = 12, deleted: bool = False,
-              ) -> tuple[PostRecord, list[MentionRecord], AuthorRecord]:
+              voice: str = "public") -> tuple[PostRecord, list[MentionRecord], AuthorRecord]:
     """A post on DAY0 + day mentioning each agency slug with the given kind ('name' or 'thread')."""
     first = next(iter(agencies))
     name = next(a.name for a in AGENCIES if a.slug == first)
@@ -37,7 +37,9 @@ def make_post(i: int, *, day: int, agencies: dict[str, str], mood: str = "flat",
     pid = f"{platform}{i}"
     uid = author or f"u{i % 5}"
     post = PostRecord(
-        platform=platform, platform_post_id=pid, kind="post" if platform == "x" else "comment",
+        platform=platform, platform_post_id=pid,
+        kind=("repost" if voice == "repost" else "post") if platform == "x" else "comment",
+        author_is_agency=voice == "agency",
         created_at=DAY0 + dt.timedelta(days=day, hours=hour, seconds=i % 3600), text=body,
         author_platform_id=uid, lang="en", metrics=Metrics(likes=likes), url=f"https://example.test/{pid}",
         deleted_reason="[deleted]" if deleted else None,
@@ -165,7 +167,8 @@ def test_tombstones_and_late_mentions_reach_the_rollups(synced: Engine) -> None:
 # ------------------------------------------------------------------------------- incremental = from scratch
 
 ROLLUP_COLUMNS = ("agency_id", "grain", "day", "platform", "scope", "scorer_version", "mentions", "unique_authors",
-                  "scored", "sentiment_sum", "sentiment_sq_sum", "trust_sum", "trust_sq_sum", "negative", "positive")
+                  "scored", "sentiment_sum", "sentiment_sq_sum", "trust_sum", "trust_sq_sum", "negative", "positive",
+                  "reposts", "agency_posts")
 
 
 def rollup_snapshot(engine: Engine) -> dict[tuple, tuple]:
@@ -178,7 +181,7 @@ def oracle(engine: Engine) -> dict[tuple, tuple]:
     """The rollups computed in Python from the raw rows: what any correct refresh must produce."""
     with engine.connect() as conn:
         posts = {r.id: r for r in conn.execute(text(
-            "SELECT id, platform, author_platform_id, created_at, deleted_at FROM posts"))}
+            "SELECT id, platform, author_platform_id, created_at, deleted_at, kind, author_is_agency FROM posts"))}
         mentions = conn.execute(text("SELECT post_id, agency_id, match_kind FROM post_mentions")).all()
         scores = {(r.post_id, r.agency_id): r for r in conn.execute(text(
             "SELECT post_id, agency_id, sentiment, trust_score FROM post_scores WHERE scorer_version = :v"),
@@ -195,17 +198,21 @@ def oracle(engine: Engine) -> dict[tuple, tuple]:
         day = created.date() if created.tzinfo is None else created.astimezone(dt.UTC).date()
         scope = "thread" if ks == {"thread"} else "direct"
         for grain, period in (("day", day), ("week", trends.week_start(day))):
+            voice = "agency" if p.author_is_agency else "repost" if p.kind == "repost" else "public"
             groups[(agency_id, grain, period, p.platform, scope)].append((p.author_platform_id,
-                                                                        scores.get((post_id, agency_id))))
+                                                                        scores.get((post_id, agency_id)), voice))
     out = {}
-    for (agency_id, grain, period, platform, scope), items in groups.items():
+    for (agency_id, grain, period, platform, scope), everything in groups.items():
+        # issue 14: only public voices are mentions; reposts and agency posts are counted apart
+        items = [(a, s) for a, s, voice in everything if voice == "public"]
         scored = [s for _, s in items if s is not None]
         key = tuple(str(v) for v in (agency_id, grain, period, platform, scope, SCORER_VERSION))
         out[key] = tuple(round(float(v), 9) for v in (
             len(items), len({a for a, _ in items}), len(scored),
             sum(s.sentiment for s in scored), sum(s.sentiment ** 2 for s in scored),
             sum(s.trust_score for s in scored), sum(s.trust_score ** 2 for s in scored),
-            sum(1 for s in scored if s.sentiment <= -0.05), sum(1 for s in scored if s.sentiment >= 0.05)))
+            sum(1 for s in scored if s.sentiment <= -0.05), sum(1 for s in scored if s.sentiment >= 0.05),
+            sum(1 for *_, v in everything if v == "repost"), sum(1 for *_, v in everything if v == "agency")))
     return out
 
 
@@ -223,6 +230,7 @@ post_spec = st.fixed_dictionaries({
                                 min_size=1, max_size=3),
     "mood": st.sampled_from(sorted(TEXTS)),
     "author": st.sampled_from(["a", "b", "c", "d"]),
+    "voice": st.sampled_from(["public", "public", "repost", "agency"]),
 })
 # Each step: a batch of new posts, re-sightings of earlier posts (with a new mention or a deletion), then enrich.
 steps = st.lists(st.tuples(st.lists(post_spec, min_size=0, max_size=6),

@@ -83,6 +83,8 @@ class PostRecord:
     removed_by_category: str | None = None
     edit_history_ids: list[str] | None = None
     raw: dict[str, Any] | None = None
+    #: Written by an agency's own account (a registry handle): agency speech, not public opinion.
+    author_is_agency: bool = False
 
 
 @dataclass(slots=True)
@@ -96,6 +98,8 @@ class MentionRecord:
     match_kind: str
     start: int | None = None
     end: int | None = None
+    #: Found only in the reposted text of a repost (amplification, not the reposter's own mention).
+    via_repost: bool = False
 
 
 @dataclass(slots=True)

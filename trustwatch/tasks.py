@@ -20,6 +20,8 @@ log = logging.getLogger(__name__)
 
 #: How far back X's search/recent endpoint reaches.
 X_RECENT_REACH = dt.timedelta(days=7)
+#: X refuses an end_time less than this long before the request.
+X_END_TIME_MARGIN = dt.timedelta(seconds=10)
 PLATFORMS = ("x", "reddit")
 
 
@@ -164,12 +166,19 @@ def validate_request(
         raise RequestError(f"unknown platform {platform!r}: use one of {', '.join(PLATFORMS)}")
     now = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
     start_t, end_t = parse_time(start, "start"), parse_time(end, "end")
+    # X refuses an end_time less than 10 s before the request: a manual run ending "now" is clamped to the
+    # latest end X accepts (a scheduled run keeps its interval: the collector waits the seconds instead)
+    latest_x_end = (now - X_END_TIME_MARGIN).replace(microsecond=0)
     if start_t is None and end_t is None:
         if manual or data_interval_start is None or data_interval_end is None:
-            end_t = now.replace(second=0, microsecond=0)
+            end_t = (latest_x_end if platform == "x" else now).replace(second=0, microsecond=0)
             start_t = end_t - dt.timedelta(hours=1)
         else:
             start_t, end_t = data_interval_start.astimezone(dt.UTC), data_interval_end.astimezone(dt.UTC)
+    elif platform == "x" and end_t is not None and latest_x_end < end_t <= now + dt.timedelta(minutes=1):
+        log.info("end %s is less than 10 s before now: clamped to %s, the latest end X accepts",
+                 end_t.isoformat(), latest_x_end.isoformat())
+        end_t = latest_x_end
     elif start_t is None or end_t is None:
         raise RequestError("give both start and end, or neither (a run without dates covers the last hour)")
     assert start_t is not None and end_t is not None
@@ -189,11 +198,12 @@ def validate_request(
 
 
 def _x_settings_or_default() -> tuple[int, str]:
+    from trustwatch.collectors.x import query_suffix
     from trustwatch.settings import X_CONN_ID, find_connection
 
     conn = find_connection(X_CONN_ID)
     extra = conn.extra if conn else {}
-    return int(extra.get("max_query_length", 512)), str(extra.get("query_suffix", ""))
+    return int(extra.get("max_query_length", 512)), query_suffix(extra)
 
 
 def compile_queries(platform: str, agencies: Sequence[str] | None = None) -> list[dict[str, Any]]:
@@ -294,7 +304,14 @@ def make_collector(platform: str) -> tuple[Any, tuple[str, ...]]:
         from trustwatch.collectors.x import XCollector, XSettings
 
         settings = XSettings.from_connection()
-        return XCollector(settings), (settings.bearer_token,)
+        pacer = None
+        if settings.endpoint == "all":
+            # full-archive search is limited per app (1 request/s, 300 per 15 min): pace through the store,
+            # shared by every collect task, not per task (issue 14.4)
+            from trustwatch.models.ratelimit import SharedPacer, app_key
+
+            pacer = SharedPacer(engine(), app_key("search/all", settings.bearer_token))
+        return XCollector(settings, pacer=pacer), (settings.bearer_token,)
     if platform == "reddit":
         from trustwatch.collectors.reddit import RedditCollector, RedditSettings
 
@@ -511,6 +528,13 @@ def reports_dir() -> Any:
     from trustwatch.settings import HOME_DIR
 
     return Path(os.environ.get("TRUSTWATCH_REPORTS_DIR", HOME_DIR / "reports"))
+
+
+def report_path(run_time: dt.datetime | None = None) -> Path:
+    """Where a scheduled report goes: named by the run's time (UTC, to the minute), so no run overwrites
+    another and none is named after a missing logical date (asset-triggered runs have none)."""
+    moment = (run_time or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    return reports_dir() / f"trend-{moment:%Y-%m-%dT%H%MZ}.html"
 
 
 def report(out: str | None = None, agencies: Sequence[str] | None = None, since: str | None = None) -> str:
