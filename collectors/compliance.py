@@ -22,7 +22,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, null, select, update
 from trustwatch.models import store
 from trustwatch.models.tables import Post, RejectedPayload
 
@@ -111,7 +111,7 @@ def tombstone(engine: Engine, platform: str, verdicts: dict[str, str], now: dt.d
             changed += conn.execute(
                 update(Post)
                 .where(Post.platform == platform, Post.platform_post_id.in_(ids), Post.deleted_at.is_(None))
-                .values(text="", title=None, raw=None, deleted_at=now, deleted_reason=reason[:40])
+                .values(text="", title=None, raw=null(), deleted_at=now, deleted_reason=reason[:40])
             ).rowcount or 0
             conn.execute(
                 update(RejectedPayload)
@@ -214,4 +214,7 @@ def check_compliance(
         result["reddit"] = _check_platform(
             engine, "reddit", lambda rows: _reddit_verdicts(reddit_collector, rows), **common
         )
+    # every run, not only for the posts it tombstoned: a reject written before its post was deleted (or
+    # from a broken copy of an old tombstone) keeps no deleted text either
+    result["rejects_scrubbed"] = store.scrub_tombstoned_rejects(engine)
     return result
