@@ -706,10 +706,11 @@ def open_run(
             t.c.source == source,
             t.c.window_start == window_start if window_start is not None else t.c.window_start.is_(None),
             t.c.window_end == window_end if window_end is not None else t.c.window_end.is_(None),
-            t.c.status.in_(("running", "failed", "success")),
+            t.c.status.in_(("running", "failed", "success", "partial")),
         )
         rows = conn.execute(select(t).where(same).order_by(t.c.id.desc())).mappings().all()
-        done = next((r for r in rows if r["status"] == "success"), None)
+        # partial: an archive read to where it was cut; reading the same bytes again cannot get further
+        done = next((r for r in rows if r["status"] in ("success", "partial")), None)
         if done is not None:
             return RunHandle(done["id"], None, resumed=False, already_done=True, notes=dict(done["notes"] or {}))
         unfinished = rows[0] if rows else None

@@ -73,10 +73,11 @@ def cmd_collect(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from trustwatch.collectors.archive import ImportSummary
 
-    results = tasks.import_archive(args.platform, args.files, keep_all=args.all, progress=True)
+    results = tasks.import_archive(args.platform, args.files, keep_all=args.all, progress=True,
+                                   raise_on_failure=False)
     for r in results:
-        print(ImportSummary(**r).line())
-    return 0
+        print(ImportSummary(**r).line(), file=sys.stderr if r["status"] == "failed" else sys.stdout)
+    return 1 if any(r["status"] == "failed" for r in results) else 0
 
 
 def cmd_enrich(args: argparse.Namespace) -> int:

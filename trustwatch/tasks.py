@@ -316,29 +316,47 @@ def summarize(platform: str, summaries: Sequence[dict[str, Any]], run_context: d
 
 
 def import_archive(platform: str, paths: Sequence[str], keep_all: bool = False, progress: bool = False,
-                   run_context: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Import archive files (or every file of a folder) through the write path; one ledger row per file."""
+                   run_context: dict[str, Any] | None = None, raise_on_failure: bool = True) -> list[dict[str, Any]]:
+    """Import archive files (or every file of a folder) through the write path; one ledger row per file.
+
+    Each file fails alone (unreadable, not an archive, no line of posts): the files after it are imported,
+    and then, with ``raise_on_failure``, one ArchiveError names every failed file (the CLI prints each
+    file's line itself instead).
+    """
     from dataclasses import asdict
 
-    from trustwatch.collectors.archive import import_file, iter_files
+    from trustwatch.collectors.archive import ArchiveError, ImportSummary, import_file, iter_files
 
     if platform not in PLATFORMS:
         raise RequestError(f"unknown platform {platform!r}: use one of {', '.join(PLATFORMS)}")
     if not paths or any(not str(p).strip() for p in paths):
         raise RequestError("give the path of an archive file, or of a folder of them, as the worker sees it")
-    files = list(iter_files(list(paths)))
-    missing = [str(f) for f in files if not f.is_file()]
+    left_out: list[str] = []
+    files = list(iter_files(list(paths), left_out))
+    for note in left_out:
+        log.warning("%s", note)
+    missing = [str(f) for f in files if not f.exists()]
     if missing:
         raise RequestError(f"no such file: {', '.join(missing)} (give paths readable where the task runs)")
     if not files:
-        raise RequestError(f"no files to import in {', '.join(paths)}")
+        raise RequestError(f"no files to import in {', '.join(paths)}"
+                           + (f" ({'; '.join(left_out)})" if left_out else ""))
     sync_registry()
     results = []
     for path in files:
-        summary = import_file(engine(), platform, path, matcher=matcher(), keep_all=keep_all, progress=progress,
-                              run_context=run_context)
-        log.info("%s", summary.line())
+        try:
+            summary = import_file(engine(), platform, path, matcher=matcher(), keep_all=keep_all,
+                                  progress=progress, run_context=run_context)
+        except ArchiveError as exc:
+            summary = ImportSummary(file=str(path), platform=platform, run_id=0, status="failed", error=str(exc))
+            log.error("%s", summary.line())
+        else:
+            log.info("%s", summary.line())
         results.append(asdict(summary))
+    failed = [r for r in results if r["status"] == "failed"]
+    if failed and raise_on_failure:
+        raise ArchiveError(f"{len(failed)} of {len(results)} files failed (the others were imported): "
+                           + "; ".join(str(r["error"]) for r in failed))
     return results
 
 
