@@ -9,6 +9,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import json
+import os
 import threading
 
 import pytest
@@ -280,3 +281,44 @@ def test_a_failure_the_store_cannot_record_leaves_one_line_not_a_second_tracebac
     with caplog.at_level("WARNING"):
         assert tw_store.record_failure(gone, 1, error="boom") is False
     assert any("next run takes the row over" in r.getMessage() for r in caplog.records)
+
+
+# --- items 14 and 15: errors that leak or sprawl -------------------------------------------------------
+
+
+def test_a_password_with_an_unencoded_at_sign_is_masked_and_explained(
+        monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    """The driver said ``failed to resolve host 'PASS-XYZ789@127.0.0.1'``: the password's tail, in a traceback."""
+    from trustwatch import cli
+    from trustwatch.settings import redact_url
+
+    url = "postgresql://trust:s3cr@PASS-XYZ789@127.0.0.1:5432/trustwatch"
+    assert redact_url(url) == "postgresql://***@127.0.0.1:5432/trustwatch"
+    for name in [k for k in os.environ if k.startswith("AIRFLOW_CONN_TRUSTWATCH")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("TRUSTWATCH_DATABASE_URL", url)
+    assert cli.main(["db", "upgrade"]) == 2
+    out, err = capsys.readouterr()
+    assert "XYZ789" not in out + err and "s3cr" not in out + err
+    assert len(err.strip().splitlines()) == 1 and "URL-encode the password" in err
+
+
+@pytest.mark.parametrize(("start", "end"), [("0001-01-01T00:00:00+01:00", "2026-11-20T00:00:00Z"),
+                                            ("2026-11-20T00:00:00Z", "9999-12-31T23:59:59-01:00")])
+def test_a_window_beyond_the_calendar_is_one_line_not_an_overflow(start: str, end: str,
+                                                                  capsys: pytest.CaptureFixture) -> None:
+    from trustwatch import cli
+
+    assert cli.main(["collect", "reddit", "--start", start, "--end", end]) == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1 and "out of range" in err and "Traceback" not in err
+
+
+def test_a_window_with_microseconds_is_widened_to_whole_seconds() -> None:
+    """tweepy sends X whole seconds: an end of 11:00:00.5 would leave its half second unread."""
+    from trustwatch import tasks
+
+    now = dt.datetime(2026, 11, 30, tzinfo=dt.UTC)
+    request = tasks.validate_request("reddit", "2026-11-29T10:00:00.250Z", "2026-11-29T11:00:00.500Z", None,
+                                     manual=True, now=now)
+    assert (request["start"], request["end"]) == ("2026-11-29T10:00:00+00:00", "2026-11-29T11:00:01+00:00")

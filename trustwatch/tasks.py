@@ -116,7 +116,23 @@ def parse_time(value: str | dt.datetime | None, name: str) -> dt.datetime | None
             ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(dt.UTC)
+    try:
+        return moment.astimezone(dt.UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 or 9999-12-31T23:59-01:00 is outside what UTC can hold
+        raise RequestError(
+            f"{name} {value!s:.40} is out of range: give a date-time between 2005 and now, e.g. 2026-11-20T00:00:00Z"
+        ) from None
+
+
+def _whole_seconds(start: dt.datetime, end: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """Widen a window to whole seconds: X takes start_time/end_time in seconds (tweepy drops the fraction,
+    which would leave the end's fraction of a second unread); the start rounds down, the end up."""
+    start_s = start.replace(microsecond=0)
+    end_s = end.replace(microsecond=0) + (dt.timedelta(seconds=1) if end.microsecond else dt.timedelta())
+    if (start_s, end_s) != (start, end):
+        log.warning("window rounded to whole seconds (X takes seconds): [%s, %s)", start_s.isoformat(),
+                    end_s.isoformat())
+    return start_s, end_s
 
 
 def check_agencies(slugs: Sequence[str] | None) -> list[str]:
@@ -173,6 +189,7 @@ def validate_request(
     elif start_t is None or end_t is None:
         raise RequestError("give both start and end, or neither (a run without dates covers the last hour)")
     assert start_t is not None and end_t is not None
+    start_t, end_t = _whole_seconds(start_t, end_t)
     if end_t <= start_t:
         raise RequestError(
             f"end {end_t.isoformat()} is not after start {start_t.isoformat()}: swap them or widen the range"
