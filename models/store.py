@@ -192,11 +192,15 @@ def _upsert_posts(
             index_elements=["platform", "platform_post_id"],
             set_={
                 **content,
-                "kind": ex.kind,
+                # a sparser later sighting (no referenced_tweets) never turns a reply/quote/repost into a post
+                "kind": case((and_(ex.kind == "post", or_(*(table.c.kind == k for k in ("reply", "quote", "repost")))),
+                              table.c.kind), else_=ex.kind),
                 "author_id": func.coalesce(ex.author_id, table.c.author_id),
                 "text": _case_alive(alive, ex.text, table.c.text),
                 "title": _case_alive(alive, ex.title, table.c.title),
-                "raw": _case_alive(alive, ex.raw, table.c.raw),
+                # fields a poorer sighting lacks stay (top-level merge); a deleted one keeps none
+                "raw": case((~alive, table.c.raw), (ex.deleted_reason.isnot(None), None),
+                            else_=func.coalesce(func.json_patch(table.c.raw, ex.raw), ex.raw, table.c.raw)),
                 "like_count": func.coalesce(ex.like_count, table.c.like_count),
                 "repost_count": func.coalesce(ex.repost_count, table.c.repost_count),
                 "reply_count": func.coalesce(ex.reply_count, table.c.reply_count),
@@ -490,6 +494,7 @@ def _write(
     snapshot_run_id: int | None = None,
 ) -> WriteResult:
     snapshot_run = run_id if ledger else snapshot_run_id
+    posts = _resolve_edit_references(conn, posts)
     known = {(p.platform, p.platform_post_id) for p in posts}
     mentions = unique_by(
         (m for m in page.mentions if (m.platform, m.platform_post_id) in known),
@@ -515,6 +520,60 @@ def _write(
     # mentions were made unique per (post, agency, kind, term) above: each is one row of post_mentions
     return WriteResult(seen=len(posts), new=new, updated=len(posts) - new, rejected=len(rejects),
                        mentions=len(mentions))
+
+
+#: X's epoch in ms and the longest edit window: a version id was made at most this long after the first.
+_X_EPOCH_MS = 1288834974657
+_EDIT_WINDOW = dt.timedelta(hours=1)
+
+
+def _snowflake_at(post_id: str) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromtimestamp(((int(post_id) >> 22) + _X_EPOCH_MS) / 1000, tz=dt.UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def _resolve_edit_references(conn: Connection, posts: list[PostRecord]) -> list[PostRecord]:
+    """Point parent and quoted/reposted references at the id an edited post is stored under (its first
+    version): a reply to the second version named an id the store never holds.  Edited posts of the same
+    page and stored ones are both looked at; a stored one is found by time (its first version is at most an
+    hour older than the version named, X's edit window), so the lookup stays on the created_at index."""
+    x_posts = [p for p in posts if p.platform == "x" and (p.parent_platform_id or p.root_platform_id)]
+    if not x_posts:
+        return posts
+    versions = {v: p.platform_post_id for p in posts if p.platform == "x" and p.edit_history_ids
+                and len(p.edit_history_ids) > 1 for v in p.edit_history_ids if v != p.platform_post_id}
+    refs = {r for p in x_posts for r in (p.parent_platform_id, p.root_platform_id) if r} - versions.keys()
+    refs -= {p.platform_post_id for p in posts}
+    if refs:
+        t = Post.__table__
+        stored = set()
+        for chunk in _chunks(sorted(refs), 500):
+            stored.update(conn.execute(select(t.c.platform_post_id).where(
+                t.c.platform == "x", t.c.platform_post_id.in_(list(chunk)))).scalars())
+        times = [m for m in (_snowflake_at(r) for r in sorted(refs - stored)) if m is not None]
+        if times:
+            length = func.jsonb_array_length if conn.dialect.name == "postgresql" else func.json_array_length
+            ranges = [t.c.created_at.between(m - _EDIT_WINDOW, m) for m in times]
+            for chunk in _chunks(ranges, 200):
+                rows = conn.execute(select(t.c.platform_post_id, t.c.edit_history_ids).where(
+                    t.c.platform == "x", or_(*chunk), t.c.edit_history_ids.isnot(None),
+                    length(t.c.edit_history_ids) > 1))
+                for row in rows:
+                    for v in row.edit_history_ids or ():
+                        if v != row.platform_post_id:
+                            versions[str(v)] = row.platform_post_id
+    if not versions:
+        return posts
+    out = []
+    for p in posts:
+        parent, root = versions.get(p.parent_platform_id or ""), versions.get(p.root_platform_id or "")
+        if p.platform == "x" and (parent or root):
+            p = dataclasses.replace(p, parent_platform_id=parent or p.parent_platform_id,
+                                    root_platform_id=root or p.root_platform_id)
+        out.append(p)
+    return out
 
 
 def _write_rows(

@@ -226,3 +226,51 @@ def test_zstandard_frames_one_after_another_are_read_whole(tmp_path: Path) -> No
     path.write_bytes(c.compress(b"one\n") + c.compress(b"two\n"))
     with archive.open_text(path) as fh:
         assert fh.read() == "one\ntwo\n"
+
+
+# --- issue 14 point 6: later sightings and edit histories ---------------------------------------------
+
+
+def x_tweet(tid: int, **extra: object) -> dict:
+    return {"id": str(tid), "text": "Thanks NYPD", "author_id": "7", "created_at": "2026-10-01T12:00:00.000Z",
+            "edit_history_tweet_ids": [str(tid)], **extra}
+
+
+def test_a_poorer_later_sighting_never_erases_kind_references_or_raw(store: Engine) -> None:
+    from trustwatch.collectors.x import normalize_x_page
+    from trustwatch.models.store import write_page
+
+    quote = x_tweet(BASE + 1, referenced_tweets=[{"type": "quoted", "id": str(BASE + 9)}], geo={"place_id": "p"})
+    write_page(store, normalize_x_page({"data": [quote]}))
+    sparse = {k: v for k, v in quote.items() if k not in ("referenced_tweets", "geo")}
+    write_page(store, normalize_x_page({"data": [{**sparse, "public_metrics": {"like_count": 5}}]}))
+    with store.connect() as conn:
+        row = conn.execute(select(Post.__table__)).one()
+    assert (row.kind, row.root_platform_id, row.like_count) == ("quote", str(BASE + 9), 5)
+    assert row.raw["referenced_tweets"] == quote["referenced_tweets"] and row.raw["geo"] == {"place_id": "p"}
+    assert row.raw["public_metrics"] == {"like_count": 5}
+
+
+def test_references_to_a_later_version_resolve_to_the_stored_post(store: Engine) -> None:
+    """A reply to version 2 of an edited post named an id the store never holds (it keeps the first)."""
+    from trustwatch.collectors.x import normalize_x_page
+    from trustwatch.models.store import write_page
+
+    first = 1_850_000_000_000_000_000
+    second = first + (60_000 << 22)  # one minute later, inside X's edit window
+    edited = x_tweet(second, edit_history_tweet_ids=[str(first), str(second)])
+    write_page(store, normalize_x_page({"data": [edited]}))
+    reply = x_tweet(second + (120_000 << 22), referenced_tweets=[{"type": "replied_to", "id": str(second)}])
+    quote = x_tweet(second + (180_000 << 22), referenced_tweets=[{"type": "quoted", "id": str(second)}])
+    write_page(store, normalize_x_page({"data": [reply, quote]}))
+    # and within one page, the edited post beside the reply to its later version
+    other_first = first + (7_200_000 << 22)
+    other_second = other_first + (30_000 << 22)
+    write_page(store, normalize_x_page({"data": [
+        x_tweet(other_second + (5_000 << 22), referenced_tweets=[{"type": "replied_to", "id": str(other_second)}]),
+        x_tweet(other_second, edit_history_tweet_ids=[str(other_first), str(other_second)])]}))
+    with store.connect() as conn:
+        rows = {r.platform_post_id: (r.parent_platform_id, r.root_platform_id) for r in conn.execute(select(Post))}
+    assert rows[reply["id"]][0] == str(first)
+    assert rows[quote["id"]][1] == str(first)
+    assert rows[str(other_second + (5_000 << 22))][0] == str(other_first)
