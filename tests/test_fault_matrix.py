@@ -390,7 +390,8 @@ def test_two_runs_of_the_same_window_read_it_once(live_sandbox: SandboxServer, p
     rows = ledger(engine)
     keys = [(r.query_key, r.window_start, r.window_end) for r in rows]
     assert len(keys) == len(set(keys)) and {r.status for r in rows} == {"success"}
-    assert sum(r.requests for r in rows) == len(server.request_log), "every request was made once"
+    x_requests = [r for r in server.request_log if r.path.startswith("/2/")]  # an earlier test's abandoned
+    assert sum(r.requests for r in rows) == len(x_requests), "every request was made once"  # Reddit call may log
     texts = [q.text for q in compile_x_queries(registry, 4096)]
     assert set(stored(engine, "x")) == server.x.expected_stored_ids(texts, window.start, window.end)
     with engine.connect() as conn:
