@@ -19,7 +19,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, and_, case, func, or_, select, text, tuple_, update
+from sqlalchemy import Engine, and_, case, func, or_, select, text, tuple_, union_all, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError, StatementError
@@ -547,23 +547,29 @@ def _resolve_edit_references(conn: Connection, posts: list[PostRecord]) -> list[
     refs = {r for p in x_posts for r in (p.parent_platform_id, p.root_platform_id) if r} - versions.keys()
     refs -= {p.platform_post_id for p in posts}
     if refs:
+        # one round trip: the referenced ids that are stored as they are, and the edited posts whose first
+        # version is at most an hour older than a referenced id (X's edit window; the created_at index)
         t = Post.__table__
-        stored = set()
-        for chunk in _chunks(sorted(refs), 500):
-            stored.update(conn.execute(select(t.c.platform_post_id).where(
-                t.c.platform == "x", t.c.platform_post_id.in_(list(chunk)))).scalars())
-        times = [m for m in (_snowflake_at(r) for r in sorted(refs - stored)) if m is not None]
-        if times:
-            length = func.jsonb_array_length if conn.dialect.name == "postgresql" else func.json_array_length
-            ranges = [t.c.created_at.between(m - _EDIT_WINDOW, m) for m in times]
-            for chunk in _chunks(ranges, 200):
-                rows = conn.execute(select(t.c.platform_post_id, t.c.edit_history_ids).where(
-                    t.c.platform == "x", or_(*chunk), t.c.edit_history_ids.isnot(None),
-                    length(t.c.edit_history_ids) > 1))
-                for row in rows:
-                    for v in row.edit_history_ids or ():
-                        if v != row.platform_post_id:
-                            versions[str(v)] = row.platform_post_id
+        times = sorted(m for m in (_snowflake_at(r) for r in refs) if m is not None)
+        spans: list[list[dt.datetime]] = []
+        for m in times:  # overlapping hour-long spans merged: a page's references cluster in time
+            if spans and m - _EDIT_WINDOW <= spans[-1][1]:
+                spans[-1][1] = m
+            else:
+                spans.append([m - _EDIT_WINDOW, m])
+        length = func.jsonb_array_length if conn.dialect.name == "postgresql" else func.json_array_length
+        edited = and_(or_(*(t.c.created_at.between(a, b) for a, b in spans)), t.c.edit_history_ids.isnot(None),
+                      length(t.c.edit_history_ids) > 1) if spans else None
+        ids = sorted(refs)
+        cols = (t.c.platform_post_id, t.c.edit_history_ids)
+        for n, chunk in enumerate(_chunks(ids, 500)):
+            stmt: Any = select(*cols).where(t.c.platform == "x", t.c.platform_post_id.in_(list(chunk)))
+            if edited is not None and n == 0:  # UNION ALL, not OR: each part keeps its own index
+                stmt = union_all(stmt, select(*cols).where(t.c.platform == "x", edited))
+            for row in conn.execute(stmt):
+                for v in row.edit_history_ids or ():
+                    if v != row.platform_post_id and str(v) in refs:
+                        versions[str(v)] = row.platform_post_id
     if not versions:
         return posts
     out = []
