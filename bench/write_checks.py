@@ -5,8 +5,8 @@ quoted ids (one indexed lookup of the page's referenced ids, one created_at-boun
 for the ones not stored), and the tombstone check of rejects.  The baseline is the same write_page with
 those three switched off (replaced by identity functions), measured in the same run on the same pages,
 alternating page by page so a drift of the machine's speed affects both alike.  Pages are X-like: 100
-posts, a third replies and a sixth quotes of posts that are not stored, 3% of posts edited, 2 rejects per
-page.
+posts, a third replies and a sixth quotes of posts that are not stored, 3% of posts edited, ``--rejects``
+rejects per page (default 2; 0 is the common case: most pages have none).
 
 Usage: .venv/bin/python bench/write_checks.py [--pages 300] [--pg URL]
 """
@@ -38,7 +38,7 @@ from trustwatch.records import RejectRecord  # noqa: E402
 BASE = 1_900_000_000_000_000_000
 
 
-def x_page(n: int, offset: int) -> object:
+def x_page(n: int, offset: int, rejects: int = 2) -> object:
     page = make_page(range(offset, offset + n))
     posts = []
     for i, p in enumerate(page.posts):
@@ -52,13 +52,14 @@ def x_page(n: int, offset: int) -> object:
         posts.append(p)
     page.posts = posts
     page.rejects = [RejectRecord("x", "broken", {"id": str(BASE + offset + k), "text": "x" * 500})
-                    for k in range(2)]
+                    for k in range(rejects)]
     return page
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--pages", type=int, default=300)
+    parser.add_argument("--rejects", type=int, default=2, help="rejects per page (with ids: the tombstone check)")
     parser.add_argument("--pg", default=os.environ.get("TRUSTWATCH_TEST_PG_URL",
                                                        "postgresql://postgres@127.0.0.1:5432/postgres"))
     args = parser.parse_args()
@@ -77,7 +78,7 @@ def main() -> None:
         times: dict[str, list[float]] = {"with checks": [], "without": []}
         for k in range(args.pages):
             for label in (("with checks", "without") if k % 2 == 0 else ("without", "with checks")):
-                page = x_page(100, (k * 2 + (label == "without")) * 100)
+                page = x_page(100, (k * 2 + (label == "without")) * 100, args.rejects)
                 (store._resolve_edit_references, store.clean_post, store._tombstoned) = (
                     checks if label == "with checks" else off)
                 began = time.perf_counter()
@@ -85,7 +86,8 @@ def main() -> None:
                 times[label].append(time.perf_counter() - began)
         store._resolve_edit_references, store.clean_post, store._tombstoned = checks
         med = {k: statistics.median(v) for k, v in times.items()}
-        print(f"pages of 100 posts, {args.pages} each way, PostgreSQL, {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC")
+        print(f"pages of 100 posts and {args.rejects} rejects, {args.pages} each way, PostgreSQL, "
+              f"{dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC")
         for label, value in med.items():
             print(f"  {label:12s} median {value * 1000:7.2f} ms/page   {100 / value:9,.0f} posts/s")
         print(f"  ratio with/without: {med['with checks'] / med['without']:.3f}")
