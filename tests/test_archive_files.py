@@ -274,3 +274,24 @@ def test_references_to_a_later_version_resolve_to_the_stored_post(store: Engine)
     assert rows[reply["id"]][0] == str(first)
     assert rows[quote["id"]][1] == str(first)
     assert rows[str(other_second + (5_000 << 22))][0] == str(other_first)
+
+
+def test_a_file_another_process_is_importing_is_left_to_it(synced: Engine, tmp_path: Path,
+                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """Item 4 for imports: a concurrent import of the same file doubled the snapshots; the second one now
+    leaves the file to the first (its lease), says so, and imports the other files."""
+    from trustwatch.models import store
+
+    from trustwatch import tasks
+
+    (tmp_path / "a.jsonl").write_text(page_line(1) + "\n")
+    (tmp_path / "b.jsonl").write_text(page_line(2) + "\n")
+    digest = archive.fingerprint(tmp_path / "a.jsonl")
+    store.open_run(synced, platform="x", query_key="import:x:matched", query_version=digest[:64],
+                   query_text="a.jsonl", window_start=None, window_end=None, source="import",
+                   holder="other-host:4242:abcd")
+    monkeypatch.setattr(tasks, "engine", lambda: synced)
+    results = {Path(r["file"]).name: r for r in tasks.import_archive("x", [str(tmp_path)], raise_on_failure=False)}
+    assert results["b.jsonl"]["status"] == "success"
+    assert results["a.jsonl"]["status"] == "failed" and "already running" in results["a.jsonl"]["error"]
+    assert stored_ids(synced) == {str(BASE + 2)}

@@ -343,6 +343,7 @@ def import_archive(platform: str, paths: Sequence[str], keep_all: bool = False, 
     from dataclasses import asdict
 
     from trustwatch.collectors.archive import ArchiveError, ImportSummary, import_file, iter_files
+    from trustwatch.models.store import RunLeased
 
     if platform not in PLATFORMS:
         raise RequestError(f"unknown platform {platform!r}: use one of {', '.join(PLATFORMS)}")
@@ -364,7 +365,7 @@ def import_archive(platform: str, paths: Sequence[str], keep_all: bool = False, 
         try:
             summary = import_file(engine(), platform, path, matcher=matcher(), keep_all=keep_all,
                                   progress=progress, run_context=run_context)
-        except ArchiveError as exc:
+        except (ArchiveError, RunLeased) as exc:  # unreadable, not an archive, or being imported right now
             summary = ImportSummary(file=str(path), platform=platform, run_id=0, status="failed", error=str(exc))
             log.error("%s", summary.line())
         else:
