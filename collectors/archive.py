@@ -33,7 +33,20 @@ MAX_REJECT_LINE = 10_000
 
 
 class ArchiveError(RuntimeError):
-    """A file that cannot be read at all (missing, unknown compression)."""
+    """A file that cannot be read at all (missing, unreadable, not an archive)."""
+
+
+class TruncatedArchive(EOFError):
+    """The compressed stream ends inside a block or frame: everything before it was read."""
+
+
+#: Exceptions of a compressed stream that ends early or is damaged part way (what was read before stands).
+def _damage_errors() -> tuple[type[BaseException], ...]:
+    import zlib
+
+    import zstandard
+
+    return (EOFError, zlib.error, gzip.BadGzipFile, zstandard.ZstdError)
 
 
 @dataclass
@@ -55,11 +68,17 @@ class ImportSummary:
     resumed_after_line: int = 0
     seconds: float = 0.0
     notes: dict[str, Any] = field(default_factory=dict)
+    error: str | None = None
 
     def line(self) -> str:
         """The summary line printed at the end."""
+        if self.status == "failed":
+            return f"{self.file}: FAILED: {self.error}"
         if self.skipped:
-            return f"{self.file}: imported already (run {self.run_id}); nothing read"
+            partial = f" PARTIAL: {self.error}" if self.status == "partial" else ""
+            return f"{self.file}: imported already (run {self.run_id}); nothing read{partial}"
+        if self.status == "partial":
+            return f"{self.file}: {self.lines:,} lines read, {self.posts_kept:,} kept; PARTIAL: {self.error}"
         rate = self.lines / self.seconds if self.seconds else 0.0
         return (f"{self.file}: {self.lines:,} lines, {self.posts_read:,} posts read, {self.posts_kept:,} kept "
                 f"({self.posts_new:,} new), {self.rejected:,} rejected, {self.api_errors:,} API errors, "
@@ -74,13 +93,76 @@ def open_text(path: Path) -> IO[str]:
     if name.endswith(".gz"):
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8", errors="replace")
     if name.endswith(".zst") or name.endswith(".zstd"):
+        return io.TextIOWrapper(io.BufferedReader(_ZstdFrames(path.open("rb"))), encoding="utf-8",
+                                errors="replace")
+    return path.open("r", encoding="utf-8", errors="replace")
+
+
+class _ZstdFrames(io.RawIOBase):
+    """Zstandard frames one after another, raising :class:`TruncatedArchive` when the file ends inside one.
+
+    zstandard's ``stream_reader`` returns what it decoded and then a clean end of file when the last frame is
+    cut, so a truncated dump imported as a ``success``; a decompression object per frame knows (``eof``).
+    """
+
+    def __init__(self, raw: IO[bytes]) -> None:
         import zstandard
 
-        raw = path.open("rb")
+        super().__init__()
+        self._raw = raw
         # Pushshift dumps use a long window; allow it rather than failing on "frame requires too much memory".
-        reader = zstandard.ZstdDecompressor(max_window_size=2**31).stream_reader(raw, closefd=True)
-        return io.TextIOWrapper(io.BufferedReader(reader), encoding="utf-8", errors="replace")
-    return path.open("r", encoding="utf-8", errors="replace")
+        self._dctx = zstandard.ZstdDecompressor(max_window_size=2**31)
+        self._obj = self._dctx.decompressobj()
+        self._fed = False
+        self._pending = b""
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        while not self._pending:
+            chunk = self._raw.read(1 << 17)
+            if not chunk:
+                if self._fed and not self._obj.eof:
+                    raise TruncatedArchive("the zstandard stream ends inside a frame (the file is cut short)")
+                return 0
+            while chunk:
+                if self._obj.eof:  # the previous frame ended: the rest starts the next one
+                    self._obj, self._fed = self._dctx.decompressobj(), False
+                self._fed = True
+                self._pending += self._obj.decompress(chunk)
+                chunk = self._obj.unused_data if self._obj.eof else b""
+        n = min(len(buffer), len(self._pending))
+        buffer[:n] = self._pending[:n]
+        self._pending = self._pending[n:]
+        return n
+
+    def close(self) -> None:
+        self._raw.close()
+        super().close()
+
+
+#: First bytes of what is not an archive, with what it is, to say so instead of reading it as posts.
+_NOT_ARCHIVES = ((b"SQLite format 3\x00", "a SQLite database"), (b"PK\x03\x04", "a zip file"),
+                 (b"%PDF", "a PDF document"), (b"\x89PNG", "a PNG image"), (b"PAR1", "a Parquet file"))
+
+
+def sniff(path: Path) -> str | None:
+    """What the file is when it is plainly not an archive (by content, not name); None when it may be one:
+    gzip or zstandard, or text whose first character opens JSON."""
+    with path.open("rb") as fh:
+        head = fh.read(64)
+    if head[:2] == b"\x1f\x8b" or head[:4] == b"\x28\xb5\x2f\xfd":
+        return None
+    for magic, what in _NOT_ARCHIVES:
+        if head.startswith(magic):
+            return what
+    text = head.lstrip(b"\xef\xbb\xbf \t\r\n")
+    if not text:
+        return None  # empty (a search that found nothing) or blank: imports as zero lines
+    if text[:1] in (b"{", b"["):
+        return None
+    return f"not JSON lines (it starts with {head[:16]!r})"
 
 
 def fingerprint(path: Path) -> str:
@@ -170,6 +252,11 @@ def parse_x_line(text: str, source: str, matcher: Any = None, stats: dict[str, i
     except ValueError as exc:
         return Page(rejects=[RejectRecord("x", f"{source}: response is not valid JSON ({exc})",
                                           text[:MAX_REJECT_LINE], source=source)])
+    kind = x_line_kind(payload)
+    if kind == "flattened":
+        payload = unflatten_tweet(payload)
+    elif kind != "tweets":
+        return Page(requests=0, skipped=[LINE_KIND + kind])  # said once per file by import_file
     if matcher is not None and isinstance(payload, dict):
         payload, left_out = _matched_only(payload, matcher)
         if stats is not None:
@@ -200,6 +287,71 @@ def parse_x_line(text: str, source: str, matcher: Any = None, stats: dict[str, i
                 page.authors.append(author)
                 known_authors.add(uid)
     return page
+
+
+#: Marks a line that holds no posts (a users, lists or counts line); import_file counts them per file.
+LINE_KIND = "line-kind:"
+#: What each kind of line means, for the one message a file gets.
+LINE_KINDS = {
+    "users": "a twarc2 users file (user objects: `twarc2 users`, `followers`, `following`, lookups of users); "
+             "trustwatch imports posts, and stores authors only with their posts",
+    "lists": "a twarc2 lists file (list objects: `twarc2 lists`, `owned-lists`); it holds no posts",
+    "counts": "a twarc2 counts file (tweet counts per time bucket: `twarc2 counts`); it holds no posts",
+    "other": "JSON that is neither an X API page of posts nor a twarc2 flattened tweet",
+}
+
+
+def x_line_kind(payload: Any) -> str:
+    """``tweets`` (an API page), ``flattened`` (one tweet with its expansions inlined, ``twarc2 flatten``),
+    ``users``, ``lists``, ``counts`` or ``other``: a data object without ``text`` is not a post."""
+    if not isinstance(payload, dict):
+        return "other"
+    if "data" not in payload:
+        if "text" in payload and "id" in payload:
+            return "flattened"
+        # an errors-only page is a page of tweets without any; an empty page too
+        return "tweets" if "errors" in payload or "meta" in payload else "other"
+    data = payload["data"]
+    items = data if isinstance(data, list) else [data]
+    objects = [d for d in items if isinstance(d, dict)]
+    if not objects or any("text" in d for d in objects):
+        return "tweets"
+    first = objects[0]
+    if "tweet_count" in first or ("start" in first and "end" in first):
+        return "counts"
+    if "username" in first:
+        return "users"
+    if "name" in first and ("follower_count" in first or "member_count" in first or "private" in first):
+        return "lists"
+    return "tweets"  # objects without text that look like nothing else: the normalizer rejects each one
+
+
+def unflatten_tweet(obj: dict[str, Any]) -> dict[str, Any]:
+    """A ``twarc2 flatten`` line as the API page it came from: the tweet in ``data``, its inlined ``author``
+    and referenced tweets (with theirs) in ``includes``, so the one normalizer reads both shapes."""
+    users: list[Any] = []
+    tweets: list[Any] = []
+
+    def take(tweet: dict[str, Any]) -> dict[str, Any]:
+        tweet = dict(tweet)
+        author = tweet.pop("author", None)
+        if isinstance(author, dict):
+            users.append(author)
+        refs = tweet.get("referenced_tweets")
+        if isinstance(refs, list):
+            plain = []
+            for ref in refs:
+                if isinstance(ref, dict):
+                    inner = ref.get("tweet")
+                    if isinstance(inner, dict) and "id" in inner:
+                        tweets.append(take(inner))
+                    plain.append({k: v for k, v in ref.items() if k != "tweet"})
+            tweet["referenced_tweets"] = plain
+        for key in ("__twarc", "in_reply_to_user", "matching_rules"):
+            tweet.pop(key, None)
+        return tweet
+
+    return {"data": [take(obj)], "includes": {"users": users, "tweets": tweets}}
 
 
 def parse_reddit_line(text: str, source: str, matcher: Any = None, stats: dict[str, int] | None = None
@@ -387,12 +539,21 @@ def import_file(
     run_context: dict[str, Any] | None = None,
     batch_posts: int = BATCH_POSTS,
 ) -> ImportSummary:
-    """Import one archive file; see the module docstring."""
+    """Import one archive file; see the module docstring.
+
+    A file cut short (a truncated ``.gz`` or ``.zst``) keeps everything read before the cut and ends
+    ``partial`` with the last line read; a file of which no line is understood (users, lists or counts,
+    not JSON) fails its ledger row saying what it seems to be.  Either way the error is this file's alone.
+    """
     if platform not in PARSERS:
         raise ArchiveError(f"unknown platform {platform!r}: use x or reddit")
     path = Path(path)
     parse = PARSERS[platform]
-    digest = fingerprint(path)
+    try:
+        not_archive = sniff(path)
+        digest = fingerprint(path)
+    except OSError as exc:  # unreadable (permissions, a folder, a vanished file): this file only
+        raise ArchiveError(f"{path}: cannot be read ({exc.strerror or type(exc).__name__})") from None
     handle = store.open_run(
         engine, platform=platform, query_key=f"import:{platform}:{'all' if keep_all else 'matched'}",
         query_version=digest[:64],
@@ -401,8 +562,14 @@ def import_file(
     )
     summary = ImportSummary(file=str(path), platform=platform, run_id=handle.run_id, status="running")
     if handle.already_done:
-        summary.status, summary.skipped = "success", True
+        row = store.get_run(engine, handle.run_id)
+        summary.status, summary.skipped = row["status"], True
+        summary.error = row["error"]
         return summary
+    if not_archive is not None:
+        message = f"{path.name} is {not_archive}, not an archive of {platform} posts: nothing imported"
+        store.update_run(engine, handle.run_id, status="failed", error=message, finished_at=store.utcnow())
+        raise ArchiveError(message)
     resume_after = int(handle.cursor) if handle.cursor else 0
     summary.resumed_after_line = resume_after
     started = time.perf_counter()
@@ -414,6 +581,8 @@ def import_file(
     # Submissions' agencies of the batches still queued or being written: their comments in the next batch
     # inherit them although the submission is not committed yet (see _thread_mentions).
     in_flight: list[dict[str, set[tuple[str, str]]]] = []
+    understood = 0
+    kinds: dict[str, int] = {}
 
     def flush() -> None:
         nonlocal batch
@@ -433,16 +602,35 @@ def import_file(
         writer.put(batch)
         batch = Page(requests=0)
 
+    truncated: str | None = None
     try:
         with open_text(path) as fh:
-            for lineno, line in enumerate(fh, start=1):
+            lines = enumerate(fh, start=1)
+            while True:
+                try:
+                    lineno, line = next(lines)
+                except StopIteration:
+                    break
+                except _damage_errors() as exc:  # cut short or damaged here: keep what came before
+                    truncated = f"{type(exc).__name__}: {exc}"[:300]
+                    break
                 summary.lines = lineno
                 if lineno <= resume_after:
                     continue
                 text = line.strip()
                 if not text:
                     continue
-                batch.extend(parse(text, f"{path.name}:{lineno}", None if keep_all else matcher, stats))
+                before = stats.get("left_out", 0)
+                parsed = parse(text, f"{path.name}:{lineno}", None if keep_all else matcher, stats)
+                if parsed.skipped and parsed.skipped[0].startswith(LINE_KIND):
+                    kind = parsed.skipped[0][len(LINE_KIND):]
+                    kinds[kind] = kinds.get(kind, 0) + 1
+                    continue
+                # a line whose tweets the matcher left out was understood too
+                if (parsed.posts or stats.get("left_out", 0) > before
+                        or any(r.platform_post_id for r in parsed.rejects)):
+                    understood += 1
+                batch.extend(parsed)
                 if len(batch.posts) >= batch_posts or len(batch.rejects) >= batch_posts:
                     flush()
             flush()
@@ -450,23 +638,50 @@ def import_file(
     except BaseException as exc:
         writer.abort()
         bar.close()
-        store.update_run(engine, handle.run_id, status="failed", error=f"{type(exc).__name__}: {exc}"[:2000],
-                         finished_at=store.utcnow())
+        store.record_failure(engine, handle.run_id, error=f"{type(exc).__name__}: {exc}"[:2000])
         raise
     bar.close()
     summary.seconds = time.perf_counter() - started
+    notes = {**handle.notes, "lines": summary.lines, "posts_read": summary.posts_read,
+             "posts_kept": summary.posts_kept, "authors": summary.authors}
+    if kinds:
+        notes["lines_without_posts"] = kinds
+    if understood == 0 and resume_after == 0 and (kinds or summary.rejected):
+        seems = max(kinds, key=lambda k: kinds[k]) if kinds else None
+        what = LINE_KINDS[seems] if seems else f"not an archive of {platform} posts (no line could be read)"
+        message = f"{path.name}: no line holds {platform} posts; it seems to be {what}"
+        store.update_run(engine, handle.run_id, status="failed", error=message, finished_at=store.utcnow(),
+                         notes=notes)
+        raise ArchiveError(message)
     summary.status = "success"
-    store.update_run(engine, handle.run_id, status="success", finished_at=store.utcnow(), last_cursor=None,
-                     notes={**handle.notes, "lines": summary.lines, "posts_read": summary.posts_read,
-                            "posts_kept": summary.posts_kept, "authors": summary.authors})
+    if truncated is not None:
+        summary.status = "partial"
+        summary.error = (f"the file ends early after line {summary.lines} ({truncated}); lines 1-{summary.lines} "
+                         "were imported, the rest of the file is missing")
+        notes["truncated_after_line"] = summary.lines
+    store.update_run(engine, handle.run_id, status=summary.status, finished_at=store.utcnow(), last_cursor=None,
+                     notes=notes, error=summary.error)
     return summary
 
 
-def iter_files(paths: list[str]) -> Iterator[Path]:
-    """Expand folders to the archive files inside them (sorted), so a DAG Param can name a folder."""
+def iter_files(paths: list[str], skipped: list[str] | None = None) -> Iterator[Path]:
+    """Expand folders to the archive files inside them (sorted), so a DAG Param can name a folder.
+
+    In a folder only files that look like archives by their content are taken (a SQLite store or a PDF
+    beside the dumps is not read as posts); each file left out is named in ``skipped`` with what it is.
+    A file named explicitly is always taken (and fails alone if it is not an archive).
+    """
     for p in paths:
         path = Path(p)
         if path.is_dir():
-            yield from sorted(q for q in path.iterdir() if q.is_file() and not q.name.startswith("."))
+            for q in sorted(q for q in path.iterdir() if q.is_file() and not q.name.startswith(".")):
+                try:
+                    what = sniff(q)
+                except OSError:
+                    what = None  # unreadable: taken, so it fails alone with its reason
+                if what is None:
+                    yield q
+                elif skipped is not None:
+                    skipped.append(f"{q}: left out, it is {what}")
         else:
             yield path

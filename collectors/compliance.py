@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import requests
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, null, select, update
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 from trustwatch.models import store
 from trustwatch.models.tables import Author, Post, RejectedPayload
@@ -163,13 +163,17 @@ def tombstone(engine: Engine, platform: str, verdicts: dict[str, str], now: dt.d
                 changed += conn.execute(
                     update(Post)
                     .where(Post.platform == platform, Post.platform_post_id.in_(chunk), Post.deleted_at.is_(None))
-                    .values(text="", title=None, raw=None, deleted_at=now, deleted_reason=reason[:40])
+                    .values(text="", title=None, raw=null(), deleted_at=now, deleted_reason=reason[:40])
                 ).rowcount or 0
                 conn.execute(
                     update(RejectedPayload)
                     .where(RejectedPayload.platform == platform, RejectedPayload.platform_post_id.in_(chunk))
                     .values(payload=SCRUBBED)
                 )
+    if changed and engine.dialect.name == "postgresql":
+        # fresh statistics without the deleted rows' values (content columns are never sampled: migration 0020)
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.exec_driver_sql("ANALYZE posts")
     return changed
 
 
@@ -218,7 +222,7 @@ def scrub_authors(engine: Engine, platform: str, user_ids: Sequence[str]) -> dic
             for row in rows:
                 url = f"https://x.com/i/web/status/{row.platform_post_id}" if platform == "x" else row.url
                 raw = _without_author(row.raw) if row.raw is not None else None
-                conn.execute(update(Post).where(Post.id == row.id).values(raw=raw, url=url))
+                conn.execute(update(Post).where(Post.id == row.id).values(raw=null() if raw is None else raw, url=url))
                 counts["posts"] += 1
     return counts
 
@@ -586,4 +590,7 @@ def check_compliance(
             engine, "reddit", lambda rows: _reddit_verdicts(reddit_collector, rows),
             since=moment - dt.timedelta(days=max_age_days), label=f"{max_age_days:g} days", **common,
         )
+    # every run, not only for the posts it tombstoned: a reject written before its post was deleted (or
+    # from a broken copy of an old tombstone) keeps no deleted text either
+    result["rejects_scrubbed"] = store.scrub_tombstoned_rejects(engine)
     return result

@@ -223,8 +223,7 @@ def run_query(
                 on_page(summary, result)
     except BaseException as exc:
         notes = {**handle.notes, **page_notes, **({"skipped": skipped} if skipped else {})}
-        store.update_run(engine, handle.run_id, status="failed", error=_safe_error(exc, secrets),
-                         finished_at=store.utcnow(), notes=notes, coverage_gap=gap)
+        store.record_failure(engine, handle.run_id, error=_safe_error(exc, secrets), notes=notes, coverage_gap=gap)
         summary.status = "failed"
         raise
 

@@ -93,6 +93,32 @@ def _tweet_id(raw: Any) -> str:
     return value
 
 
+#: X's edit rules (docs.x.com, "Edit posts"): up to 5 edits (6 versions), oldest id first, each edit a new id,
+#: within 30 minutes of the original (an hour for some paid tiers), edits exist since 2022-09-01.
+MAX_EDIT_VERSIONS = 6
+EDIT_WINDOW = dt.timedelta(hours=1)
+EDITS_SINCE = dt.datetime(2022, 9, 1, tzinfo=dt.UTC)
+
+
+def _first_version(tweet_id: str, edits: list[Any]) -> str:
+    """The id the post is stored under (its first version), from an edit history that must be X's shape:
+    otherwise a poisoned history (``["1", "2"]``) would merge this tweet into an unrelated post."""
+    ids = [str(e) if isinstance(e, int) and not isinstance(e, bool) else e for e in edits]
+    if not all(isinstance(e, str) and e.isdigit() and len(e) <= 19 for e in ids):
+        raise RecordError(f"edit history holds ids that are not X ids: {str(edits)[:80]}")
+    if tweet_id not in ids:
+        raise RecordError(f"edit history {str(ids)[:80]} does not contain the tweet's own id {tweet_id}")
+    if len(ids) == 1:
+        return tweet_id
+    if len(ids) > MAX_EDIT_VERSIONS or [int(e) for e in ids] != sorted({int(e) for e in ids}):
+        raise RecordError(f"edit history {str(ids)[:80]} is not X's: at most 6 versions, oldest id first")
+    first, last = snowflake_time(ids[0]), snowflake_time(ids[-1])
+    if first < EDITS_SINCE or last - first > EDIT_WINDOW:
+        raise RecordError(f"edit history {str(ids)[:80]} spans {last - first} from {first:%Y-%m-%d}: X allows "
+                          "edits within 30 minutes, since 2022-09-01")
+    return ids[0]
+
+
 def _kind(raw: dict[str, Any]) -> tuple[str, str | None, str | None]:
     """(kind, parent id, referenced id): a repost wins over a reply, a reply over a quote."""
     refs = raw.get("referenced_tweets") or []
@@ -134,6 +160,8 @@ def tweet_to_record(raw: Any, users: dict[str, dict[str, Any]] | None = None) ->
     if not isinstance(text, str):
         raise RecordError(f"tweet text has type {type(text).__name__}, expected a string")
     if raw.get("created_at") is not None:
+        if not isinstance(raw["created_at"], str):  # X sends ISO 8601 text; 12345 is not a time it gives
+            raise RecordError(f"created_at is a {type(raw['created_at']).__name__}, X sends ISO 8601 text")
         created = parse_timestamp(raw["created_at"])
     else:
         created = snowflake_time(tweet_id)  # requests that asked for no fields still carry the id
@@ -147,8 +175,8 @@ def tweet_to_record(raw: Any, users: dict[str, dict[str, Any]] | None = None) ->
     # An edited post keeps the id of its first version: every version has its own id, and storing them
     # as one post makes an edit update the stored text instead of adding a second post.
     post_id = tweet_id
-    if isinstance(edits, list) and edits and isinstance(edits[0], str | int) and str(edits[0]).isdigit():
-        post_id = str(edits[0])
+    if isinstance(edits, list) and edits:
+        post_id = _first_version(tweet_id, edits)
         if post_id != tweet_id:
             created = snowflake_time(post_id)  # the first version's posting time, not the edit's
     conversation = raw.get("conversation_id")

@@ -46,6 +46,8 @@ def import_archive() -> None:
     @task(task_id="import_files", outlets=[POSTS_ASSET])
     def import_files() -> list[dict[str, Any]]:
         """Import every file named by the form; a bad path fails at once with what to change."""
+        from trustwatch.collectors.archive import ArchiveError
+
         from trustwatch import tasks  # heavy imports stay out of parsing
         from trustwatch.settings import ConfigError
 
@@ -56,7 +58,7 @@ def import_archive() -> None:
         try:
             results = tasks.import_archive(params["platform"], [params["path"]], keep_all=bool(params["keep_all"]),
                                            run_context=run_context)
-        except (ConfigError, tasks.RequestError) as exc:
+        except (ConfigError, tasks.RequestError, ArchiveError) as exc:  # a retry reads the same bytes
             log.error("%s", exc)
             raise AirflowFailException(str(exc)) from None
         for r in results:

@@ -47,6 +47,13 @@ def make_engine(url: str | StoreUrl | None = None, **kwargs: Any) -> Engine:
             f"{resolved.source} is not a valid database URL: {redact_url(resolved.url)!r} "
             "(expected e.g. postgresql+psycopg://user:password@host:5432/db or sqlite:///path.db)"
         ) from None
+    if parsed.host and "@" in parsed.host:
+        # the password held an unencoded '@': the driver would report its tail as the host it cannot resolve
+        raise ConfigError(
+            f"{resolved.source}: the URL has more than one '@' ({redact_url(resolved.url)}): URL-encode the "
+            "password ('@' is %40, ':' is %3A, '/' is %2F), e.g. python3 -c \"import urllib.parse, getpass; "
+            "print(urllib.parse.quote(getpass.getpass(), safe=''))\""
+        )
     if parsed.drivername in ("postgresql", "postgres"):
         parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3 is the driver we ship
     if parsed.get_backend_name() == "sqlite":

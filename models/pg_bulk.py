@@ -83,12 +83,14 @@ WITH up AS (
     LEFT JOIN authors a ON a.platform = s.platform AND a.platform_user_id = s.author_platform_id
     ORDER BY s.platform, s.platform_post_id
     ON CONFLICT (platform, platform_post_id) DO UPDATE SET
-        kind = EXCLUDED.kind,
+        kind = CASE WHEN EXCLUDED.kind = 'post' AND posts.kind IN ('reply', 'quote', 'repost') THEN posts.kind
+                    ELSE EXCLUDED.kind END,
         author_id = COALESCE(EXCLUDED.author_id, posts.author_id),
         author_platform_id = COALESCE(EXCLUDED.author_platform_id, posts.author_platform_id),
         text = CASE WHEN posts.deleted_at IS NULL THEN EXCLUDED.text ELSE posts.text END,
         title = CASE WHEN posts.deleted_at IS NULL THEN EXCLUDED.title ELSE posts.title END,
-        raw = CASE WHEN posts.deleted_at IS NULL THEN EXCLUDED.raw ELSE posts.raw END,
+        raw = CASE WHEN posts.deleted_at IS NOT NULL THEN posts.raw WHEN EXCLUDED.deleted_reason IS NOT NULL THEN NULL
+                   ELSE COALESCE(posts.raw || EXCLUDED.raw, EXCLUDED.raw, posts.raw) END,
         lang = COALESCE(EXCLUDED.lang, posts.lang),
         url = COALESCE(EXCLUDED.url, posts.url),
         conversation_id = COALESCE(EXCLUDED.conversation_id, posts.conversation_id),

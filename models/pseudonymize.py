@@ -120,6 +120,8 @@ class _Pseudonymizer:
         self.ids: dict[tuple[str, str], str] = {}
         #: X ids of the agencies' own accounts seen on the page
         self.agency_ids: set[str] = set()
+        #: A URL path segment that is a person's username (their profile on another site: instagram.com/<name>/)
+        self.name_in_path: re.Pattern[str] | None = None
 
     # -- ids and names --------------------------------------------------------------------------
 
@@ -146,11 +148,19 @@ class _Pseudonymizer:
         return pseudonym(self.key, f"{platform}-name", name.lower())
 
     def learn(self, page: Page) -> None:
+        people: set[str] = set()
         for author in page.authors:
             if author.username:
                 self.ids[(author.platform, author.username.lower())] = author.platform_user_id
                 if author.platform == "x" and self.is_agency(author.username):
                     self.agency_ids.add(author.platform_user_id)
+                elif isinstance(author.username, str) and len(author.username) >= 3:
+                    people.add(author.username.lower())
+        if people:
+            # the same handle on another site (instagram.com/<name>/, tiktok.com/@<name>) re-identifies the
+            # person as surely as an x.com profile link; ids cannot be matched there, names can
+            names = "|".join(re.escape(n) for n in sorted(people, key=len, reverse=True))
+            self.name_in_path = re.compile(rf"(?<=/)(@?)({names})(?=[/?#\s\"'),]|$)", re.IGNORECASE)
         for post in page.posts:
             if post.platform == "x" and isinstance(post.raw, dict):
                 entities = post.raw.get("entities")
@@ -164,8 +174,11 @@ class _Pseudonymizer:
 
     def text(self, platform: str | None, value: str) -> str:
         """Replace mentions of people in a text; agencies' handles stay."""
-        if not value or ("@" not in value and "u/" not in value and ".com/" not in value and "user/" not in value):
+        if not value or ("@" not in value and "/" not in value):
             return value
+        if self.name_in_path is not None and "/" in value:
+            value = self.name_in_path.sub(lambda m: m.group(1) + self.by_name("x" if platform is None else platform,
+                                                                               m.group(2)), value)
 
         def x_sub(m: re.Match[str]) -> str:
             name = m.group(1)

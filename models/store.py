@@ -10,13 +10,19 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import hashlib
+import logging
+import os
+import socket
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, and_, func, or_, select, tuple_, update
+from sqlalchemy import Engine, and_, case, func, or_, select, text, tuple_, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError, StatementError
 from trustwatch.models.tables import (
     Agency,
     Author,
@@ -41,6 +47,8 @@ from trustwatch.records import (
     unique_by,
     validate_post,
 )
+
+log = logging.getLogger(__name__)
 
 #: Rows per multi-row statement; keeps statements under the drivers' parameter limits.
 CHUNK = 1000
@@ -185,11 +193,15 @@ def _upsert_posts(
             index_elements=["platform", "platform_post_id"],
             set_={
                 **content,
-                "kind": ex.kind,
+                # a sparser later sighting (no referenced_tweets) never turns a reply/quote/repost into a post
+                "kind": case((and_(ex.kind == "post", or_(*(table.c.kind == k for k in ("reply", "quote", "repost")))),
+                              table.c.kind), else_=ex.kind),
                 "author_id": func.coalesce(ex.author_id, table.c.author_id),
                 "text": _case_alive(alive, ex.text, table.c.text),
                 "title": _case_alive(alive, ex.title, table.c.title),
-                "raw": _case_alive(alive, ex.raw, table.c.raw),
+                # fields a poorer sighting lacks stay (top-level merge); a deleted one keeps none
+                "raw": case((~alive, table.c.raw), (ex.deleted_reason.isnot(None), None),
+                            else_=func.coalesce(func.json_patch(table.c.raw, ex.raw), ex.raw, table.c.raw)),
                 "like_count": func.coalesce(ex.like_count, table.c.like_count),
                 "repost_count": func.coalesce(ex.repost_count, table.c.repost_count),
                 "reply_count": func.coalesce(ex.reply_count, table.c.reply_count),
@@ -216,8 +228,6 @@ def _upsert_posts(
 
 
 def _case_alive(alive: Any, new_value: Any, old_value: Any) -> Any:
-    from sqlalchemy import case
-
     return case((alive, new_value), else_=old_value)
 
 
@@ -240,28 +250,89 @@ def agency_ids(conn: Connection, slugs: Iterable[str]) -> dict[str, int]:
     return {row.slug: row.id for row in rows}
 
 
-def _reject_rows(rejects: list[RejectRecord], run_id: int | None, now: dt.datetime) -> list[dict[str, Any]]:
+#: Longest reject payload kept, in characters of its JSON: a 50 MB line must not land whole in the store
+#: (nor in the analyst's view of it); the size and SHA-256 of the whole payload are kept with its head.
+MAX_REJECT_PAYLOAD = 10_000
+
+
+def cap_payload(payload: Any) -> Any:
+    """The payload as stored in ``rejected_payloads``: whole when small, else its head, size and hash."""
+    try:
+        text = json_serializer(payload)
+    except (TypeError, ValueError):
+        payload = text = repr(payload)
+        text = json_serializer(text)
+    if len(text) <= MAX_REJECT_PAYLOAD:
+        return payload
+    data = text.encode("utf-8", "replace")
+    return {"truncated": True, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(),
+            "head": data[:MAX_REJECT_PAYLOAD].decode("utf-8", "ignore")}
+
+
+def _reject_post_id(r: RejectRecord) -> str | None:
+    """The post id a reject belongs to: its own field, else the id (or first edit) its payload names."""
+    if isinstance(r.platform_post_id, str) and r.platform_post_id:
+        return clean_text(r.platform_post_id[:64])
+    if isinstance(r.payload, dict):
+        for key in ("id", "id_str"):
+            value = r.payload.get(key)
+            if isinstance(value, str | int) and not isinstance(value, bool) and str(value):
+                return clean_text(str(value)[:64])
+    return None
+
+
+def _tombstoned(conn: Connection, keys: set[tuple[str, str]]) -> set[tuple[str, str]]:
+    """Which of these (platform, post id) pairs are tombstones (deleted, withheld, removed)."""
+    if not keys:
+        return set()
+    t = Post.__table__
+    found: set[tuple[str, str]] = set()
+    for platform in sorted({k[0] for k in keys}):  # platform = and id IN: the unique index, every time
+        ids = sorted(k[1] for k in keys if k[0] == platform)
+        for chunk in _chunks(ids, 500):
+            rows = conn.execute(select(t.c.platform_post_id).where(
+                t.c.platform == platform, t.c.platform_post_id.in_(list(chunk)), t.c.deleted_at.isnot(None)))
+            found.update((platform, r) for r in rows.scalars())
+    return found
+
+
+#: What a reject of a deleted post keeps instead of its payload.
+TOMBSTONED_REJECT = {"scrubbed": "the post is deleted or withheld; its payload is not kept"}
+
+
+def _reject_rows(conn: Connection, rejects: list[RejectRecord], run_id: int | None,
+                 now: dt.datetime) -> list[dict[str, Any]]:
+    ids = [_reject_post_id(r) for r in rejects]
+    # A deleted post's text must not come back through a broken copy of it (an archive, a retry).
+    dead = _tombstoned(conn, {(r.platform, i) for r, i in zip(rejects, ids, strict=True) if i})
     rows = []
-    for r in rejects:
-        payload = r.payload
-        try:
-            json_serializer(payload)
-        except (TypeError, ValueError):
-            payload = repr(payload)
+    for r, post_id in zip(rejects, ids, strict=True):
+        gone = post_id is not None and (r.platform, post_id) in dead
         rows.append(
             {
                 "run_id": run_id,
                 "platform": r.platform,
-                "platform_post_id": (
-                    clean_text(r.platform_post_id[:64]) if isinstance(r.platform_post_id, str) else None
-                ),
+                "platform_post_id": post_id,
                 "source": clean_text(r.source),
                 "reason": clean_text(r.reason) or "unknown",
-                "payload": payload,
+                "payload": TOMBSTONED_REJECT if gone else cap_payload(r.payload),
                 "created_at": now,
             }
         )
     return rows
+
+
+def scrub_tombstoned_rejects(engine: Engine | Connection) -> int:
+    """Drop the payload of every reject whose post is a tombstone; compliance calls it on every run, so a
+    reject written before its post was deleted (or by an older version) is scrubbed too."""
+    r, p = RejectedPayload.__table__, Post.__table__
+    dead = select(p.c.id).where(p.c.platform == r.c.platform, p.c.platform_post_id == r.c.platform_post_id,
+                                p.c.deleted_at.isnot(None)).exists()
+    stmt = update(r).where(r.c.platform_post_id.isnot(None), dead).values(payload=TOMBSTONED_REJECT)
+    if isinstance(engine, Connection):
+        return engine.execute(stmt).rowcount or 0
+    with engine.begin() as conn:
+        return conn.execute(stmt).rowcount or 0
 
 
 #: Widths of the authors' display columns: longer values are cut, not refused (they are not identifiers).
@@ -307,6 +378,7 @@ def write_page(engine: Engine | Connection, page: Page, run_id: int | None = Non
     valid: dict[tuple[str, str], PostRecord] = {}
     for post in page.posts:
         try:
+            post = clean_post(post)
             validate_post(post)
         except RecordError as exc:
             rejects.append(
@@ -330,8 +402,88 @@ def write_page(engine: Engine | Connection, page: Page, run_id: int | None = Non
 
     if isinstance(engine, Connection):
         return _write(engine, page, run_id, now, posts, authors, rejects, owns_transaction=False)
-    with engine.begin() as conn:
-        return _write(conn, page, run_id, now, posts, authors, rejects)
+    try:
+        with engine.begin() as conn:
+            return _write(conn, page, run_id, now, posts, authors, rejects)
+    except Exception as exc:
+        if not posts or not _is_record_fault(exc):
+            raise  # the database is unreachable or refuses the ledger itself: not one record's fault
+        # One record the cleaning step did not foresee must not block its whole page (and every retry of it):
+        # write the records one by one, each in a savepoint, and keep the refused ones aside with the reason.
+        with engine.begin() as conn:
+            return _write_one_by_one(conn, page, run_id, now, posts, authors, rejects)
+
+
+def clean_post(post: PostRecord) -> PostRecord:
+    """The one cleaning step every post's free text goes through before the store (text, title, url).
+
+    NUL characters and lone surrogates come from user-controlled fields (a username in a URL, a permalink);
+    PostgreSQL refuses them and both drivers fail to encode surrogates, which would fail the page for good.
+    Identifiers are not cleaned (a changed id is another post): :func:`validate_post` rejects them instead.
+    """
+    fixes = {name: clean_text(value) for name in ("text", "title", "url")
+             if isinstance(value := getattr(post, name), str) and clean_text(value) != value}
+    if post.deleted_reason and post.raw is not None:
+        fixes["raw"] = None  # removed or deleted when first seen: its text is kept nowhere, raw included
+    if isinstance(post.url, str) and len(post.url) > MAX_URL_CHARS:
+        fixes["url"] = None  # a URL is derived, never the content: an absurd one is dropped, not the post
+    return dataclasses.replace(post, **fixes) if fixes else post
+
+
+def _is_record_fault(exc: BaseException) -> bool:
+    """Whether the database refused a value (a record's fault), not the connection or the operator's setup."""
+    if isinstance(exc, StoreError | OperationalError | InterfaceError):
+        return False
+    names = {c.__name__ for c in type(exc).__mro__}
+    if names & {"OperationalError", "InterfaceError", "ConnectionException", "AdminShutdown"}:
+        return False  # the driver's own (psycopg) connection errors, raised outside SQLAlchemy on the COPY path
+    if isinstance(exc, DataError | IntegrityError | UnicodeError) or names & {"DataError", "IntegrityError"}:
+        return True
+    # a value SQLAlchemy could not bind (wrapped, not from the database): e.g. a lone surrogate in a parameter
+    return isinstance(exc, StatementError) and not isinstance(exc, DBAPIError) and isinstance(
+        exc.orig, UnicodeError | ValueError | TypeError)
+
+
+#: Longest post URL kept (real ones are under 200 characters).
+MAX_URL_CHARS = 2000
+
+
+def _write_one_by_one(
+    conn: Connection,
+    page: Page,
+    run_id: int | None,
+    now: dt.datetime,
+    posts: list[PostRecord],
+    authors: list[AuthorRecord],
+    rejects: list[RejectRecord],
+) -> WriteResult:
+    """Fallback of :func:`write_page`: each post (with its author and mentions) in its own savepoint."""
+    by_author = {(a.platform, a.platform_user_id): a for a in authors}
+    kept: list[PostRecord] = []
+    new = mentions = 0
+    for post in posts:
+        author = by_author.get((post.platform, post.author_platform_id))
+        one = Page(posts=[post], authors=[author] if author else [],
+                   mentions=[m for m in page.mentions if m.platform_post_id == post.platform_post_id])
+        savepoint = conn.begin_nested()
+        try:
+            result = _write(conn, one, None, now, [post], one.authors, [], owns_transaction=False,
+                            ledger=False, snapshot_run_id=run_id)
+        except Exception as exc:
+            if not _is_record_fault(exc):
+                raise
+            savepoint.rollback()
+            cause = getattr(exc, "orig", None) or exc
+            reason = f"the store refused this record: {type(cause).__name__}: {str(cause).splitlines()[0][:300]}"
+            rejects.append(RejectRecord(post.platform, reason, post.raw if post.raw is not None else repr(post)[:2000],
+                                        platform_post_id=post.platform_post_id))
+            continue
+        savepoint.commit()
+        kept.append(post)
+        new += result.new
+        mentions += result.mentions
+    _write_rejects_and_ledger(conn, page, run_id, now, len(kept), new, rejects)
+    return WriteResult(seen=len(kept), new=new, updated=len(kept) - new, rejected=len(rejects), mentions=mentions)
 
 
 def _write(
@@ -343,7 +495,11 @@ def _write(
     authors: list[AuthorRecord],
     rejects: list[RejectRecord],
     owns_transaction: bool = True,
+    ledger: bool = True,
+    snapshot_run_id: int | None = None,
 ) -> WriteResult:
+    snapshot_run = run_id if ledger else snapshot_run_id
+    posts = _resolve_edit_references(conn, posts)
     known = {(p.platform, p.platform_post_id) for p in posts}
     mentions = unique_by(
         (m for m in page.mentions if (m.platform, m.platform_post_id) in known),
@@ -360,14 +516,72 @@ def _write(
     if conn.dialect.name == "postgresql":
         from trustwatch.models.pg_bulk import write_rows_pg
 
-        new = write_rows_pg(conn, posts, authors, mentions, agencies, run_id, now,
+        new = write_rows_pg(conn, posts, authors, mentions, agencies, snapshot_run, now,
                             clear_staging=not owns_transaction)
     else:
-        new = _write_rows(conn, posts, authors, mentions, agencies, run_id, now)
-    _write_rejects_and_ledger(conn, page, run_id, now, len(posts), new, rejects)
+        new = _write_rows(conn, posts, authors, mentions, agencies, snapshot_run, now)
+    if ledger:
+        _write_rejects_and_ledger(conn, page, run_id, now, len(posts), new, rejects)
     # mentions were made unique per (post, agency, kind, term) above: each is one row of post_mentions
     return WriteResult(seen=len(posts), new=new, updated=len(posts) - new, rejected=len(rejects),
                        mentions=len(mentions))
+
+
+#: X's epoch in ms and the longest edit window: a version id was made at most this long after the first.
+_X_EPOCH_MS = 1288834974657
+_EDIT_WINDOW = dt.timedelta(hours=1)
+
+
+def _snowflake_at(post_id: str) -> dt.datetime | None:
+    try:
+        return dt.datetime.fromtimestamp(((int(post_id) >> 22) + _X_EPOCH_MS) / 1000, tz=dt.UTC)
+    except (ValueError, OverflowError, OSError):
+        return None
+
+
+def _resolve_edit_references(conn: Connection, posts: list[PostRecord]) -> list[PostRecord]:
+    """Point parent and quoted/reposted references at the id an edited post is stored under (its first
+    version): a reply to the second version named an id the store never holds.  Edited posts of the same
+    page and stored ones are both looked at; a stored one is found by time (its first version is at most an
+    hour older than the version named, X's edit window), so the lookup stays on the created_at index."""
+    x_posts = [p for p in posts if p.platform == "x" and (p.parent_platform_id or p.root_platform_id)]
+    if not x_posts:
+        return posts
+    versions = {v: p.platform_post_id for p in posts if p.platform == "x" and p.edit_history_ids
+                and len(p.edit_history_ids) > 1 for v in p.edit_history_ids if v != p.platform_post_id}
+    refs = {r for p in x_posts for r in (p.parent_platform_id, p.root_platform_id) if r} - versions.keys()
+    refs -= {p.platform_post_id for p in posts}
+    if refs:
+        # one round trip: the edited posts whose first version is at most an hour older than a referenced
+        # id (X's edit window), on the created_at index
+        t = Post.__table__
+        times = sorted(m for m in (_snowflake_at(r) for r in refs) if m is not None)
+        spans: list[list[dt.datetime]] = []
+        for m in times:  # overlapping hour-long spans merged: a page's references cluster in time
+            if spans and m - _EDIT_WINDOW <= spans[-1][1]:
+                spans[-1][1] = m
+            else:
+                spans.append([m - _EDIT_WINDOW, m])
+        length = func.jsonb_array_length if conn.dialect.name == "postgresql" else func.json_array_length
+        edited = and_(or_(*(t.c.created_at.between(a, b) for a, b in spans)), t.c.edit_history_ids.isnot(None),
+                      length(t.c.edit_history_ids) > 1) if spans else None
+        if edited is not None:
+            # no platform condition: without statistics the planner would take the platform index and read
+            # every X post; only X posts have edit histories, and created_at's index bounds the read
+            for row in conn.execute(select(t.c.platform_post_id, t.c.edit_history_ids).where(edited)):
+                for v in row.edit_history_ids or ():
+                    if v != row.platform_post_id and str(v) in refs:
+                        versions[str(v)] = row.platform_post_id
+    if not versions:
+        return posts
+    out = []
+    for p in posts:
+        parent, root = versions.get(p.parent_platform_id or ""), versions.get(p.root_platform_id or "")
+        if p.platform == "x" and (parent or root):
+            p = dataclasses.replace(p, parent_platform_id=parent or p.parent_platform_id,
+                                    root_platform_id=root or p.root_platform_id)
+        out.append(p)
+    return out
 
 
 def _write_rows(
@@ -443,7 +657,7 @@ def _write_rejects_and_ledger(
     rejects: list[RejectRecord],
 ) -> None:
     if rejects:
-        conn.execute(RejectedPayload.__table__.insert(), _reject_rows(rejects, run_id, now))
+        conn.execute(RejectedPayload.__table__.insert(), _reject_rows(conn, rejects, run_id, now))
     if run_id is not None:
         t = CollectionRun.__table__
         conn.execute(
@@ -460,6 +674,8 @@ def _write_rejects_and_ledger(
                 rate_limit_waits=t.c.rate_limit_waits + page.rate_limit_waits,
                 rate_limit_wait_seconds=t.c.rate_limit_wait_seconds + page.rate_limit_wait_seconds,
                 last_cursor=page.cursor,
+                lease_expires_at=case((t.c.lease_owner.isnot(None), now + dt.timedelta(seconds=LEASE_SECONDS)),
+                                      else_=None),
             )
         )
 
@@ -478,6 +694,50 @@ class RunHandle:
     notes: dict[str, Any]
 
 
+#: How long a holder's claim on a ledger row stands without a committed page.  Long enough for X's
+#: 15-minute rate-limit window plus a slow page; a holder on this host that died is recognised at once.
+LEASE_SECONDS = float(os.environ.get("TRUSTWATCH_LEASE_SECONDS", "1200"))
+#: This process's token, so a reused pid is not mistaken for the holder.
+_TOKEN = uuid.uuid4().hex[:8]
+
+
+class RunLeased(StoreError):
+    """Another live run holds this window (two runs of the same window would read and bill it twice)."""
+
+
+def lease_holder() -> str:
+    """This process as a lease holder: ``host:pid:token``."""
+    return f"{socket.gethostname()[:150]}:{os.getpid()}:{_TOKEN}"
+
+
+def _holder_alive(holder: str | None, expires: dt.datetime | None, now: dt.datetime) -> bool:
+    """Whether a lease still binds: not expired, and, when held on this host, by a process that exists."""
+    if not holder or expires is None or expires <= now:
+        return False
+    host, _, rest = holder.partition(":")
+    pid_text = rest.partition(":")[0]
+    if host == socket.gethostname()[:150] and pid_text.isdigit():
+        try:
+            os.kill(int(pid_text), 0)
+        except ProcessLookupError:
+            return False  # its process is gone (SIGKILL, a stopped database that ended it): an orphan
+        except PermissionError:
+            return True
+    return True
+
+
+def _describe_holder(holder: str) -> str:
+    host, _, rest = holder.partition(":")
+    return f"pid {rest.partition(':')[0]} on {host}"
+
+
+def _lock_window(conn: Connection, key: str) -> None:
+    """Serialize the claim of one window: a transaction-scoped advisory lock on PostgreSQL; on SQLite the
+    transaction already began IMMEDIATE (one writer at a time), which serializes it."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": key})
+
+
 def open_run(
     engine: Engine,
     *,
@@ -490,15 +750,23 @@ def open_run(
     source: str = "api",
     run_context: dict[str, Any] | None = None,
     notes: dict[str, Any] | None = None,
+    holder: str | None = None,
 ) -> RunHandle:
     """Open the ledger row for (platform, query version, window), resuming an unfinished one.
 
     A window already collected successfully is reported as done, so a rerun reads (and pays for)
-    nothing again; a failed or interrupted one is resumed from its last committed cursor.
+    nothing again; a failed or interrupted one is resumed from its last committed cursor.  The row is
+    claimed atomically with a lease: while another live process (``holder``, default this process) holds
+    it, :class:`RunLeased` says so instead of reading the window a second time; a holder that died (its
+    pid gone on this host, or its lease expired) is taken over.
     """
     ctx = run_context or {}
     t = CollectionRun.__table__
+    me = holder or lease_holder()
     with engine.begin() as conn:
+        _lock_window(conn, "|".join(map(str, ("trustwatch-run", platform, query_key, query_version, source,
+                                               window_start, window_end))))
+        now = utcnow()
         same = and_(
             t.c.platform == platform,
             t.c.query_key == query_key,
@@ -506,18 +774,27 @@ def open_run(
             t.c.source == source,
             t.c.window_start == window_start if window_start is not None else t.c.window_start.is_(None),
             t.c.window_end == window_end if window_end is not None else t.c.window_end.is_(None),
-            t.c.status.in_(("running", "failed", "success")),
+            t.c.status.in_(("running", "failed", "success", "partial")),
         )
         rows = conn.execute(select(t).where(same).order_by(t.c.id.desc())).mappings().all()
-        done = next((r for r in rows if r["status"] == "success"), None)
+        # partial: an archive read to where it was cut; reading the same bytes again cannot get further
+        done = next((r for r in rows if r["status"] in ("success", "partial")), None)
         if done is not None:
             return RunHandle(done["id"], None, resumed=False, already_done=True, notes=dict(done["notes"] or {}))
         unfinished = rows[0] if rows else None
         if unfinished is not None:
+            other = unfinished["lease_owner"]
+            if (unfinished["status"] == "running" and other and other != me
+                    and _holder_alive(other, unfinished["lease_expires_at"], now)):
+                raise RunLeased(
+                    f"{platform} {query_key} is already running (run {unfinished['id']}, {_describe_holder(other)}); "
+                    f"its claim lapses at {unfinished['lease_expires_at'].isoformat(timespec='seconds')} "
+                    "unless it commits a page: wait for it, or run again after that")
             conn.execute(
                 update(t)
                 .where(t.c.id == unfinished["id"])
-                .values(status="running", attempts=t.c.attempts + 1, error=None,
+                .values(status="running", attempts=t.c.attempts + 1, error=None, lease_owner=me,
+                        lease_expires_at=now + dt.timedelta(seconds=LEASE_SECONDS),
                         dag_run_id=ctx.get("dag_run_id", unfinished["dag_run_id"]),
                         task_id=ctx.get("task_id", unfinished["task_id"]))
             )
@@ -552,6 +829,8 @@ def open_run(
                 rate_limit_wait_seconds=0.0,
                 coverage_gap=False,
                 notes=notes or {},
+                lease_owner=me,
+                lease_expires_at=now + dt.timedelta(seconds=LEASE_SECONDS),
             )
             .returning(t.c.id)
         ).scalar_one()
@@ -559,9 +838,27 @@ def open_run(
 
 
 def update_run(engine: Engine, run_id: int, **values: Any) -> None:
-    """Set ledger fields (status, error, notes, coverage_gap, finished_at...)."""
+    """Set ledger fields (status, error, notes, coverage_gap, finished_at...); a run that ends frees its lease."""
+    if values.get("status") not in (None, "running"):
+        values = {"lease_owner": None, "lease_expires_at": None, **values}
     with engine.begin() as conn:
         conn.execute(update(CollectionRun.__table__).where(CollectionRun.__table__.c.id == run_id).values(**values))
+
+
+def record_failure(engine: Engine, run_id: int, **values: Any) -> bool:
+    """Mark a run failed, if the store can still be reached; returns whether it could.
+
+    When the database itself went away the update cannot land either: the row stays ``running`` with this
+    process's lease, and the next run takes it over as soon as this process has ended (see open_run).
+    The original error is what the caller raises, not a second traceback about the failed update.
+    """
+    try:
+        update_run(engine, run_id, status="failed", finished_at=utcnow(), **values)
+    except (OperationalError, InterfaceError) as exc:
+        log.warning("run %s: could not record the failure in the ledger (%s); the next run takes the row over",
+                    run_id, str(getattr(exc, "orig", exc)).splitlines()[0][:200] if str(exc) else type(exc).__name__)
+        return False
+    return True
 
 
 def get_run(engine: Engine, run_id: int) -> dict[str, Any]:

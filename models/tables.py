@@ -281,6 +281,12 @@ class CollectionRun(Base):
         Boolean, default=False, comment="True when the source could not reach back to window_start."
     )
     error: Mapped[str | None] = mapped_column(Text, comment="Why the run failed, without secrets.")
+    lease_owner: Mapped[str | None] = mapped_column(
+        String(200),
+        comment="Who holds the running row: host, pid and token of the process; NULL when not running.")
+    lease_expires_at: Mapped[dt.datetime | None] = mapped_column(
+        UTCDateTime,
+        comment="Until when the holder's claim stands (renewed with each page); a later run takes over after.")
     notes: Mapped[dict[str, Any] | None] = mapped_column(
         JSONType, comment="Details: skipped subreddits, gap reasons, import file names."
     )

@@ -13,7 +13,8 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
 
 #: JSON everywhere, JSONB on PostgreSQL (indexable, compact, what analysts query with ->>).
-JSONType = JSON().with_variant(JSONB(), "postgresql")
+#: Python None is SQL NULL, never the JSON value ``null``: a tombstone's ``raw IS NULL`` must be true.
+JSONType = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
 class UTCDateTime(TypeDecorator[dt.datetime]):

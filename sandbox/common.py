@@ -13,7 +13,35 @@ import threading
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-FAULT_KINDS: tuple[str, ...] = ("status", "reset", "truncate", "slow")
+FAULT_KINDS: tuple[str, ...] = ("status", "reset", "truncate", "slow", "poison")
+
+#: The free-text fields a "poison" fault corrupts: what users type (names, texts, titles) and what is built
+#: from it (Reddit's permalink and url), never the ids the client needs to page on.
+POISONED_FIELDS = {
+    "x": frozenset({"text", "username", "name", "location", "description"}),
+    "reddit": frozenset({"title", "selftext", "body", "permalink", "url", "link_flair_text",
+                         "author_flair_text", "domain"}),
+}
+#: What the fault adds: a NUL (PostgreSQL text refuses it) and a lone surrogate (no UTF-8 encoder takes it).
+POISON = "\u0000\ud800"
+
+
+def poison_body(body: bytes, platform: str) -> bytes:
+    """The same JSON answer with ``POISON`` after every free-text field of every record (after, so the
+    words the matcher looks for stay whole and the same posts are kept)."""
+    import json
+
+    fields = POISONED_FIELDS[platform]
+
+    def walk(value: object) -> object:
+        if isinstance(value, dict):
+            return {k: (v + POISON if k in fields and isinstance(v, str) and v else walk(v))
+                    for k, v in value.items()}
+        if isinstance(value, list):
+            return [walk(v) for v in value]
+        return value
+
+    return json.dumps(walk(json.loads(body))).encode()  # ensure_ascii: the surrogate travels as \ud800
 
 
 def _default_end() -> dt.datetime:
@@ -131,7 +159,8 @@ class FaultPlan:
 
         kind: "status" answers ``status``/``headers``/``body`` instead of the API; "reset" closes the
         socket without a reply; "truncate" sends the real response cut in half; "slow" sleeps ``seconds``
-        and then answers normally.  ``after`` lets that many matching requests pass first; ``times`` is
+        and then answers normally; "poison" answers normally with a NUL and a lone surrogate in every
+        free-text field (:data:`POISONED_FIELDS`).  ``after`` lets that many matching requests pass first; ``times`` is
         how many requests the fault hits.
         """
         if kind not in FAULT_KINDS:

@@ -220,6 +220,11 @@ class SandboxServer:
         if fault is not None and fault.kind == "slow":
             time.sleep(fault.seconds)
         response = self._answer(request)
+        if fault is not None and fault.kind == "poison" and response.status == 200:
+            from trustwatch.sandbox.common import poison_body
+
+            response = SandboxResponse(response.status, poison_body(response.body, "x" if request.path.startswith(
+                "/2/") else "reddit"), response.headers, served_ids=response.served_ids)
         if fault is not None and fault.kind == "truncate":
             self._record(request, response.status, [], received)
             handler.send_sandbox_response(response, body=response.body[: len(response.body) // 2])

@@ -65,6 +65,11 @@ class PgServer:
     def drop(self, name: str) -> None:
         with self.admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            # migration 0020's analyst group is named per database; roles are server-wide, so drop it too
+            # (another database may still hold a grant to it only if it was created by hand: then it stays)
+            conn.execute(text(f"""
+                DO $$ BEGIN DROP ROLE IF EXISTS "{name[:55]}_analyst";
+                EXCEPTION WHEN dependent_objects_still_exist THEN NULL; END $$"""))
 
     def drop_all(self) -> None:
         for name in self.created:

@@ -96,8 +96,10 @@ def twarc_line(tweets: list[dict], users: list[dict]) -> str:
 
 
 def tweet(i: int, body: str) -> dict:
+    # as X sends it: the edit history of a post never edited is its own id
     return {"id": str(1_700_000_000_000_000_000 + i), "text": body, "author_id": str(i % 3 + 1),
-            "created_at": "2026-10-01T12:00:00.000Z", "lang": "en", "edit_history_tweet_ids": [str(i)],
+            "created_at": "2026-10-01T12:00:00.000Z", "lang": "en",
+            "edit_history_tweet_ids": [str(1_700_000_000_000_000_000 + i)],
             "public_metrics": {"like_count": i, "retweet_count": 0, "reply_count": 0, "quote_count": 0}}
 
 

@@ -337,3 +337,185 @@ def test_sigkill_mid_run_then_rerun_stores_exactly_the_ground_truth(platform: st
     again = rows[interrupted[0].id]
     assert (again.status, again.attempts) == ("success", 2)
     assert {r.status for r in rows.values()} == {"success"}
+
+
+# --- issue 20: poisoned records, concurrent duplicate runs, the database stopped mid-run -------------------
+
+
+@pytest.mark.parametrize("platform", ["x", "reddit"])
+def test_poisoned_text_in_every_field_is_cleaned_and_the_store_equals_the_truth(
+        platform: str, server: SandboxServer, pg_engine: Any, registry: Any, matcher: Any) -> None:
+    """A NUL and a lone surrogate in every free-text field of every record (names, texts, titles, Reddit's
+    permalink): PostgreSQL refused the whole page, and every retry failed the same way."""
+    from trustwatch.models.tables import RejectedPayload
+    from trustwatch.sandbox.common import POISONED_FIELDS
+
+    server.faults.add("/2/" if platform == "x" else "/", "poison", times=10_000)
+    sleeper = Sleeper()
+    collector = x_collector(server, sleeper) if platform == "x" else reddit_collector(server, matcher, sleeper)
+    summaries = collect(pg_engine, platform, collector, registry, matcher)
+    assert {s.status for s in summaries} == {"success"}
+    assert_matches_truth(pg_engine, platform, server, registry)
+    with pg_engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(RejectedPayload)).scalar() == 0
+        rows = conn.execute(select(Post.text, Post.title, Post.url)).all()
+    # the poison reached the store's cleaning step: its NUL dropped, its surrogate replaced by "?"
+    poisoned = [r for r in rows if any(v and v.endswith("?") for v in r)]
+    assert len(poisoned) > len(rows) / 2
+    assert not [v for r in rows for v in r if v and "\x00" in v]
+    assert POISONED_FIELDS[platform]
+
+
+@pytest.mark.slow
+def test_two_runs_of_the_same_window_read_it_once(live_sandbox: SandboxServer, pg_server: Any,
+                                                  registry: Any) -> None:
+    """Two `trustwatch collect x` started together both read every page (twice the requests, twice the
+    snapshots, two ledger rows per query on PostgreSQL); the second now stops with who holds the window."""
+    from trustwatch.models.tables import MetricSnapshot
+
+    server = live_sandbox
+    server.faults.clear()
+    server.clear_log()
+    url = pg_server.create("tw_dupe")
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    end = server.config.stop
+    window = Window(end - dt.timedelta(hours=30), end)
+    server.faults.add(path_of("x"), "slow", seconds=0.3, times=10_000)  # each run lasts a while
+    t0 = time.monotonic()  # an earlier test's abandoned request may be logged during this one: not ours
+    procs = [subprocess.Popen(cli("x", window), cwd=REPO, env=cli_env(server, url), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    codes = sorted(p.returncode for p in procs)
+    server.faults.clear()
+    assert codes == [0, 1], [o[1].decode()[-1500:] for o in outs]
+    loser = next(o[1].decode() for p, o in zip(procs, outs, strict=True) if p.returncode == 1)
+    assert "already running (run " in loser and "pid " in loser and "Traceback" not in loser
+    rows = ledger(engine)
+    keys = [(r.query_key, r.window_start, r.window_end) for r in rows]
+    assert len(keys) == len(set(keys)) and {r.status for r in rows} == {"success"}
+    x_requests = [r for r in server.request_log if r.path.startswith("/2/") and r.received_at >= t0]
+    assert sum(r.requests for r in rows) == len(x_requests), "every request was made once"
+    texts = [q.text for q in compile_x_queries(registry, 4096)]
+    assert set(stored(engine, "x")) == server.x.expected_stored_ids(texts, window.start, window.end)
+    with engine.connect() as conn:
+        snapshots = conn.execute(select(func.count()).select_from(MetricSnapshot)).scalar()
+    assert snapshots == sum(r.posts_seen for r in rows)
+    engine.dispose()
+
+
+class CuttableProxy:
+    """A TCP proxy in front of PostgreSQL that a test can cut (the server 'stops') and restore."""
+
+    def __init__(self, target: tuple[str, int]) -> None:
+        import socket
+        import threading
+
+        self.target = target
+        self.listener = socket.create_server(("127.0.0.1", 0))
+        self.port = self.listener.getsockname()[1]
+        self.open: list[Any] = []
+        self.up = True
+        self.lock = threading.Lock()
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        import socket
+        import threading
+
+        while True:
+            try:
+                client, _ = self.listener.accept()
+            except OSError:
+                return
+            if not self.up:
+                client.close()
+                continue
+            upstream = socket.create_connection(self.target)
+            with self.lock:
+                self.open += [client, upstream]
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    @staticmethod
+    def _pipe(a: Any, b: Any) -> None:
+        try:
+            while data := a.recv(65536):
+                b.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for s in (a, b):
+                try:
+                    s.close()
+                except OSError:
+                    pass
+
+    def cut(self) -> None:
+        import socket
+
+        self.up = False
+        with self.lock:
+            for s in self.open:
+                try:
+                    s.shutdown(socket.SHUT_RDWR)
+                    s.close()
+                except OSError:
+                    pass
+            self.open.clear()
+
+    def restore(self) -> None:
+        self.up = True
+
+    def close(self) -> None:
+        self.cut()
+        self.listener.close()
+
+
+@pytest.mark.slow
+def test_the_database_stopped_mid_run_is_one_line_and_the_next_run_takes_over(
+        live_sandbox: SandboxServer, pg_server: Any, registry: Any) -> None:
+    """The failure update of a dying run cannot reach a stopped database: the row stayed `running` for good
+    after a 200-line traceback.  Now: one line, and the next run takes the orphaned row over (its lease
+    holder is gone)."""
+    from sqlalchemy.engine import make_url
+
+    server = live_sandbox
+    server.faults.clear()
+    server.clear_log()
+    direct = pg_server.create("tw_stop")
+    engine = make_engine(direct)
+    migrate.upgrade(engine)
+    parsed = make_url(direct)
+    proxy = CuttableProxy((parsed.host or "127.0.0.1", parsed.port or 5432))
+    via_proxy = parsed.set(port=proxy.port).render_as_string(hide_password=False)
+    end = server.config.stop
+    window = Window(end - dt.timedelta(hours=30), end)
+    server.faults.add(path_of("x"), "slow", after=2, seconds=4)
+    try:
+        proc = subprocess.Popen(cli("x", window), cwd=REPO, env=cli_env(server, via_proxy),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        wait_for(lambda: any(r.pages >= 1 for r in ledger(engine)) or proc.poll() is not None)
+        wait_for(lambda: stalled(server, 0.5) or proc.poll() is not None)  # waiting on the slow answer
+        proxy.cut()  # the database 'stops' while the run waits for X
+        _out, err = proc.communicate(timeout=120)
+        text = err.decode()
+        assert proc.returncode == 1, text[-2000:]
+        assert "Traceback" not in text and len(text.strip().splitlines()) <= 3, text[-2000:]
+        assert "the store cannot be reached" in text
+        orphan = [r for r in ledger(engine) if r.status == "running"]
+        assert len(orphan) == 1 and orphan[0].lease_owner and f":{proc.pid}:" in orphan[0].lease_owner
+
+        proxy.restore()
+        server.faults.clear()
+        done = subprocess.run(cli("x", window), cwd=REPO, env=cli_env(server, via_proxy), capture_output=True,
+                              timeout=300, check=False)
+        assert done.returncode == 0, done.stderr.decode()[-2000:]
+        rows = {r.id: r for r in ledger(engine)}
+        again = rows[orphan[0].id]
+        assert (again.status, again.attempts, again.lease_owner) == ("success", 2, None)
+        texts = [q.text for q in compile_x_queries(registry, 4096)]
+        assert set(stored(engine, "x")) == server.x.expected_stored_ids(texts, window.start, window.end)
+    finally:
+        proxy.close()
+        engine.dispose()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import re
@@ -250,3 +251,24 @@ def test_without_a_key_authors_keep_their_names(sandbox: SandboxServer, sqlite_e
     with sqlite_engine.connect() as conn:
         authors = conn.execute(select(Author.platform_user_id, Author.username)).all()
     assert authors and all(a.username and not is_pseudonym(a.platform_user_id) for a in authors)
+
+
+def test_links_to_the_persons_profiles_on_other_sites_are_pseudonymized() -> None:
+    """Issue 20 item 13: ``entities.urls[].unwound_url`` (and expanded_url, display_url) pointing at the
+    author's own profile elsewhere re-identified them; a link whose path is a username is a profile link."""
+    raw = {"id": "1", "text": "my photos https://t.co/abc and tiktok.com/@Jane_Doe99", "author_id": "777",
+           "entities": {"urls": [{"url": "https://t.co/abc", "expanded_url": "https://www.instagram.com/jane_doe99/",
+                                  "display_url": "instagram.com/jane_doe99",
+                                  "unwound_url": "https://www.instagram.com/jane_doe99/?hl=en"}]}}
+    page = Page(authors=[AuthorRecord("x", "777", "jane_doe99", "Jane Doe"),
+                         AuthorRecord("x", "55", "NYPDnews", "NYPD")],
+                posts=[PostRecord("x", "1", "post", END, text=raw["text"], author_platform_id="777", raw=raw),
+                       PostRecord("x", "2", "post", END, text="see facebook.com/NYPDnews/", author_platform_id="55",
+                                  raw={"id": "2", "text": "see facebook.com/NYPDnews/"})])
+    out = pseudonymize_page(page, KEY.encode(), {"nypdnews"})
+    dump = json.dumps([dataclasses.asdict(p) for p in out.posts], default=str)
+    assert "jane_doe99" not in dump.lower()
+    anon = pseudonym(KEY.encode(), "x", "777")
+    assert out.posts[0].raw["entities"]["urls"][0]["expanded_url"] == f"https://www.instagram.com/{anon}/"
+    assert out.posts[0].text.endswith(f"tiktok.com/@{anon}")
+    assert out.posts[1].text == "see facebook.com/NYPDnews/"  # an agency's own profiles stay readable

@@ -80,10 +80,11 @@ def cmd_revisit(args: argparse.Namespace) -> int:
 def cmd_import(args: argparse.Namespace) -> int:
     from trustwatch.collectors.archive import ImportSummary
 
-    results = tasks.import_archive(args.platform, args.files, keep_all=args.all, progress=True)
+    results = tasks.import_archive(args.platform, args.files, keep_all=args.all, progress=True,
+                                   raise_on_failure=False)
     for r in results:
-        print(ImportSummary(**r).line())
-    return 0
+        print(ImportSummary(**r).line(), file=sys.stderr if r["status"] == "failed" else sys.stdout)
+    return 1 if any(r["status"] == "failed" for r in results) else 0
 
 
 def cmd_enrich(args: argparse.Namespace) -> int:
@@ -196,6 +197,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _store_unreachable(exc: BaseException) -> bool:
+    """The database went away (stopped, restarted, network): SQLAlchemy's or the driver's own error."""
+    from sqlalchemy.exc import InterfaceError, OperationalError
+
+    names = {c.__name__ for c in type(exc).__mro__}
+    return isinstance(exc, OperationalError | InterfaceError) or bool(
+        names & {"OperationalError", "InterfaceError", "AdminShutdown"})
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the console script; expected errors print one clear line, not a traceback."""
     parser = build_parser()
@@ -211,6 +221,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         # trustwatch's own errors (API, store, archive) carry a message written for the operator
         if type(exc).__module__.split(".")[0] in ("collectors", "models", "trustwatch", "analysis"):
             print(f"trustwatch: {exc}", file=sys.stderr)
+            return 1
+        if _store_unreachable(exc):
+            from trustwatch.settings import redact_url
+
+            cause = str(getattr(exc, "orig", None) or exc).strip().splitlines()
+            print(f"trustwatch: the store cannot be reached ({redact_url(cause[0] if cause else type(exc).__name__)}"
+                  "); committed pages are kept, and the next run takes the interrupted one over", file=sys.stderr)
             return 1
         raise
     except KeyboardInterrupt:

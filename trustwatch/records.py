@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol
@@ -278,6 +279,7 @@ def validate_post(post: PostRecord) -> None:
         raise RecordError(f"unknown post kind {post.kind!r}")
     if not isinstance(post.created_at, dt.datetime) or post.created_at.tzinfo is None:
         raise RecordError("created_at is missing or has no timezone")
+    _check_shape(post)
     for name in ("likes", "reposts", "replies", "quotes", "score"):
         count = getattr(post.metrics, name)
         if count is not None and not -MAX_COUNTER <= count <= MAX_COUNTER:
@@ -288,6 +290,31 @@ def validate_post(post: PostRecord) -> None:
         raise RecordError(f"text is {len(post.text)} characters, over the limit of {MAX_TEXT_CHARS}")
     if post.title is not None and len(post.title) > MAX_TEXT_CHARS:
         raise RecordError("title is over the text limit")
+
+
+#: The first day a post can carry on each platform (X's first tweet, Reddit's launch); a time before it,
+#: or more than a day ahead of now, is a broken record (year 0001, 9999, an epoch number read as 1970).
+PLATFORM_BIRTH = {"x": dt.datetime(2006, 3, 21, tzinfo=dt.UTC), "reddit": dt.datetime(2005, 6, 23, tzinfo=dt.UTC)}
+#: What each platform's post ids look like: X snowflakes (decimal, at most 19 digits), Reddit base 36.
+ID_SHAPES = {"x": re.compile(r"[0-9]{1,19}"), "reddit": re.compile(r"[0-9a-z]{1,13}")}
+
+
+def _check_shape(post: PostRecord) -> None:
+    """Reject values no platform gives, instead of storing them as facts."""
+    birth = PLATFORM_BIRTH[post.platform]
+    latest = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+    if not birth <= post.created_at <= latest:
+        raise RecordError(f"created_at {post.created_at.isoformat()} is outside [{birth:%Y-%m-%d}, now + 1 day] "
+                          f"for {post.platform}")
+    shape = ID_SHAPES[post.platform]
+    for name in ("platform_post_id", "parent_platform_id", "root_platform_id", "conversation_id"):
+        value = getattr(post, name)
+        if value is not None and not shape.fullmatch(value) and not (
+                post.platform == "reddit" and name != "platform_post_id" and _REDDIT_FULLNAME.fullmatch(value)):
+            raise RecordError(f"{name} {value[:40]!r} is not a {post.platform} id")
+
+
+_REDDIT_FULLNAME = re.compile(r"t[1-6]_[0-9a-z]{1,13}")
 
 
 def unique_by(items: Iterable[Any], key: Any) -> list[Any]:

@@ -202,11 +202,13 @@ def get_connection(conn_id: str) -> ConnectionInfo:
     return conn
 
 
-_PASSWORD_IN_URL = re.compile(r"(//[^:/@\s]*:)[^@\s]*@")
+#: Everything between the scheme and the LAST ``@``: a password with an unencoded ``@`` has its tail after
+#: the first one, which a narrower pattern (and the driver's "cannot resolve host" message) would show.
+_PASSWORD_IN_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^\s'\"]*@")
 
 
 def redact_url(url: str) -> str:
-    """Hide the password part of a URL-like string, even one too broken to parse."""
+    """Hide the credentials of a URL-like string, even one too broken to parse (user and password both)."""
     return _PASSWORD_IN_URL.sub(r"\1***@", url)
 
 

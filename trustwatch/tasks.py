@@ -118,7 +118,23 @@ def parse_time(value: str | dt.datetime | None, name: str) -> dt.datetime | None
             ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=dt.UTC)
-    return moment.astimezone(dt.UTC)
+    try:
+        return moment.astimezone(dt.UTC)
+    except OverflowError:  # 0001-01-01T00:00+01:00 or 9999-12-31T23:59-01:00 is outside what UTC can hold
+        raise RequestError(
+            f"{name} {value!s:.40} is out of range: give a date-time between 2005 and now, e.g. 2026-11-20T00:00:00Z"
+        ) from None
+
+
+def _whole_seconds(start: dt.datetime, end: dt.datetime) -> tuple[dt.datetime, dt.datetime]:
+    """Widen a window to whole seconds: X takes start_time/end_time in seconds (tweepy drops the fraction,
+    which would leave the end's fraction of a second unread); the start rounds down, the end up."""
+    start_s = start.replace(microsecond=0)
+    end_s = end.replace(microsecond=0) + (dt.timedelta(seconds=1) if end.microsecond else dt.timedelta())
+    if (start_s, end_s) != (start, end):
+        log.warning("window rounded to whole seconds (X takes seconds): [%s, %s)", start_s.isoformat(),
+                    end_s.isoformat())
+    return start_s, end_s
 
 
 def check_agencies(slugs: Sequence[str] | None) -> list[str]:
@@ -182,6 +198,7 @@ def validate_request(
     elif start_t is None or end_t is None:
         raise RequestError("give both start and end, or neither (a run without dates covers the last hour)")
     assert start_t is not None and end_t is not None
+    start_t, end_t = _whole_seconds(start_t, end_t)
     if end_t <= start_t:
         raise RequestError(
             f"end {end_t.isoformat()} is not after start {start_t.isoformat()}: swap them or widen the range"
@@ -408,29 +425,48 @@ def summarize(platform: str, summaries: Sequence[dict[str, Any]], run_context: d
 
 
 def import_archive(platform: str, paths: Sequence[str], keep_all: bool = False, progress: bool = False,
-                   run_context: dict[str, Any] | None = None) -> list[dict[str, Any]]:
-    """Import archive files (or every file of a folder) through the write path; one ledger row per file."""
+                   run_context: dict[str, Any] | None = None, raise_on_failure: bool = True) -> list[dict[str, Any]]:
+    """Import archive files (or every file of a folder) through the write path; one ledger row per file.
+
+    Each file fails alone (unreadable, not an archive, no line of posts): the files after it are imported,
+    and then, with ``raise_on_failure``, one ArchiveError names every failed file (the CLI prints each
+    file's line itself instead).
+    """
     from dataclasses import asdict
 
-    from trustwatch.collectors.archive import import_file, iter_files
+    from trustwatch.collectors.archive import ArchiveError, ImportSummary, import_file, iter_files
+    from trustwatch.models.store import RunLeased
 
     if platform not in PLATFORMS:
         raise RequestError(f"unknown platform {platform!r}: use one of {', '.join(PLATFORMS)}")
     if not paths or any(not str(p).strip() for p in paths):
         raise RequestError("give the path of an archive file, or of a folder of them, as the worker sees it")
-    files = list(iter_files(list(paths)))
-    missing = [str(f) for f in files if not f.is_file()]
+    left_out: list[str] = []
+    files = list(iter_files(list(paths), left_out))
+    for note in left_out:
+        log.warning("%s", note)
+    missing = [str(f) for f in files if not f.exists()]
     if missing:
         raise RequestError(f"no such file: {', '.join(missing)} (give paths readable where the task runs)")
     if not files:
-        raise RequestError(f"no files to import in {', '.join(paths)}")
+        raise RequestError(f"no files to import in {', '.join(paths)}"
+                           + (f" ({'; '.join(left_out)})" if left_out else ""))
     sync_registry()
     results = []
     for path in files:
-        summary = import_file(engine(), platform, path, matcher=matcher(), keep_all=keep_all, progress=progress,
-                              run_context=run_context)
-        log.info("%s", summary.line())
+        try:
+            summary = import_file(engine(), platform, path, matcher=matcher(), keep_all=keep_all,
+                                  progress=progress, run_context=run_context)
+        except (ArchiveError, RunLeased) as exc:  # unreadable, not an archive, or being imported right now
+            summary = ImportSummary(file=str(path), platform=platform, run_id=0, status="failed", error=str(exc))
+            log.error("%s", summary.line())
+        else:
+            log.info("%s", summary.line())
         results.append(asdict(summary))
+    failed = [r for r in results if r["status"] == "failed"]
+    if failed and raise_on_failure:
+        raise ArchiveError(f"{len(failed)} of {len(results)} files failed (the others were imported): "
+                           + "; ".join(str(r["error"]) for r in failed))
     return results
 
 

@@ -24,11 +24,25 @@ depends_on: str | Sequence[str] | None = None
 
 ROLE = "analyst"
 
+# Issue 20 (item 11): a store owner without CREATEROLE skips the shared group here (a warning; migration 0020
+# names the group per database and says how to create it); creation is race-safe against other databases'
+# migrations running at the same moment on the same server.
 UPGRADE = f"""
 DO $$
+DECLARE
+    may_create boolean := (SELECT rolsuper OR rolcreaterole FROM pg_roles WHERE rolname = current_user);
 BEGIN
     IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '{ROLE}') THEN
-        CREATE ROLE {ROLE} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE;
+        IF NOT may_create THEN
+            RAISE WARNING 'role % lacks CREATEROLE: the shared analyst group is skipped (see migration 0020)',
+                current_user;
+            RETURN;
+        END IF;
+        BEGIN
+            CREATE ROLE {ROLE} NOLOGIN NOSUPERUSER NOCREATEDB NOCREATEROLE;
+        EXCEPTION WHEN duplicate_object OR unique_violation THEN
+            NULL;
+        END;
     END IF;
     EXECUTE format('GRANT CONNECT ON DATABASE %I TO {ROLE}', current_database());
     EXECUTE format('GRANT USAGE ON SCHEMA %I TO {ROLE}', current_schema());
@@ -36,8 +50,10 @@ BEGIN
     EXECUTE format('REVOKE ALL ON ALL TABLES IN SCHEMA %I FROM {ROLE}', current_schema());
     EXECUTE format('GRANT SELECT ON ALL TABLES IN SCHEMA %I TO {ROLE}', current_schema());
     EXECUTE format('ALTER DEFAULT PRIVILEGES IN SCHEMA %I GRANT SELECT ON TABLES TO {ROLE}', current_schema());
-    EXECUTE format('COMMENT ON ROLE {ROLE} IS %L',
-                   'trustwatch analysts: SELECT on the store''s tables and views, nothing else');
+    IF may_create THEN
+        EXECUTE format('COMMENT ON ROLE {ROLE} IS %L',
+                       'trustwatch analysts: SELECT on the store''s tables and views, nothing else');
+    END IF;
 END
 $$;
 """
