@@ -183,7 +183,9 @@ def test_compliance_scrubs_rejects_of_every_tombstone_on_every_run(synced: Engin
             from trustwatch.records import Page
             return Page(requests=1)
 
-    check_compliance(synced, x_collector=NoLookups(), max_age_days=1, now=dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
+    # the billed lookup path (no batch job): the run tombstones nothing and still scrubs the old rejects
+    check_compliance(synced, x_collector=NoLookups(), max_age_days=1, x_jobs=False, x_lookup_hours=24,
+                     now=dt.datetime(2020, 1, 1, tzinfo=dt.UTC))
     assert "OLD DELETED WORDS" not in json.dumps([r["payload"] for r in rejects(synced)])
 
 
