@@ -44,7 +44,7 @@ INSERT INTO posts (platform, platform_post_id, kind, author_platform_id, text, l
                    repost_count, reply_count, quote_count, raw, first_collected_at, last_collected_at)
 SELECT 'x', 'f' || g, 'post', 'u' || (g % 5000),
        'generated post number ' || g || ' about the police department and its officers on patrol downtown',
-       'en', :start + make_interval(secs => (g * 7919) % :seconds), g % 13, g % 5, g % 3, 0,
+       'en', :start + make_interval(secs => (g::bigint * 7919) % :seconds), g % 13, g % 5, g % 3, 0,
        '{"id": "generated"}', now(), now()
 FROM generate_series(:lo, :hi - 1) AS g;
 INSERT INTO post_mentions (post_id, agency_id, matched_term, match_kind, post_created_at, platform)
@@ -87,6 +87,7 @@ def fill(engine, lo: int, hi: int, chunk: int = 250_000) -> None:
 def write_rate(engine, first_id: int, pages: int, size: int = 500) -> float:
     """Posts per second of write_page over ``pages`` fresh pages (median of the per-page rates)."""
     rates = []
+    store.write_page(engine, make_page(range(first_id - size, first_id), seed=first_id, text_len=180))  # warm-up
     for i in range(pages):
         ids = range(first_id + i * size, first_id + (i + 1) * size)
         page = make_page(ids, seed=first_id + i, text_len=180)
@@ -120,7 +121,7 @@ def main() -> None:
         migrate.upgrade(engine)
         seed_agencies(engine)
         stored = 0
-        next_id = 0
+        next_id = 500
         rows = []
         for checkpoint in sorted(args.checkpoints):
             t0 = time.perf_counter()
@@ -128,7 +129,7 @@ def main() -> None:
             filled_s = time.perf_counter() - t0
             stored = checkpoint
             rate = write_rate(engine, next_id, args.pages)
-            next_id += args.pages * 500
+            next_id += (args.pages + 1) * 500
             rows.append((checkpoint, rate, filled_s))
             print(f"stored {checkpoint:>11,}: write_page {rate:,.0f} posts/s (fill took {filled_s:.0f} s)", flush=True)
         base = rows[0][1]
