@@ -91,8 +91,9 @@ def run_once(workers: int, hours: int, agencies: list[str], posts: int) -> dict:
                                                    "base_url": sandbox.url, "user_agent": "trustwatch-bench/0.1"}}),
     }
     with tempfile.TemporaryDirectory(prefix="tw_topology_") as tmp:
+        extra = {**conns, "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "false"}  # only the backfill runs
         topology = native.Topology(Path(tmp), metadata_url, store_url, native.generated_variables(),
-                                   workers=workers, extra_env=conns)
+                                   workers=workers, extra_env=extra)
         sampler = MemorySampler(topology)
         metadata = create_engine(metadata_url)
         try:
