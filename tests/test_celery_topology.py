@@ -94,6 +94,17 @@ def test_every_setting_comes_from_the_compose_file(tmp_path, pg_server):
     assert topology.env_for("airflow-scheduler")["AIRFLOW__CORE__PARALLELISM"] == "7"
 
 
+def test_every_compose_service_has_a_native_counterpart(tmp_path, pg_server):
+    """A service added to the compose file without a native counterpart fails here, not in production."""
+    topology = native.Topology(tmp_path, pg_server.create("tw_af"), pg_server.create("tw_store"),
+                               native.generated_variables())
+    services = set(native.load_compose()["services"])
+    assert services == set(native.AIRFLOW_SERVICES) | {"airflow-init"} | set(topology.endpoints)
+    for service in native.AIRFLOW_SERVICES:
+        command = native.load_compose()["services"][service]["command"]
+        assert command in {"api-server", "scheduler", "dag-processor", "triggerer", "celery worker"}, command
+
+
 def test_a_missing_required_secret_is_refused_like_compose_does():
     with pytest.raises(native.TopologyError, match="AIRFLOW_FERNET_KEY is required"):
         native.interpolate("${AIRFLOW_FERNET_KEY:?set AIRFLOW_FERNET_KEY in .env}", {})
