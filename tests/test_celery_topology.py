@@ -1,0 +1,279 @@
+"""docker-compose.yml's Celery topology, run for real on this machine (no Docker).
+
+``scripts/native_topology.py`` reads the compose file and starts its services as native processes with
+the environment compose gives them: a private Redis, airflow-init's script, the api-server, scheduler,
+dag-processor, triggerer and two Celery workers, on fresh PostgreSQL databases for Airflow and the store.
+The test backfills 24 hourly windows of ``collect_x`` and ``collect_reddit`` against the sandbox with
+``airflow backfill create`` and kills one worker while it runs tasks.  Then it checks what an operator
+would: every run succeeded, the store holds exactly the sandbox's ground truth with no duplicate, both
+workers ran tasks, the API pools never ran more tasks at once than their slots, and the killed worker's
+tasks were retried on the other one and finished.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib.util
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+from trustwatch.collectors.agencies import compile_x_queries
+from trustwatch.sandbox.common import CorpusConfig
+from trustwatch.sandbox.server import SandboxServer
+
+REPO = Path(__file__).resolve().parents[1]
+X_TOKEN = "topology-x-token-81f2"
+REDDIT_SECRET = "topology-reddit-secret-3a9c"
+AGENCIES = ["nypd"]
+WINDOWS = 24
+POOL_SLOTS = 2
+
+
+def _load_native_topology() -> Any:
+    spec = importlib.util.spec_from_file_location("native_topology", REPO / "scripts" / "native_topology.py")
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["native_topology"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+native = _load_native_topology()
+
+
+def connections(sandbox: SandboxServer) -> dict[str, str]:
+    """The API connections an operator puts in .env, pointed at the sandbox."""
+    return {
+        "AIRFLOW_CONN_X_API": json.dumps({"conn_type": "http", "password": X_TOKEN, "extra": {
+            "base_url": sandbox.url, "endpoint": "recent", "max_query_length": 512}}),
+        "AIRFLOW_CONN_REDDIT_API": json.dumps({"conn_type": "http", "login": "sandbox-client",
+                                               "password": REDDIT_SECRET, "extra": {
+                                                   "base_url": sandbox.url,
+                                                   "user_agent": "trustwatch-topology/0.1 by u/tw"}}),
+    }
+
+
+def test_every_setting_comes_from_the_compose_file(tmp_path, pg_server):
+    """The native processes get compose's environment: only addresses and per-host ports differ."""
+    topology = native.Topology(tmp_path, pg_server.create("tw_af"), pg_server.create("tw_store"),
+                               native.generated_variables())
+    compose = native.load_compose()
+    common = compose["x-airflow-common"]["environment"]
+    for service in ("airflow-scheduler", "airflow-worker", "airflow-init"):
+        env = topology.env_for(service)
+        for name in common:
+            assert name in env, (service, name)
+        assert env["AIRFLOW__CORE__EXECUTOR"] == common["AIRFLOW__CORE__EXECUTOR"] == "CeleryExecutor"
+        assert env["AIRFLOW__CORE__AUTH_MANAGER"] == common["AIRFLOW__CORE__AUTH_MANAGER"]
+        assert env["AIRFLOW__API_AUTH__JWT_SECRET"] == topology.variables["AIRFLOW_JWT_SECRET"]
+        assert env["AIRFLOW__CELERY__BROKER_URL"] == f"redis://:@127.0.0.1:{topology.redis_port}/0"
+        assert env["AIRFLOW__CORE__EXECUTION_API_SERVER_URL"] == \
+            f"http://127.0.0.1:{topology.api_port}/execution/"
+        metadata = make_url(env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"])
+        assert metadata.drivername == make_url(common["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace(
+            "${AIRFLOW_DB_PASSWORD:?set AIRFLOW_DB_PASSWORD in .env}", "p")).drivername
+        assert metadata.database == make_url(topology.metadata_url).database
+        assert env["AIRFLOW__CELERY__RESULT_BACKEND"].startswith("db+postgresql://")
+        assert make_url(env["AIRFLOW__CELERY__RESULT_BACKEND"][3:]).database == metadata.database
+        store = json.loads(env["AIRFLOW_CONN_TRUSTWATCH_DB"])
+        assert store["schema"] == make_url(topology.store_url).database and store["host"] == "127.0.0.1"
+        assert Path(env["AIRFLOW__CORE__DAGS_FOLDER"], "collect_posts.py").is_file()
+    assert topology.env_for("airflow-worker")["DUMB_INIT_SETSID"] == "0"  # the worker's own entry survives
+    init = topology.env_for("airflow-init")
+    assert init["TRUSTWATCH_X_POOL_SLOTS"] == "2" and init["_AIRFLOW_DB_MIGRATE"] == "true"
+    # a setting added to the compose file reaches the native processes without touching this module
+    compose["x-airflow-common"]["environment"]["AIRFLOW__CORE__PARALLELISM"] = "7"
+    compose["services"]["airflow-scheduler"]["environment"]["AIRFLOW__CORE__PARALLELISM"] = "7"
+    topology.compose = compose
+    assert topology.env_for("airflow-scheduler")["AIRFLOW__CORE__PARALLELISM"] == "7"
+
+
+def test_every_compose_service_has_a_native_counterpart(tmp_path, pg_server):
+    """A service added to the compose file without a native counterpart fails here, not in production."""
+    topology = native.Topology(tmp_path, pg_server.create("tw_af"), pg_server.create("tw_store"),
+                               native.generated_variables())
+    services = set(native.load_compose()["services"])
+    assert services == set(native.AIRFLOW_SERVICES) | {"airflow-init"} | set(topology.endpoints)
+    for service in native.AIRFLOW_SERVICES:
+        command = native.load_compose()["services"][service]["command"]
+        assert command in {"api-server", "scheduler", "dag-processor", "triggerer", "celery worker"}, command
+
+
+def test_a_missing_required_secret_is_refused_like_compose_does():
+    with pytest.raises(native.TopologyError, match="AIRFLOW_FERNET_KEY is required"):
+        native.interpolate("${AIRFLOW_FERNET_KEY:?set AIRFLOW_FERNET_KEY in .env}", {})
+    assert native.interpolate("${A:-x}/$${HOSTNAME}/${B}", {"B": "b"}) == "x/${HOSTNAME}/b"
+
+
+def _metadata(topology: Any) -> Any:
+    return create_engine(make_url(topology.metadata_url).set(drivername="postgresql+psycopg"))
+
+
+def _tries(engine: Any, dag_ids: tuple[str, ...]) -> list[Any]:
+    """Every try of every task: the finished earlier tries (history) and the current ones."""
+    columns = "dag_id, run_id, task_id, map_index, try_number, state, hostname, pool, start_date, end_date"
+    query = text(f"SELECT {columns} FROM task_instance WHERE dag_id = ANY(:d) "
+                 f"UNION ALL SELECT {columns} FROM task_instance_history WHERE dag_id = ANY(:d)")
+    with engine.connect() as conn:
+        return list(conn.execute(query, {"d": list(dag_ids)}))
+
+
+def _max_concurrent(intervals: list[tuple[dt.datetime, dt.datetime]]) -> int:
+    events = sorted([(start, 1) for start, _ in intervals] + [(end, -1) for _, end in intervals],
+                    key=lambda e: (e[0], e[1]))  # an end at the same instant frees the slot first
+    running = peak = 0
+    for _, step in events:
+        running += step
+        peak = max(peak, running)
+    return peak
+
+
+@pytest.mark.slow
+@pytest.mark.postgres
+def test_backfill_on_two_celery_workers_stores_the_ground_truth_and_survives_a_killed_worker(
+        tmp_path, pg_server, registry):
+    sandbox = SandboxServer(CorpusConfig(seed=18, posts=1200, days=2), x_bearer_token=X_TOKEN,
+                            reddit_client_secret=REDDIT_SECRET)
+    end = sandbox.config.stop  # the hour the sandbox started in: the last window is the latest complete one
+    start = end - dt.timedelta(hours=WINDOWS)
+    metadata_url, store_url = pg_server.create("tw_af"), pg_server.create("tw_store")
+    topology = native.Topology(
+        tmp_path, metadata_url, store_url, native.generated_variables(), workers=2,
+        extra_env={
+            **connections(sandbox.start()),
+            # Test speed only: a killed worker's tasks are noticed after 20 s instead of 5 minutes.
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
+            "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+            # Only the backfill: no scheduled run (every agency) when the hour turns during the test.
+            "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "false",
+            "TRUSTWATCH_X_SCHEDULE": "@hourly",
+            "TRUSTWATCH_REDDIT_SCHEDULE": "@hourly",
+        },
+    )
+    metadata = None
+    try:
+        with native.running(topology):
+            metadata = _metadata(topology)
+            topology.wait(lambda: _parsed(metadata) >= 2, 240, "both collect DAGs to be parsed")
+            for dag_id in ("collect_x", "collect_reddit"):
+                created = topology.airflow(
+                    "backfill", "create", "--dag-id", dag_id, "--from-date", start.isoformat(),
+                    "--to-date", (end - dt.timedelta(hours=1)).isoformat(), "--max-active-runs", "4",
+                    "--dag-run-conf", json.dumps({"agencies": AGENCIES}))
+                assert created.returncode == 0, created.stdout[-2000:] + created.stderr[-4000:]
+            # DAGs start paused (compose's setting); the scheduler runs a paused DAG's backfill only once
+            # it is unpaused.
+            for dag_id in ("collect_x", "collect_reddit"):
+                unpaused = topology.airflow("dags", "unpause", dag_id)
+                assert unpaused.returncode == 0, unpaused.stderr[-3000:]
+
+            # kill worker2 while it runs a collect task; its tries must be retried on worker1
+            worker2 = next(p for p in topology.processes if p.name == "worker2")
+            topology.wait(lambda: _running_on(metadata, "worker2"), 600, "worker2 to run a collect task")
+            topology.kill(worker2, signal.SIGKILL)
+            killed_at = dt.datetime.now(dt.UTC)
+
+            topology.wait(lambda: _done(metadata) >= 2 * WINDOWS, 3600, "the 48 backfilled runs to finish")
+            for dag_id in ("collect_x", "collect_reddit"):
+                topology.airflow("dags", "pause", dag_id)
+            topology.wait(lambda: not _active(metadata), 600, "every run to finish")
+            with metadata.connect() as conn:
+                runs = conn.execute(text("SELECT dag_id, run_type, state, data_interval_start, data_interval_end, "
+                                         "conf FROM dag_run")).all()
+            backfilled = [r for r in runs if r.run_type == "backfill"]
+            assert len(backfilled) == len(runs) == 2 * WINDOWS and {r.state for r in runs} == {"success"}, runs
+            assert {r.data_interval_start for r in backfilled} == {
+                start + dt.timedelta(hours=h) for h in range(WINDOWS)}
+            tries = _tries(metadata, ("collect_x", "collect_reddit"))
+    finally:
+        sandbox.stop()
+        if metadata is not None:
+            metadata.dispose()
+
+    # both workers ran tasks (each worker reports its own hostname, as each container would)
+    hosts = {t.hostname for t in tries if t.hostname}
+    assert {"worker1", "worker2"} <= hosts, hosts
+    # the killed worker's try failed, a later try of the same task ran on worker1 and succeeded
+    lost = [t for t in tries if t.hostname == "worker2" and t.start_date and t.start_date < killed_at
+            and (t.end_date is None or t.end_date >= killed_at - dt.timedelta(seconds=1))]
+    assert lost, "the kill hit no running task"
+    for t in lost:
+        later = [r for r in tries if (r.dag_id, r.run_id, r.task_id, r.map_index) ==
+                 (t.dag_id, t.run_id, t.task_id, t.map_index) and r.try_number > t.try_number]
+        assert any(r.state == "success" and r.hostname == "worker1" for r in later), (t, later)
+    # the API pools never ran more collect tasks at once than their slots
+    for pool in ("x_api", "reddit_api"):
+        spans = [(t.start_date, t.end_date or killed_at) for t in tries if t.pool == pool and t.start_date]
+        assert spans, pool
+        assert _max_concurrent(spans) <= POOL_SLOTS, pool
+
+    # the store equals the sandbox's ground truth, without duplicates, and the ledger shows no gap
+    store = create_engine(make_url(store_url).set(drivername="postgresql+psycopg"))
+    try:
+        with store.connect() as conn:
+            rows = conn.execute(text("SELECT platform, platform_post_id FROM posts")).all()
+            ledger = conn.execute(text("SELECT status, count(*) FROM collection_runs GROUP BY status")).all()
+            dup_mentions = conn.execute(text("SELECT count(*) - count(DISTINCT (post_id, agency_id, matched_term)) "
+                                             "FROM post_mentions")).scalar()
+    finally:
+        store.dispose()
+    assert len(rows) == len(set(rows)), "a post is stored twice"
+    assert dup_mentions == 0
+    x_truth: set[str] = set()
+    reddit_truth: set[str] = set()
+    for run in runs:  # what each run was asked for: its window, and its agencies (none named: all)
+        agencies = _conf(run.conf).get("agencies") or None
+        if run.dag_id == "collect_x":
+            texts = [q.text for q in compile_x_queries(registry, max_query_length=512, agencies=agencies)]
+            x_truth |= sandbox.x.expected_stored_ids(texts, run.data_interval_start, run.data_interval_end)
+        else:
+            reddit_truth |= sandbox.reddit.ground_truth(run.data_interval_start, run.data_interval_end, agencies)
+    assert x_truth and reddit_truth
+    assert {i for p, i in rows if p == "x"} == x_truth
+    assert {i for p, i in rows if p == "reddit"} == reddit_truth
+    assert dict(ledger).keys() == {"success"}, ledger
+
+
+def _parsed(engine: Any) -> int:
+    try:
+        with engine.connect() as conn:
+            return int(conn.execute(text(
+                "SELECT count(*) FROM dag WHERE dag_id IN ('collect_x', 'collect_reddit')")).scalar() or 0)
+    except Exception:
+        return 0
+
+
+def _conf(value: Any) -> dict:
+    if isinstance(value, dict):
+        return value
+    if isinstance(value, (bytes, str)):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return {}
+    return {}
+
+
+def _active(engine: Any) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text(
+            "SELECT count(*) FROM dag_run WHERE state NOT IN ('success', 'failed')")).scalar())
+
+
+def _running_on(engine: Any, host: str) -> bool:
+    with engine.connect() as conn:
+        return bool(conn.execute(text(
+            "SELECT count(*) FROM task_instance WHERE state = 'running' AND hostname = :h AND task_id = 'collect'"),
+            {"h": host}).scalar())
+
+
+def _done(engine: Any) -> int:
+    with engine.connect() as conn:
+        return int(conn.execute(text(
+            "SELECT count(*) FROM dag_run WHERE run_type = 'backfill' AND state IN ('success', 'failed')")).scalar())
