@@ -231,9 +231,9 @@ class SandboxServer:
             handler.close_connection = True
 
 
-def serve(host: str, port: int, seed: int, posts: int) -> None:
+def serve(host: str, port: int, seed: int, posts: int, days: int = 7, events: bool = False) -> None:
     """Run the sandbox in the foreground until interrupted (``trustwatch sandbox serve``)."""
-    server = SandboxServer(CorpusConfig(seed=seed, posts=posts), host=host, port=port)
+    server = SandboxServer(CorpusConfig(seed=seed, posts=posts, days=days, events=events), host=host, port=port)
     server.start()
     end = server.config.stop
     print(f"trustwatch sandbox listening on {server.url}", flush=True)
