@@ -112,11 +112,13 @@ def test_first_command_serves_the_ui_collects_on_trigger_and_stops_on_ctrl_c(tmp
             start_new_session=True,
         )
     base = f"http://127.0.0.1:{port}"
+    started = time.monotonic()
     try:
         login = _wait_for(
             lambda: re.search(r"login: (\S+) / password: (\S+)", log.read_text(errors="replace")),
             180, "the ready banner", log, proc,
         )
+        print(f"first command: UI ready after {time.monotonic() - started:.1f} s")
         text = log.read_text(errors="replace")
         assert f"open {base}" in text
         assert text.count("DEMO MODE") == 1 and "SANDBOX" in text
@@ -167,6 +169,18 @@ def test_first_command_serves_the_ui_collects_on_trigger_and_stops_on_ctrl_c(tmp
                 "SELECT count(*) FROM collection_runs WHERE dag_run_id = %s", (run["dag_run_id"],)
             ).fetchone()[0]
         assert not (data / "trustwatch.db").exists() and not (home / "airflow.db").exists()
+
+        # the background demo load: 70 days with a spike, so the weekly trends and the alerts show something
+        def loaded() -> bool:
+            backfill = data / "logs" / "demo_backfill.log"
+            return backfill.exists() and '"posts_scored"' in backfill.read_text(errors="replace")
+
+        _wait_for(loaded, 600, "the demo backfill and enrich to finish", log, proc)
+        with psycopg.connect(store_url[1].replace("postgresql+psycopg://", "postgresql://")) as store:
+            weeks = store.execute("SELECT count(DISTINCT week) FROM agency_weekly_trend WHERE agency = 'nypd'"
+                                  ).fetchone()[0]
+            alerts = store.execute("SELECT count(*) FROM agency_alerts WHERE agency = 'nypd'").fetchone()[0]
+        assert weeks >= 9 and alerts >= 1, (weeks, alerts, _tail(data / "logs" / "demo_backfill.log"))
         assert posts > 0 and mentions > 0
         assert runs > 0, "the ledger should name the DAG run that collected"
     finally:

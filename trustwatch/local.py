@@ -13,9 +13,11 @@ started here runs in its own process group and is stopped on Ctrl-C or SIGTERM, 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -57,6 +59,9 @@ class LocalConfig:
     pool_slots: int = 2
     force_demo: bool = False
     sqlite: bool = False
+    #: Span and size of the demo corpus, loaded into the store in the background on start.
+    demo_days: int = 70
+    demo_posts: int = 20000
 
     @property
     def log_dir(self) -> Path:
@@ -127,6 +132,8 @@ def parse_args(argv: Sequence[str] | None = None, environ: dict[str, str] | None
         pool_slots=args.pool_slots,
         force_demo=args.demo,
         sqlite=args.sqlite,
+        demo_days=int(env.get("TRUSTWATCH_DEMO_DAYS", "70")),
+        demo_posts=int(env.get("TRUSTWATCH_DEMO_POSTS", "20000")),
     )
 
 
@@ -226,7 +233,8 @@ def demo_connections(sandbox_url: str, missing: Sequence[str]) -> dict[str, str]
         "x_api": {
             "conn_type": "http",
             "password": "sandbox-x-token",
-            "extra": {"base_url": sandbox_url, "endpoint": "recent", "max_query_length": 512},
+            # The sandbox serves the full archive, so the demo can load and re-read its whole span.
+            "extra": {"base_url": sandbox_url, "endpoint": "all", "max_query_length": 1024},
         },
         "reddit_api": {
             "conn_type": "http",
@@ -449,6 +457,23 @@ def create_demo_connections(config: LocalConfig, env: dict[str, str], sandbox_ur
               airflow_command("connections", "import", "--overwrite", str(path)), env)
 
 
+def start_demo_backfill(config: LocalConfig, env: dict[str, str], processes: Processes,
+                        sandbox_url: str) -> subprocess.Popen:
+    """Collect the demo corpus's whole span, then score it, so trends and alerts show on the first run.
+
+    Runs beside Airflow (output in ``demo_backfill.log``); the window ends an hour before the current one,
+    which the scheduled runs read.
+    """
+    end = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=1)
+    start = end - dt.timedelta(days=config.demo_days) + dt.timedelta(hours=1)
+    collect = trustwatch_command("collect", "x", "--start", start.isoformat().replace("+00:00", "Z"),
+                                 "--end", end.isoformat().replace("+00:00", "Z"))
+    enrich = trustwatch_command("enrich")
+    script = f"{shlex.join(collect)} && {shlex.join(enrich)}"
+    backfill_env = {**env, **demo_connections(sandbox_url, ["x_api"])}
+    return processes.start("demo_backfill", ["sh", "-c", script], backfill_env)
+
+
 def run(config: LocalConfig) -> int:
     """Prepare everything, start standalone (and the sandbox in demo mode), wait until Ctrl-C."""
     if port_in_use(config.host, config.port):
@@ -485,7 +510,8 @@ def run(config: LocalConfig) -> int:
             print(f"==> starting the sandbox APIs on {sandbox_url}", flush=True)
             sandbox = processes.start(
                 "sandbox",
-                trustwatch_command("sandbox", "serve", "--host", config.host, "--port", str(port)),
+                trustwatch_command("sandbox", "serve", "--host", config.host, "--port", str(port),
+                                   "--days", str(config.demo_days), "--posts", str(config.demo_posts), "--events"),
                 env,
             )
             if not wait_for_url(f"{sandbox_url}/", timeout=60, process=sandbox):
@@ -512,6 +538,10 @@ def run(config: LocalConfig) -> int:
         ]
         if not notice:
             ready.insert(2, "DAGs are created paused: unpause collect_x / collect_reddit in the UI to start.")
+        if notice and "x_api" in missing:
+            start_demo_backfill(config, env, processes, sandbox_url)
+            ready.insert(-1, f"loading {config.demo_days} days of demo X posts in the background "
+                             "(demo_backfill.log): trends and alerts fill in within minutes")
         print(banner([*notice, *ready] if notice else ready), flush=True)
         code = standalone.wait()
         return 0 if code in (0, -signal.SIGINT) else code
