@@ -75,10 +75,11 @@ class MissingConnectionError(ConfigError):
         env = f"AIRFLOW_CONN_{conn_id.upper()}"
         example = _EXAMPLES.get(conn_id, '{"conn_type": "http", "password": "..."}')
         if in_airflow_task():
-            advice = f"add it in the Airflow UI (Admin > Connections) or set {env} for the scheduler and workers"
+            advice = (f"add it in the Airflow UI (Admin > Connections), or set {env}='{example}' in the "
+                      "environment of the scheduler and workers")
         else:
             advice = f"the command line reads it from the environment: export {env}='{example}'"
-        super().__init__(f"connection '{conn_id}' is not configured; {advice}")
+        super().__init__(f"Airflow connection '{conn_id}' is not configured; {advice}")
         self.conn_id = conn_id
 
 
