@@ -149,7 +149,7 @@ def _trigger_params() -> dict[str, Param]:
         ),
         "dry_run": Param(
             False,
-            type="boolean",
+            type=["boolean", "null"],  # admits null so the form does not mark the switch required
             title="Dry run",
             description="Count the posts each query would collect (kept in the ledger); store no posts.",
         ),

@@ -203,10 +203,10 @@ def test_trigger_form_params_are_typed(dagbag):
     assert set(params) == {"start", "end", "agencies", "states", "dry_run"}
     assert params["start"]["format"] == params["end"]["format"] == "date-time"
     # no field is required: the form marks a typed field required unless it admits null
-    for name in ("start", "end", "agencies", "states"):
+    for name in ("start", "end", "agencies", "states", "dry_run"):
         assert "null" in params[name]["type"], name
     assert "array" in params["agencies"]["type"] and params["agencies"]["items"]["type"] == "string"
-    assert params["dry_run"]["type"] == "boolean"
+    assert "boolean" in params["dry_run"]["type"]
     assert dag["param_defaults"] == {"start": None, "end": None, "agencies": None, "states": None, "dry_run": False}
     # pickers with the registry's names
     assert "nypd" in params["agencies"]["examples"] and "chicago-pd" in params["agencies"]["examples"]
