@@ -85,8 +85,38 @@ def _run_context() -> dict[str, Any]:
     }
 
 
+def _registry_choices() -> tuple[list[str], dict[str, str], list[str]]:
+    """The registry's active agency slugs, their display names and their states, for the form's pickers.
+
+    Read at parse time (a YAML file, no network); a broken registry leaves free-text fields, and the
+    collect tasks report the registry error where it belongs.
+    """
+    try:
+        from trustwatch.collectors.agencies import load_registry
+
+        entries = [e for e in load_registry().entries if getattr(e, "active", True)]
+    except Exception:  # the form must still render
+        return [], {}, []
+    slugs = sorted(e.slug for e in entries)
+    display = {e.slug: f"{e.name} ({e.slug})" for e in entries}
+    states = sorted({e.state for e in entries if e.state})
+    return slugs, display, states
+
+
+def expand_states(agencies: list[str] | None, states: list[str] | None, entries: Any) -> list[str] | None:
+    """The agencies asked for plus every active agency of the states asked for (None: every agency)."""
+    if not states:
+        return agencies or None
+    wanted = {s.strip().upper() for s in states}
+    by_state = [e.slug for e in entries if (e.state or "").upper() in wanted and getattr(e, "active", True)]
+    if not by_state:
+        raise AirflowFailException(f"no active agency in the registry for the states {sorted(wanted)}")
+    return sorted(set(agencies or []) | set(by_state))
+
+
 def _trigger_params() -> dict[str, Param]:
-    """The typed form shown by the UI's trigger button."""
+    """The typed form shown by the UI's trigger button; every field is optional (JSON schema "null")."""
+    slugs, display, states = _registry_choices()
     return {
         "start": Param(
             None,
@@ -103,15 +133,24 @@ def _trigger_params() -> dict[str, Param]:
             description="Moment to stop, exclusive; must be after the start.",
         ),
         "agencies": Param(
-            [],
-            type="array",
+            None,
+            type=["null", "array"],
             items={"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]*$"},
             title="Agencies",
-            description="Agency slugs from the registry (e.g. nypd, lapd); empty means every active agency.",
+            description="Pick agencies from the registry; empty means every active agency.",
+            **({"examples": slugs, "values_display": display} if slugs else {}),
+        ),
+        "states": Param(
+            None,
+            type=["null", "array"],
+            items={"type": "string", "pattern": "^[A-Z]{2}$"},
+            title="States",
+            description="Every active agency of these states (two-letter codes), added to the agencies above.",
+            **({"examples": states} if states else {}),
         ),
         "dry_run": Param(
             False,
-            type="boolean",
+            type=["boolean", "null"],  # admits null so the form does not mark the switch required
             title="Dry run",
             description="Count the posts each query would collect (kept in the ledger); store no posts.",
         ),
@@ -166,12 +205,14 @@ def build_collect_dag(platform: str) -> Any:
 
             params = params or {}
             run_type = str(getattr(dag_run.run_type, "value", dag_run.run_type)) if dag_run else ""
+            agencies = expand_states(list(params.get("agencies") or []), list(params.get("states") or []),
+                                     _call(tasks.registry).entries)
             request = _call(
                 tasks.validate_request,
                 platform,
                 params.get("start") or None,
                 params.get("end") or None,
-                list(params.get("agencies") or []) or None,
+                agencies,
                 data_interval_start,
                 data_interval_end,
                 run_type == "manual",

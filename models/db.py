@@ -11,7 +11,14 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError
 from trustwatch.models.types import json_serializer
 
-from trustwatch.settings import ConfigError, StoreUrl, redact_url, store_url
+from trustwatch.settings import (
+    ConfigError,
+    StoreUnreachableError,
+    StoreUrl,
+    connect_failure_reason,
+    redact_url,
+    store_url,
+)
 
 #: How long a SQLite writer waits for another one before failing (ms).
 SQLITE_BUSY_TIMEOUT_MS = 60_000
@@ -37,9 +44,28 @@ def _sqlite_setup(engine: Engine) -> None:
         conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+def _report_connect_failures(engine: Engine, resolved: StoreUrl) -> None:
+    """A refused, unanswered or unopenable store becomes one line naming the setting (password masked),
+    instead of a driver traceback: the usual first-hour mistake is a URL, not a bug."""
+
+    @event.listens_for(engine, "handle_error")
+    def _on_error(context: Any) -> None:
+        if context.connection is not None or context.is_pre_ping:
+            return  # a statement's error, or a ping the pool recovers from by reconnecting
+        dbapi = engine.dialect.loaded_dbapi
+        if isinstance(context.original_exception, dbapi.OperationalError):
+            raise StoreUnreachableError(resolved, connect_failure_reason(context.original_exception, resolved.url))
+
+
 def make_engine(url: str | StoreUrl | None = None, **kwargs: Any) -> Engine:
     """Create the store's engine; a bad URL is reported with its source and without its password."""
-    resolved = url if isinstance(url, StoreUrl) else StoreUrl(url, "the given URL") if url else store_url()
+    if isinstance(url, StoreUrl):
+        resolved = url
+    elif url:
+        configured = store_url()  # the configured URL keeps its source, so an error names the setting
+        resolved = configured if configured.url == url else StoreUrl(url, "the given URL")
+    else:
+        resolved = store_url()
     try:
         parsed = make_url(resolved.url)
     except (ArgumentError, ValueError):
@@ -58,7 +84,10 @@ def make_engine(url: str | StoreUrl | None = None, **kwargs: Any) -> Engine:
         parsed = parsed.set(drivername="postgresql+psycopg")  # psycopg 3 is the driver we ship
     if parsed.get_backend_name() == "sqlite":
         if parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreUnreachableError(resolved, f"cannot create its folder ({exc.strerror})") from None
         kwargs.setdefault("connect_args", {}).setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
     elif parsed.get_backend_name() != "postgresql":
         raise ConfigError(
@@ -71,6 +100,7 @@ def make_engine(url: str | StoreUrl | None = None, **kwargs: Any) -> Engine:
         raise ConfigError(
             f"{resolved.source}: cannot create an engine for {redact_url(resolved.url)!r}: {exc}"
         ) from None
+    _report_connect_failures(engine, resolved)
     if engine.dialect.name == "sqlite":
         _sqlite_setup(engine)
     else:

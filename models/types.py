@@ -8,24 +8,43 @@ from typing import Any
 
 import orjson
 from sqlalchemy import JSON, DateTime
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy.types import TypeDecorator, TypeEngine
 
 #: JSON everywhere, JSONB on PostgreSQL (indexable, compact, what analysts query with ->>).
 #: Python None is SQL NULL, never the JSON value ``null``: a tombstone's ``raw IS NULL`` must be true.
 JSONType = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 
 
-class UTCDateTime(TypeDecorator[dt.datetime]):
-    """Timezone-aware UTC timestamps: timestamptz on PostgreSQL, UTC text on SQLite.
+#: How SQLite stores a time: ISO 8601 UTC with a ``T``, always six fraction digits and a ``Z``
+#: (``2026-11-29T13:40:50.710000Z``). Fixed width, so text order is time order, and an analyst's literal
+#: ``'2026-11-29'`` or ``'2026-11-29T13:00:00Z'`` compares as the same instant would (SQLAlchemy's default
+#: ``2026-11-29 13:40:50.710000`` sorts before every ``T`` literal of the same day).
+SQLITE_TIME_FORMAT = (
+    "%(year)04d-%(month)02d-%(day)02dT%(hour)02d:%(minute)02d:%(second)02d.%(microsecond)06dZ"
+)
+_SQLITE_TIME_REGEXP = r"(\d+)-(\d+)-(\d+)[T ](\d+):(\d+):(\d+)(?:\.(\d+))?"
 
-    SQLite has no time zones, so values are stored as naive UTC and given back aware; a naive value
-    handed in is refused rather than guessed, since a silent local-time guess shifts a whole trend.
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC timestamps: timestamptz on PostgreSQL, ISO 8601 UTC text on SQLite.
+
+    SQLite has no time zones, so values are stored as UTC text in :data:`SQLITE_TIME_FORMAT` and given
+    back aware; a naive value handed in is refused rather than guessed, since a silent local-time guess
+    shifts a whole trend.
     """
 
     impl = DateTime(timezone=True)
     cache_ok = True
+
+    def load_dialect_impl(self, dialect: Dialect) -> TypeEngine[Any]:
+        if dialect.name == "sqlite":
+            return dialect.type_descriptor(
+                sqlite.DATETIME(storage_format=SQLITE_TIME_FORMAT, regexp=_SQLITE_TIME_REGEXP)
+            )
+        return dialect.type_descriptor(DateTime(timezone=True))
 
     def process_bind_param(self, value: Any, dialect: Dialect) -> dt.datetime | None:
         if value is None:
@@ -42,7 +61,7 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
     def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
         if value is None:
             return None
-        if isinstance(value, str):
+        if isinstance(value, str):  # a raw text() column without the type's result processor
             value = dt.datetime.fromisoformat(value)
         if value.tzinfo is None:
             return value.replace(tzinfo=dt.UTC)

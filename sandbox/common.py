@@ -61,6 +61,9 @@ class CorpusConfig:
     posts: int = 2000
     end: dt.datetime | None = None
     days: int = 7
+    #: Demo story lines (X corpus): a weekly rhythm, a spike of distrust after an incident for one agency,
+    #: a slow recovery of trust for another (see ``trustwatch.sandbox.x_corpus.DEMO_EVENTS``).
+    events: bool = False
 
     def __post_init__(self) -> None:
         if self.end is None:

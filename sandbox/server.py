@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import importlib
 import importlib.util
+import json
 import logging
 import socket
 import struct
@@ -236,9 +237,9 @@ class SandboxServer:
             handler.close_connection = True
 
 
-def serve(host: str, port: int, seed: int, posts: int) -> None:
+def serve(host: str, port: int, seed: int, posts: int, days: int = 7, events: bool = False) -> None:
     """Run the sandbox in the foreground until interrupted (``trustwatch sandbox serve``)."""
-    server = SandboxServer(CorpusConfig(seed=seed, posts=posts), host=host, port=port)
+    server = SandboxServer(CorpusConfig(seed=seed, posts=posts, days=days, events=events), host=host, port=port)
     if server.reddit is not None:  # Reddit comments keep arriving for days after the corpus's end: in real time
         server.reddit.clock = lambda: dt.datetime.now(dt.UTC)
     server.start()
@@ -249,20 +250,17 @@ def serve(host: str, port: int, seed: int, posts: int) -> None:
         f"{server.config.start.isoformat()} to {end.isoformat()}",
         flush=True,
     )
-    print(
-        f"X: bearer token 'sandbox-x-token'; set AIRFLOW_CONN_X_API='{{\"conn_type\": \"http\", "
-        f"\"password\": \"sandbox-x-token\", \"extra\": {{\"base_url\": \"{server.url}\"}}}}'",
-        flush=True,
-    )
+    x_conn = {"conn_type": "http", "password": "sandbox-x-token", "extra": {"base_url": server.url}}
+    print("# paste into the shell that runs the trustwatch command line:", flush=True)
+    print(f"export AIRFLOW_CONN_X_API='{json.dumps(x_conn)}'", flush=True)
     if server.reddit is None:
-        print("Reddit: not available (sandbox/reddit_api.py is missing)", flush=True)
+        print("# Reddit: not available (sandbox/reddit_api.py is missing)", flush=True)
     else:
-        print(
-            f"Reddit: client 'sandbox-client' / secret 'sandbox-secret'; set AIRFLOW_CONN_REDDIT_API='{{\"conn_type\": "
-            f"\"http\", \"login\": \"sandbox-client\", \"password\": \"sandbox-secret\", \"extra\": "
-            f"{{\"base_url\": \"{server.url}\", \"user_agent\": \"trustwatch-sandbox\"}}}}'",
-            flush=True,
-        )
+        reddit_conn = {"conn_type": "http", "login": "sandbox-client", "password": "sandbox-secret",
+                       "extra": {"base_url": server.url, "user_agent": "trustwatch-sandbox"}}
+        print(f"export AIRFLOW_CONN_REDDIT_API='{json.dumps(reddit_conn)}'", flush=True)
+    first, last = (t.isoformat().replace("+00:00", "Z") for t in (server.config.start, end))
+    print(f"# then: trustwatch db upgrade && trustwatch collect x --start {first} --end {last}", flush=True)
     try:
         while True:
             time.sleep(3600)

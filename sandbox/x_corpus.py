@@ -235,6 +235,29 @@ _TEMPLATES: dict[str, list[str]] = {
     "ar": ["أغلقت {ref} الطريق قرب {place} {emoji}"],
 }
 
+#: Tones of the demo story lines: words the trust lexicon reads as distrust or trust.
+_DEMO_TONES: dict[str, list[str]] = {
+    "neg": [
+        "Excessive force by {ref} at {place} caught on video. No accountability, again {emoji}",
+        "{ref} covered up what happened at {place}. I will never trust them {emoji}",
+        "Another lawsuit against {ref} for brutality. Corrupt from top to bottom",
+        "Called {ref} three times after {place}. Nobody came. Useless {emoji}",
+    ],
+    "pos": [
+        "Thank you {ref} for keeping {place} safe this weekend, great job {emoji}",
+        "{ref} officers were respectful and professional at {place}, grateful {emoji}",
+        "Kudos to {ref}, the new community policing at {place} is working {emoji}",
+    ],
+}
+#: The demo's planted events, in days before the corpus end: (slug preferred, first day, days, what).
+DEMO_EVENTS = {
+    "spike": ("nypd", 12, 2),      # an incident: a burst of distrust for one agency
+    "recovery": ("lapd", 45, 40),  # a scandal, then trust recovering slowly over the following weeks
+}
+#: Relative volume by weekday (Monday first) and the quiet night hours (UTC) of the demo rhythm.
+_WEEKDAY_WEIGHT = (1.0, 1.0, 0.95, 0.95, 0.9, 0.6, 0.5)
+_NIGHT_HOURS = range(6, 12)
+
 _NOISE = [
     "the police were everywhere downtown tonight {emoji}",
     "cops pulled over my neighbor again lol",
@@ -313,6 +336,7 @@ class XCorpus:
         self._used_ids: set[int] = set()
         #: Bumped by every change after generation, so cached search results know they are stale.
         self.version = 0
+        self._moment = config.stop
         self._generate()
         #: Ids newest first (snowflakes sort by time).
         self.order: list[str] = sorted(self.tweets, key=int, reverse=True)
@@ -368,8 +392,32 @@ class XCorpus:
             weights.append(2.0 / len(agency.hashtags))
         return rng.choices(forms, weights)[0]
 
+    def _demo_event(self) -> tuple[_AgencyForms, str] | None:
+        """The planted story line at the current moment, if one fires: (agency, tone)."""
+        cfg, rng, moment = self.config, self.rng, self._moment
+        days_before_end = (cfg.stop - moment).total_seconds() / 86400
+        by_slug = {a.slug: a for a in self.agencies}
+        spike_slug, spike_day, spike_len = DEMO_EVENTS["spike"]
+        rec_slug, rec_day, rec_len = DEMO_EVENTS["recovery"]
+        spike = by_slug.get(spike_slug, self.agencies[0])
+        recovery = by_slug.get(rec_slug, self.agencies[-1])
+        if spike_day - spike_len < days_before_end <= spike_day and rng.random() < 0.35:
+            return spike, "neg"
+        if rec_day - 3 < days_before_end <= rec_day and rng.random() < 0.15:
+            return recovery, "neg"
+        if rec_day - rec_len < days_before_end <= rec_day - 3 and rng.random() < 0.04:
+            progress = (rec_day - days_before_end) / rec_len  # 0 right after the scandal, 1 at the end
+            return recovery, "neg" if rng.random() < 0.9 - 0.8 * progress else "pos"
+        return None
+
     def _agency_text(self, lang: str) -> tuple[str, list[str]]:
         rng = self.rng
+        event = self._demo_event() if self.config.events else None
+        if event is not None:
+            agency, tone = event
+            text = rng.choice(_DEMO_TONES[tone]).format(
+                ref=self._ref(agency), place=rng.choice(_PLACES), emoji=rng.choice(_EMOJI)).strip()
+            return text, [agency.slug]
         chosen = [rng.choice(self.agencies)]
         if rng.random() < 0.1 and len(self.agencies) > 1:
             other = rng.choice(self.agencies)
@@ -391,6 +439,16 @@ class XCorpus:
             return rng.choice(_AMBIGUOUS).format(acro=rng.choice(acronyms), emoji=rng.choice(_EMOJI)).strip()
         return rng.choice(_NOISE).format(emoji=rng.choice(_EMOJI)).strip()
 
+    def _moments(self, span: float) -> list[dt.datetime]:
+        """Post times with the demo's weekly rhythm: quieter weekends and nights (rejection sampling)."""
+        rng, cfg, out = self.rng, self.config, []
+        while len(out) < cfg.posts:
+            moment = cfg.start + dt.timedelta(seconds=rng.uniform(0, span))
+            weight = _WEEKDAY_WEIGHT[moment.weekday()] * (0.4 if moment.hour in _NIGHT_HOURS else 1.0)
+            if rng.random() < weight:
+                out.append(moment)
+        return out
+
     def _generate(self) -> None:
         rng = self.rng
         cfg = self.config
@@ -399,11 +457,13 @@ class XCorpus:
         self._make_users(max(20, cfg.posts // 8))
         user_ids = list(self.users)
         span = (cfg.stop - cfg.start).total_seconds()
-        moments = sorted(cfg.start + dt.timedelta(seconds=rng.uniform(0, span)) for _ in range(cfg.posts))
+        moments = sorted(self._moments(span) if cfg.events else
+                         (cfg.start + dt.timedelta(seconds=rng.uniform(0, span)) for _ in range(cfg.posts)))
         langs = ["en"] * 14 + ["es", "es", "fr", "pt", "vi", "zh", "ar"]
         originals: list[XTweet] = []  # candidates to reply to, quote or repost
         for moment in moments:
             moment = moment.replace(microsecond=(moment.microsecond // 1000) * 1000)
+            self._moment = moment
             author = rng.choice(user_ids)
             roll = rng.random()
             kind = "post"

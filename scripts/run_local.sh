@@ -4,9 +4,11 @@
 #   scripts/run_local.sh [--port 8080] [--demo]
 #
 # Creates .venv (Python 3.11+) and installs the project when needed, then hands over to
-# trustwatch/local.py, which migrates the SQLite store, syncs the agency registry, creates the
+# trustwatch/local.py, which starts the embedded PostgreSQL server under data/ (Airflow metadata and
+# the store; --sqlite for SQLite files), migrates the store, syncs the agency registry, creates the
 # x_api / reddit_api pools and starts `airflow standalone` on 127.0.0.1. Without API credentials
-# it starts the sandbox and runs in demo mode. Ctrl-C stops every process it started.
+# it starts the sandbox and runs in demo mode. Component output goes to data/logs/. Ctrl-C stops
+# every process it started, the database last.
 #
 # Environment: TRUSTWATCH_VENV (virtualenv path), PYTHON (interpreter used to create it),
 # TRUSTWATCH_PORT, TRUSTWATCH_AIRFLOW_HOME, TRUSTWATCH_DATA_DIR (see docs/AIRFLOW.md).

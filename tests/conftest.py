@@ -21,9 +21,9 @@ from trustwatch.models.tables import Base
 from trustwatch import migrate
 
 DEFAULT_PG = "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-REALCASES = Path(__file__).resolve().parents[2] / "shared" / "realcases"
-if not REALCASES.exists():  # CI lays shared/ beside the clone
-    REALCASES = Path(os.environ.get("TRUSTWATCH_REALCASES", REALCASES))
+#: Real recorded API responses, kept in the repository (sources and licences in tests/data/README.md)
+#: so a bare clone runs the suite with nothing beside it.
+REALCASES = Path(__file__).resolve().parent / "data" / "realcases"
 
 
 def pg_admin_url() -> str:
@@ -142,5 +142,5 @@ def matcher(registry):
 @pytest.fixture(scope="session")
 def realcases() -> Path:
     if not REALCASES.exists():
-        pytest.fail(f"the recorded API responses are missing at {REALCASES} (set TRUSTWATCH_REALCASES)")
+        pytest.fail(f"the recorded API responses are missing at {REALCASES}: the clone is incomplete")
     return REALCASES

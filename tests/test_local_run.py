@@ -12,15 +12,17 @@ import datetime as dt
 import json
 import os
 import re
+import shutil
 import signal
 import socket
-import sqlite3
 import subprocess
+import tempfile
 import time
 import urllib.error
 import urllib.request
 from pathlib import Path
 
+import psycopg
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
@@ -78,10 +80,14 @@ def _processes_with(marker: str) -> list[int]:
 
 
 @pytest.mark.slow
-def test_first_command_serves_the_ui_collects_on_trigger_and_stops_on_ctrl_c(tmp_path):
+def test_first_command_serves_the_ui_collects_on_trigger_and_stops_on_ctrl_c(tmp_path, request):
     port = _free_port()
     home = tmp_path / "airflow_home"
-    data = tmp_path / "data"
+    # Not under pytest's basetemp: its root is mode 0700, and every pytest session on the machine resets
+    # it, which the embedded server's unprivileged user (when run as root) could not traverse.
+    outside = Path(tempfile.mkdtemp(prefix="trustwatch-local-"))
+    request.addfinalizer(lambda: shutil.rmtree(outside, ignore_errors=True))
+    data = outside / "data"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "TRUSTWATCH_"))}
     env.update(
         {
@@ -106,14 +112,22 @@ def test_first_command_serves_the_ui_collects_on_trigger_and_stops_on_ctrl_c(tmp
             start_new_session=True,
         )
     base = f"http://127.0.0.1:{port}"
+    started = time.monotonic()
     try:
         login = _wait_for(
             lambda: re.search(r"login: (\S+) / password: (\S+)", log.read_text(errors="replace")),
             180, "the ready banner", log, proc,
         )
+        print(f"first command: UI ready after {time.monotonic() - started:.1f} s")
         text = log.read_text(errors="replace")
         assert f"open {base}" in text
-        assert "DEMO MODE" in text and "SANDBOX" in text
+        assert text.count("DEMO MODE") == 1 and "SANDBOX" in text
+        # a quiet console: the steps and the banner, the components' output in files under the data folder
+        assert len(text.splitlines()) < 40, text
+        assert f"logs: {data / 'logs'}" in text and (data / "logs" / "airflow.log").stat().st_size > 0
+        store_url = re.search(r"store: embedded PostgreSQL in \S+ \((\S+)\)", text)
+        assert store_url, text
+        assert (data / "postgres" / "PG_VERSION").exists()
 
         status, body = _http("POST", f"{base}/auth/token", {"username": login[1], "password": login[2]})
         assert status in (200, 201), body
@@ -125,6 +139,10 @@ def test_first_command_serves_the_ui_collects_on_trigger_and_stops_on_ctrl_c(tmp
             90, "collect_x to be parsed", log, proc,
         )
         assert dag["is_paused"] is False, "demo mode should create the DAGs unpaused"
+        # the demo connections are real Airflow connections, marked as sandbox
+        for conn_id in ("x_api", "reddit_api"):
+            status, conn = _http("GET", f"{base}/api/v2/connections/{conn_id}", token=token)
+            assert status == 200 and conn["description"].startswith("SANDBOX"), conn
 
         stop = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
         conf = {
@@ -144,12 +162,25 @@ def test_first_command_serves_the_ui_collects_on_trigger_and_stops_on_ctrl_c(tmp
         )
         assert final["state"] == "success", _tail(log, 120)
 
-        with sqlite3.connect(data / "trustwatch.db") as store:
+        with psycopg.connect(store_url[1].replace("postgresql+psycopg://", "postgresql://")) as store:
             posts = store.execute("SELECT count(*) FROM posts WHERE platform = 'x'").fetchone()[0]
             mentions = store.execute("SELECT count(*) FROM post_mentions").fetchone()[0]
             runs = store.execute(
-                "SELECT count(*) FROM collection_runs WHERE dag_run_id = ?", (run["dag_run_id"],)
+                "SELECT count(*) FROM collection_runs WHERE dag_run_id = %s", (run["dag_run_id"],)
             ).fetchone()[0]
+        assert not (data / "trustwatch.db").exists() and not (home / "airflow.db").exists()
+
+        # the background demo load: 70 days with a spike, so the weekly trends and the alerts show something
+        def loaded() -> bool:
+            backfill = data / "logs" / "demo_backfill.log"
+            return backfill.exists() and '"posts_scored"' in backfill.read_text(errors="replace")
+
+        _wait_for(loaded, 600, "the demo backfill and enrich to finish", log, proc)
+        with psycopg.connect(store_url[1].replace("postgresql+psycopg://", "postgresql://")) as store:
+            weeks = store.execute("SELECT count(DISTINCT week) FROM agency_weekly_trend WHERE agency = 'nypd'"
+                                  ).fetchone()[0]
+            alerts = store.execute("SELECT count(*) FROM agency_alerts WHERE agency = 'nypd'").fetchone()[0]
+        assert weeks >= 9 and alerts >= 1, (weeks, alerts, _tail(data / "logs" / "demo_backfill.log"))
         assert posts > 0 and mentions > 0
         assert runs > 0, "the ledger should name the DAG run that collected"
     finally:

@@ -1,6 +1,6 @@
 """Property-based: mutated API pages never crash a run; bad records go to rejected_payloads, good ones land.
 
-The pages are the recorded real responses (``shared/realcases``); hypothesis mutates some of their records
+The pages are the recorded real responses (``tests/data/realcases``); hypothesis mutates some of their records
 (missing keys, wrong types, nulls, huge strings, lone surrogates, wrong time formats) or the page itself,
 then the page goes through the normalizer and ``write_page``, on SQLite and on PostgreSQL.
 """

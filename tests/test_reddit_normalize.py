@@ -11,7 +11,7 @@ from trustwatch.collectors.reddit import normalize_reddit_listing, normalize_red
 from tests.conftest import REALCASES as SHARED_REALCASES
 from trustwatch.records import RecordError
 
-#: shared/ lies beside the repository (the work tree and CI's clone alike).
+#: Recorded in tests/data/realcases (see tests/data/README.md).
 REALCASES = SHARED_REALCASES / "reddit" / "praw"
 
 
@@ -32,7 +32,7 @@ def kinds(page) -> dict[str, int]:
 
 
 def test_every_recording_with_listings_is_covered():
-    """A new cassette in shared/ must get a test here; this lists the ones that are covered."""
+    """A new cassette in tests/data/realcases must get a test here; this lists the ones that are covered."""
     covered = {
         "TestComment.test_refresh__deleted_comment.json",
         "TestComment.test_refresh__removed_comment.json",

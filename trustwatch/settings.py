@@ -59,18 +59,63 @@ class ConfigError(ValueError):
     """A setting is missing or malformed; the message names the setting, never its secret."""
 
 
+def in_airflow_task() -> bool:
+    """True inside an Airflow task, where advice names the Airflow connection rather than a shell variable."""
+    return bool(os.environ.get("AIRFLOW_CTX_DAG_ID"))
+
+
 class MissingConnectionError(ConfigError):
-    """An Airflow connection the task needs is not configured."""
+    """An Airflow connection the task needs is not configured.
+
+    One line, with advice that fits where it runs: a task reads Airflow's connections (Admin > Connections),
+    the command line reads only ``AIRFLOW_CONN_<ID>`` from its environment.
+    """
 
     def __init__(self, conn_id: str) -> None:
         env = f"AIRFLOW_CONN_{conn_id.upper()}"
         example = _EXAMPLES.get(conn_id, '{"conn_type": "http", "password": "..."}')
-        super().__init__(
-            f"Airflow connection '{conn_id}' is not configured. Add it in the Airflow UI "
-            f"(Admin > Connections), or set it in the environment, for example:\n"
-            f"  export {env}='{example}'"
-        )
+        if in_airflow_task():
+            advice = (f"add it in the Airflow UI (Admin > Connections), or set {env}='{example}' in the "
+                      "environment of the scheduler and workers")
+        else:
+            advice = f"the command line reads it from the environment: export {env}='{example}'"
+        super().__init__(f"Airflow connection '{conn_id}' is not configured; {advice}")
         self.conn_id = conn_id
+
+
+class StoreUnreachableError(ConfigError):
+    """The store's server refused or did not answer, or its file cannot be opened."""
+
+    def __init__(self, url: StoreUrl, reason: str) -> None:
+        what = "the path and its folder" if url.url.startswith("sqlite") else "that the server runs"
+        if in_airflow_task():
+            fix = f"check {what}, and the Airflow connection '{STORE_CONN_ID}' (Admin > Connections)"
+        elif url.source.startswith("Airflow connection"):
+            fix = f"check {what}, or change AIRFLOW_CONN_{STORE_CONN_ID.upper()} in your environment"
+        elif url.source == "TRUSTWATCH_DATABASE_URL":
+            fix = f"check {what}, or change TRUSTWATCH_DATABASE_URL (unset it for the local default store)"
+        else:
+            fix = f"check {what}, or set TRUSTWATCH_DATABASE_URL"
+        super().__init__(f"cannot connect to the store at {redact_url(url.url)} (from {url.source}): {reason}; {fix}")
+
+
+def connect_failure_reason(exc: BaseException, url: str) -> str:
+    """The driver's reason for a failed connect, as one short line without the password.
+
+    psycopg explains over several lines ("connection to server at ... failed: Connection refused / Is the
+    server running ..."); the part after the last "failed:" of the first line is what the user needs.
+    """
+    first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+    reason = first.rsplit("failed:", 1)[-1].strip() or type(exc).__name__
+    from sqlalchemy.engine import make_url
+
+    try:
+        password = make_url(url).password
+    except Exception:
+        password = None
+    if password:
+        reason = reason.replace(str(password), "***")
+    return redact_url(reason)[:200]
 
 
 @dataclass(frozen=True)
