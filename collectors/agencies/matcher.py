@@ -150,7 +150,7 @@ class Matcher:
 
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
-        self._agencies: list[AgencyEntry] = [e for e in registry.entries if e.active]
+        self._agencies: list[AgencyEntry] = [e for e in registry.entries if e.active and e.matched]
         self._slots: dict[str, _Slot] = {}
         self._all_states: set[str] = set()
         self._city_ctx: list[frozenset[str]] = []
@@ -159,6 +159,7 @@ class Matcher:
         self._community_cache: dict[str, str] = {}
         self._community_words: list[tuple[str, ...]] = []
         amb_groups: dict[str, tuple[list[int], str, str | None]] = {}
+        defaults: dict[str, int] = {}
         derived: dict[str, list[tuple[int, str]]] = {}
         for idx, e in enumerate(self._agencies):
             exact = set(e.exact_case_aliases)
@@ -170,6 +171,8 @@ class Matcher:
                     cands, _, _ = amb_groups.setdefault(key, ([], term, exact_form))
                     if idx not in cands:
                         cands.append(idx)
+                    if term in e.default_aliases:
+                        defaults.setdefault(key, idx)
                 else:
                     self._slot(key).attributes.append((idx, term, kind, exact_form))
             for h in e.x_handles:
@@ -183,7 +186,8 @@ class Matcher:
             self._state_ctx.append(frozenset(match_key(t) for t in state))
             for key in self._city_ctx[-1] | self._state_ctx[-1]:
                 self._slot(key).context = True
-            if e.kind == "municipal":
+            if e.kind == "municipal" and not e.generated:
+                # Only curated cities: "Normal police" or "Commerce cops" would be everyday words.
                 # "Memphis cops", "ATX police", "policía de Chicago": how people name a city's police.
                 for place in city:
                     for pattern in _CITY_POLICE_PATTERNS:
@@ -219,7 +223,9 @@ class Matcher:
                     city_index.setdefault(word, []).append(i)
                 for word in self._exclusive(self._state_ctx, i, cands):
                     state_index.setdefault(word, []).append(i)
-            self._slot(key).ambiguous = (frozenset(cands), term, exact_form, city_index, state_index)
+            self._slot(key).ambiguous = (
+                frozenset(cands), term, exact_form, city_index, state_index, defaults.get(key)
+            )
         # Two automatons: the attributing terms, scanned for every post, and the settling words
         # (cities, states), scanned only when an ambiguous alias is not settled otherwise.  Most
         # posts pay for one pass over the specific terms only; police words for a community are
@@ -381,12 +387,13 @@ class Matcher:
         self, amb: tuple[Any, ...], matched: set[int], community: list[int], context: set[str]
     ) -> list[int]:
         """Which candidates of an ambiguous alias the post settles: own evidence, city, then state."""
-        candidates, _term, _exact, city_index, state_index = amb
+        candidates, _term, _exact, city_index, state_index, default = amb
         direct = [i for i in (*matched, *community) if i in candidates]
         if direct:
             return list(dict.fromkeys(direct))
+        fallback = [] if default is None else [default]
         if not context:
-            return []
+            return fallback
         city = list(dict.fromkeys(i for word in context for i in city_index.get(word, ())))
         states = context & self._all_states
         if city and states:
@@ -396,7 +403,7 @@ class Matcher:
         if city:
             return city
         state = {i for word in context for i in state_index.get(word, ())}
-        return list(state) if len(state) == 1 else []
+        return list(state) if len(state) == 1 else fallback
 
     def agencies_in(self, text: str, community: str | None = None) -> list[str]:
         """Slugs of the agencies ``text`` mentions, in order of first mention."""

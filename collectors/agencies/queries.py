@@ -60,7 +60,9 @@ def query_version(text: str) -> str:
 
 def _phrase_terms(entry: AgencyEntry) -> list[str]:
     """Name and unambiguous aliases, minus those another kept term already finds as a phrase."""
-    skip = {normalize_term(a) for a in entry.ambiguous_aliases + entry.exact_case_aliases}
+    # A shared name this agency is the default referent of ("Houston Police") is searched as its own.
+    ambiguous = [a for a in entry.ambiguous_aliases if a not in entry.default_aliases]
+    skip = {normalize_term(a) for a in (*ambiguous, *entry.exact_case_aliases)}
     terms: dict[str, str] = {}
     for term in (entry.name, *entry.aliases):
         key = normalize_term(term)
@@ -82,7 +84,7 @@ def _x_terms(entry: AgencyEntry) -> list[str]:
     out += [f"#{h}" for h in entry.hashtags]
     if entry.jurisdiction:
         for amb in entry.ambiguous_aliases:
-            if amb not in entry.exact_case_aliases:
+            if amb not in entry.exact_case_aliases and amb not in entry.default_aliases:
                 out.append(f"({_quote(amb)} {_quote(entry.jurisdiction)})")
     return list(dict.fromkeys(out))
 

@@ -6,6 +6,9 @@ load error the editor sees, not a silent trend shift.
 
 from __future__ import annotations
 
+import csv
+import dataclasses
+import gzip
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -19,7 +22,8 @@ from trustwatch.settings import resource_dir
 
 DEFAULT_REGISTRY_DIR: Path = resource_dir("agencies")
 
-KINDS: tuple[str, ...] = ("municipal", "sheriff", "state", "federal", "transit", "campus")
+#: ``tribal``: tribal police; ``special``: the FBI's "Other" agencies (airports, railways, parks, capitol police).
+KINDS: tuple[str, ...] = ("municipal", "sheriff", "state", "federal", "transit", "campus", "tribal", "special")
 
 US_STATES: dict[str, str] = {
     "AL": "Alabama", "AK": "Alaska", "AZ": "Arizona", "AR": "Arkansas", "CA": "California",
@@ -34,6 +38,25 @@ US_STATES: dict[str, str] = {
     "TN": "Tennessee", "TX": "Texas", "UT": "Utah", "VT": "Vermont", "VA": "Virginia",
     "WA": "Washington", "WV": "West Virginia", "WI": "Wisconsin", "WY": "Wyoming",
     "PR": "Puerto Rico", "GU": "Guam", "VI": "U.S. Virgin Islands",
+}
+
+#: The most common timezone per state: for agencies without coordinates (and curated ones without an ORI).
+STATE_TIMEZONES: dict[str, str] = {
+    "AL": "America/Chicago", "AK": "America/Anchorage", "AZ": "America/Phoenix", "AR": "America/Chicago",
+    "CA": "America/Los_Angeles", "CO": "America/Denver", "CT": "America/New_York", "DE": "America/New_York",
+    "DC": "America/New_York", "FL": "America/New_York", "GA": "America/New_York", "HI": "Pacific/Honolulu",
+    "ID": "America/Boise", "IL": "America/Chicago", "IN": "America/Indiana/Indianapolis",
+    "IA": "America/Chicago", "KS": "America/Chicago", "KY": "America/New_York", "LA": "America/Chicago",
+    "ME": "America/New_York", "MD": "America/New_York", "MA": "America/New_York", "MI": "America/Detroit",
+    "MN": "America/Chicago", "MS": "America/Chicago", "MO": "America/Chicago", "MT": "America/Denver",
+    "NE": "America/Chicago", "NV": "America/Los_Angeles", "NH": "America/New_York", "NJ": "America/New_York",
+    "NM": "America/Denver", "NY": "America/New_York", "NC": "America/New_York", "ND": "America/Chicago",
+    "OH": "America/New_York", "OK": "America/Chicago", "OR": "America/Los_Angeles",
+    "PA": "America/New_York", "RI": "America/New_York", "SC": "America/New_York", "SD": "America/Chicago",
+    "TN": "America/Chicago", "TX": "America/Chicago", "UT": "America/Denver", "VT": "America/New_York",
+    "VA": "America/New_York", "WA": "America/Los_Angeles", "WV": "America/New_York",
+    "WI": "America/Chicago", "WY": "America/Denver", "PR": "America/Puerto_Rico", "GU": "Pacific/Guam",
+    "VI": "America/St_Thomas",
 }
 
 #: Words that name police in general; alone they attribute to no agency.
@@ -55,6 +78,8 @@ DEFAULT_COMMUNITY_WORDS: dict[str, tuple[str, ...]] = {
     "sheriff": ("sheriff", "sheriff's office", "sheriff's department", "deputy", "deputies"),
     "state": ("trooper", "troopers", "state police", "highway patrol", "state patrol"),
     "federal": ("agents", "feds", "federal agents"),
+    "tribal": ("tribal police", "police", "officer", "officers"),
+    "special": ("police", "officer", "officers"),
 }
 
 
@@ -69,8 +94,12 @@ _LIST_FIELDS = (
     "community_words", "not_terms",
 )
 _KNOWN_FIELDS = frozenset(
-    {"slug", "name", "kind", "jurisdiction", "state", "active", "note", *_LIST_FIELDS}
+    {"slug", "name", "kind", "jurisdiction", "state", "active", "note", "ori", "ori_missing", "tracked",
+     *_LIST_FIELDS}
 )
+_ORI_RE = re.compile(r"^[A-Z]{2}[A-Z0-9]{7}$")
+#: The generated nationwide registry (``scripts/build_agency_registry.py``), merged by ORI.
+GENERATED_GLOB = "*.csv.gz"
 
 
 
@@ -113,6 +142,28 @@ class AgencyEntry:
     community_words: tuple[str, ...] = ()
     #: Phrases containing an alias that do not mean the agency ("NYPD Blue", a TV show).
     not_terms: tuple[str, ...] = ()
+    #: FBI Originating Agency Identifier: the key analysts join FBI crime data on.
+    ori: str | None = None
+    #: The FBI's agency type (City, County, State Police, University or College, Tribal, Other...).
+    agency_type: str | None = None
+    county: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    #: Whether the agency reported to NIBRS when the FBI list was retrieved.
+    nibrs: bool | None = None
+    #: IANA timezone of the agency: its trend days start at its own midnight.
+    timezone: str | None = None
+    #: Slug of the agency people name instead of this one (state-police troops -> the state police).
+    parent: str | None = None
+    #: Queries are compiled for tracked agencies; every known agency is matched.
+    tracked: bool = True
+    #: False for known rows that are not police (prosecutors, fire investigators): never attributed.
+    matched: bool = True
+    #: Built from the FBI list rather than written by hand.
+    generated: bool = False
+    #: Shared names this (curated) agency is the default referent of: "Houston Police" is Houston, Texas
+    #: unless the post names Missouri or another Houston's county.
+    default_aliases: tuple[str, ...] = ()
 
     def settling_terms(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """Return (city-level, state-level) words that settle this agency's ambiguous aliases."""
@@ -141,11 +192,50 @@ class Registry:
         """Agencies still collected (inactive ones stay in the store but get no new queries)."""
         return [e for e in self.entries if e.active]
 
+    def tracked(self) -> list[AgencyEntry]:
+        """Active agencies with queries compiled for them (X queries cannot cover 18,000 agencies)."""
+        return [e for e in self.entries if e.active and e.tracked]
+
     def select(self, slugs: Sequence[str] | None) -> list[AgencyEntry]:
-        """Active agencies, or exactly the named ones (unknown slugs raise RegistryError)."""
+        """Tracked agencies, or exactly the named ones (unknown slugs raise RegistryError)."""
         if slugs is None:
-            return self.active()
+            return self.tracked()
         return [self.by_slug(s) for s in dict.fromkeys(slugs)]
+
+    def by_ori(self, ori: str) -> AgencyEntry:
+        """Return the agency with this FBI ORI, or raise RegistryError."""
+        for e in self.entries:
+            if e.ori == ori.strip().upper():
+                return e
+        raise RegistryError(f"unknown ORI {ori!r}")
+
+    def pick(
+        self,
+        states: Sequence[str] = (),
+        kinds: Sequence[str] = (),
+        slugs: Sequence[str] = (),
+        oris: Sequence[str] = (),
+    ) -> list[AgencyEntry]:
+        """Active, matched agencies picked by state, kind, slug or ORI (union of the lists; AND of state
+        and kind when both are given); unknown slugs, ORIs, states or kinds raise RegistryError."""
+        bad = [s for s in states if s.upper() not in US_STATES] + [k for k in kinds if k not in KINDS]
+        if bad:
+            raise RegistryError(f"unknown state or kind: {', '.join(bad)}")
+        picked: dict[str, AgencyEntry] = {}
+        if states or kinds:
+            want_states = {s.upper() for s in states}
+            for e in self.entries:
+                if not (e.active and e.matched and e.parent is None):
+                    continue
+                if (not want_states or e.state in want_states) and (not kinds or e.kind in kinds):
+                    picked.setdefault(e.slug, e)
+        for slug in slugs:
+            e = self.by_slug(slug)
+            picked.setdefault(e.slug, e)
+        for ori in oris:
+            e = self.by_ori(ori)
+            picked.setdefault(e.slug, e)
+        return sorted(picked.values(), key=lambda e: e.slug)
 
     def __len__(self) -> int:
         return len(self.entries)
@@ -223,6 +313,12 @@ def entry_from_mapping(raw: Any, file: str, index: int, problems: list[str]) -> 
     active = raw.get("active", True)
     if not isinstance(active, bool):
         problems.append(f"{where}: field 'active': must be true or false, got {active!r}")
+    ori = raw.get("ori")
+    if ori is not None and (not isinstance(ori, str) or not _ORI_RE.match(ori)):
+        problems.append(f"{where}: field 'ori': {ori!r} is not an FBI ORI (9 characters, state code first)")
+    tracked = raw.get("tracked", True)
+    if not isinstance(tracked, bool):
+        problems.append(f"{where}: field 'tracked': must be true or false, got {tracked!r}")
     lists = {f: _as_str_list(raw.get(f), where, f, problems) for f in _LIST_FIELDS}
     handles = _strip_prefix(lists["x_handles"], ("@",))
     hashtags = _strip_prefix(lists["hashtags"], ("#",))
@@ -271,6 +367,9 @@ def entry_from_mapping(raw: Any, file: str, index: int, problems: list[str]) -> 
         context_terms=tuple(dict.fromkeys(lists["context"])),
         community_words=tuple(dict.fromkeys(community_words)),
         not_terms=tuple(dict.fromkeys(lists["not_terms"])),
+        ori=ori,
+        tracked=tracked,
+        timezone=STATE_TIMEZONES.get(state) if isinstance(state, str) else None,
     )
 
 
@@ -295,6 +394,8 @@ def validate_entries(entries: Sequence[AgencyEntry]) -> None:
             )
             continue
         slugs[e.slug] = e
+        if not e.matched:
+            continue  # known, never attributed: its names claim nothing
         ambiguous = {match_key(a) for a in e.ambiguous_aliases}
         own: set[str] = set()
         for fname, term in [("name", e.name)] + [("aliases", a) for a in e.aliases]:
@@ -366,7 +467,110 @@ def load_registry(directory: Path | None = None) -> Registry:
                 entries.append(entry)
     if problems:
         raise RegistryError(problems)
+    generated = sorted(folder.glob(GENERATED_GLOB))
+    if generated:
+        entries = merge_generated(entries, [e for path in generated for e in read_generated(path)])
     return Registry(entries)
+
+
+_STATE_NAMES = frozenset(US_STATES.values())
+
+
+def _opt_float(value: str) -> float | None:
+    return float(value) if value.strip() else None
+
+
+def read_generated(path: Path) -> list[AgencyEntry]:
+    """Entries of the generated nationwide file; match terms come from the naming rules.
+
+    A town's police gets its town and county as settling words, a sheriff the towns of its county,
+    so "Clinton PD ... Clinton County" or "Washington County deputies in Hillsboro" can settle a
+    name that 19 or 30 agencies share.
+    """
+    from trustwatch.collectors.agencies.naming import match_terms
+
+    out: list[AgencyEntry] = []
+    with gzip.open(path, "rt", encoding="utf-8", newline="") as fh:
+        for row in csv.DictReader(fh):
+            kind, name, county = row["kind"], row["name"], row["county"] or None
+            terms = [t for t in match_terms(name, kind) if t != name and not _is_generic(t)]
+            if _is_generic(name):
+                continue
+            place = None
+            for suffix in (" Police Department", " Sheriff's Office", " Sheriff's Department"):
+                if name.endswith(suffix):
+                    place = name[: -len(suffix)]
+            context = [f"{county} County"] if county and kind == "municipal" else []
+            # A town named like a state ("Kansas Police Department", Illinois) is never what a post
+            # about the state means: its names attribute only with its own state or county named.
+            ambiguous = (name, *terms) if place in _STATE_NAMES else ()
+            if row.get("places"):
+                context += row["places"].split(";")
+            out.append(AgencyEntry(
+                slug=row["slug"], name=name, kind=kind, jurisdiction=place or county, state=row["state"] or None,
+                aliases=tuple(terms), x_handles=(), hashtags=(), subreddits=(), source_file=path.name,
+                context_terms=tuple(dict.fromkeys(c for c in context if c and c != place)),
+                ori=row["ori"] or None, agency_type=row["agency_type"] or None, county=county,
+                latitude=_opt_float(row["latitude"]), longitude=_opt_float(row["longitude"]),
+                nibrs=(row["nibrs"] == "1") if row["nibrs"] else None, timezone=row["timezone"] or None,
+                parent=row["parent"] or None, tracked=False, matched=row["matched"] == "1", generated=True,
+                ambiguous_aliases=ambiguous,
+            ))
+    return out
+
+
+def _is_generic(term: str) -> bool:
+    return normalize_term(term) in GENERIC_WORDS or match_key(term) in _GENERIC_KEYS
+
+
+def merge_generated(curated: list[AgencyEntry], generated: list[AgencyEntry]) -> list[AgencyEntry]:
+    """Curated entries plus the generated ones, merged by ORI; shared names become ambiguous.
+
+    A curated entry keeps its terms, handles and subreddits and gains the FBI row's metadata; every
+    other FBI row is added as a known (not tracked) agency.  A match term that several agencies share
+    ("Clinton Police Department": 19 towns) is marked ambiguous in each of them, so it attributes only
+    when the post settles which one (see ``Matcher``).
+    """
+    by_ori = {e.ori: e for e in generated if e.ori}
+    curated_slugs = {e.slug for e in curated}
+    merged: list[AgencyEntry] = []
+    taken: set[str] = set()
+    for e in curated:
+        row = by_ori.get(e.ori) if e.ori else None
+        if row is not None:
+            taken.add(row.slug)
+            e = dataclasses.replace(
+                e, agency_type=row.agency_type, county=row.county, latitude=row.latitude,
+                longitude=row.longitude, nibrs=row.nibrs, timezone=row.timezone or e.timezone,
+            )
+        merged.append(e)
+    merged += [g for g in generated if g.slug not in taken and g.slug not in curated_slugs]
+    owners: dict[str, set[int]] = {}
+    for i, e in enumerate(merged):
+        if not (e.active and e.matched):
+            continue
+        for term in (e.name, *e.aliases):
+            owners.setdefault(match_key(term), set()).add(i)
+    shared: dict[int, list[str]] = {}
+    defaults: dict[int, list[str]] = {}
+    for i, e in enumerate(merged):
+        if not (e.active and e.matched):
+            continue
+        for term in (e.name, *e.aliases):
+            group = owners[match_key(term)]
+            if len(group) > 1 and any(merged[j].generated for j in group):
+                shared.setdefault(i, []).append(term)
+                curated_owners = [j for j in group if not merged[j].generated]
+                if curated_owners == [i]:
+                    defaults.setdefault(i, []).append(term)
+    for i, terms in shared.items():
+        e = merged[i]
+        merged[i] = dataclasses.replace(
+            e, ambiguous_aliases=tuple(dict.fromkeys((*e.ambiguous_aliases, *terms))),
+            aliases=tuple(dict.fromkeys((*e.aliases, *[t for t in terms if t != e.name]))),
+            default_aliases=tuple(dict.fromkeys(defaults.get(i, ()))),
+        )
+    return merged
 
 
 # --------------------------------------------------------------------------------------------
