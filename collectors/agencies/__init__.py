@@ -11,7 +11,7 @@ agency" is right.  The package is split so that each concern can change alone:
 Every public name stays importable from ``trustwatch.collectors.agencies``.
 """
 
-from trustwatch.collectors.agencies.matcher import Match, Matcher
+from trustwatch.collectors.agencies.matcher import Match, Matcher, Unsettled
 from trustwatch.collectors.agencies.queries import (
     DEFAULT_GLOBAL_SUBREDDITS,
     REDDIT_MAX_QUERY_LENGTH,
@@ -62,6 +62,7 @@ __all__ = [
     "RedditQuery",
     "Registry",
     "RegistryError",
+    "Unsettled",
     "XQuery",
     "_quick_scan",
     "_scan_form",

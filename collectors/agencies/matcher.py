@@ -36,6 +36,20 @@ class Match(NamedTuple):
                 "start": self.start, "end": self.end}
 
 
+class Unsettled(NamedTuple):
+    """A name several agencies share, found in a post that does not say which one it means."""
+
+    term: str
+    start: int
+    end: int
+    candidates: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: ``agency`` null, like an unattributed mention row."""
+        return {"agency": None, "term": self.term, "kind": "ambiguous", "start": self.start, "end": self.end,
+                "candidates": list(self.candidates)}
+
+
 _LETTER_RANK = {c: i for i, c in enumerate(" etaoinshrdlcumwfgypbvkjxqz0123456789@#_")}
 _CITY_POLICE_PATTERNS = ("{} police", "{} cops", "{} pd", "{} police dept", "policía de {}", "policia de {}")
 _DIRECTIONS = ("north ", "south ", "east ", "west ")
@@ -278,8 +292,14 @@ class Matcher:
             slot = self._slots[key] = _Slot()
         return slot
 
-    def match(self, text: str, community: str | None = None) -> list[Match]:
-        """Return the agency mentions in ``text``; ``community`` is the subreddit it was posted in."""
+    def match(
+        self, text: str, community: str | None = None, unsettled: list[Unsettled] | None = None
+    ) -> list[Match]:
+        """Return the agency mentions in ``text``; ``community`` is the subreddit it was posted in.
+
+        Pass a list as ``unsettled`` to have it receive the shared names the post did not settle
+        (not attributed, but countable: the analyst sees what was left out and why).
+        """
         if not text:
             return []
         community_agencies: list[int] = []
@@ -368,8 +388,12 @@ class Matcher:
             for i, term, kind in attrs:
                 results.append(Match(agencies[i].slug, term, kind, o_start, o_end))
             if amb is not None:
-                for i in self._settle(amb, matched, community_agencies, context):
+                settled = self._settle(amb, matched, community_agencies, context)
+                for i in settled:
                     results.append(Match(agencies[i].slug, amb[1], "alias", o_start, o_end))
+                if not settled and unsettled is not None:
+                    unsettled.append(Unsettled(amb[1], o_start, o_end,
+                                               tuple(sorted(agencies[i].slug for i in amb[0]))))
         if community_agencies:
             attributed = {m.agency_slug for m in results}
             for i in community_agencies:

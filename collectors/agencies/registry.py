@@ -98,6 +98,8 @@ _KNOWN_FIELDS = frozenset(
      *_LIST_FIELDS}
 )
 _ORI_RE = re.compile(r"^[A-Z]{2}[A-Z0-9]{7}$")
+#: A registry file's ``track:`` mapping: which known agencies get queries, besides the curated ones.
+_TRACK_KEYS = ("states", "kinds", "slugs", "oris")
 #: The generated nationwide registry (``scripts/build_agency_registry.py``), merged by ORI.
 GENERATED_GLOB = "*.csv.gz"
 
@@ -444,6 +446,7 @@ def load_registry(directory: Path | None = None) -> Registry:
         raise RegistryError(f"{folder}: no *.yaml registry files found")
     problems: list[str] = []
     entries: list[AgencyEntry] = []
+    tracks: dict[str, list[str]] = {k: [] for k in _TRACK_KEYS}
     for path in files:
         label = path.name
         try:
@@ -458,10 +461,19 @@ def load_registry(directory: Path | None = None) -> Registry:
             continue
         if data is None:
             continue
-        if not isinstance(data, dict) or set(data) != {"agencies"} or not isinstance(data["agencies"], list):
-            problems.append(f"{label}: expected a mapping with one key 'agencies' holding a list of entries")
+        if (not isinstance(data, dict) or not data or not set(data) <= {"agencies", "track"}
+                or not isinstance(data.get("agencies", []), list)):
+            problems.append(f"{label}: expected a mapping with one key 'agencies' holding a list of entries"
+                            " (and optionally 'track')")
             continue
-        for index, raw in enumerate(data["agencies"]):
+        if "track" in data:
+            spec = data["track"]
+            if not isinstance(spec, dict) or not set(spec) <= set(_TRACK_KEYS):
+                problems.append(f"{label}: 'track' must be a mapping of {', '.join(_TRACK_KEYS)} to lists")
+            else:
+                for key in _TRACK_KEYS:
+                    tracks[key] += _as_str_list(spec.get(key), f"{label}: track", key, problems)
+        for index, raw in enumerate(data.get("agencies", [])):
             entry = entry_from_mapping(raw, label, index, problems)
             if entry is not None:
                 entries.append(entry)
@@ -470,7 +482,12 @@ def load_registry(directory: Path | None = None) -> Registry:
     generated = sorted(folder.glob(GENERATED_GLOB))
     if generated:
         entries = merge_generated(entries, [e for path in generated for e in read_generated(path)])
-    return Registry(entries)
+    registry = Registry(entries)
+    if any(tracks.values()):
+        picked = {e.slug for e in registry.pick(**tracks)}
+        registry = Registry(dataclasses.replace(e, tracked=True) if e.slug in picked and not e.tracked else e
+                            for e in entries)
+    return registry
 
 
 _STATE_NAMES = frozenset(US_STATES.values())

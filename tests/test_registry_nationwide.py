@@ -1,0 +1,169 @@
+"""The nationwide registry (FBI CDE list merged with the curated entries): what an analyst checks."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from trustwatch.collectors.agencies import DEFAULT_REGISTRY_DIR, Matcher, Registry, RegistryError, load_registry
+from trustwatch.collectors.agencies.naming import clean_name, is_police, match_terms, state_unit_force
+
+
+@pytest.fixture(scope="module")
+def registry() -> Registry:
+    return load_registry()
+
+
+@pytest.fixture(scope="module")
+def matcher(registry: Registry) -> Matcher:
+    return Matcher(registry)
+
+
+def attributed(matcher: Matcher, text: str) -> set[str]:
+    return {m.agency_slug for m in matcher.match(text)}
+
+
+# ------------------------------------------------------------------------------------ naming rules
+
+
+def test_names_become_terms_by_agency_type() -> None:
+    assert match_terms("Clinton Police Department", "municipal")[:1] == ["Clinton Police Department"]
+    assert {"Clinton Police", "Clinton PD"} <= set(match_terms("Clinton Police Department", "municipal"))
+    assert {"Lee County Sheriff's Office", "Lee County Sheriff's Department", "Lee County Sheriff"} <= set(
+        match_terms("Lee County Sheriff's Office", "sheriff"))
+    assert "University of Arkansas Police" in match_terms("University of Arkansas", "campus")
+    assert "Samford University Police" in match_terms("Samford University", "campus")
+    assert "Samford University" not in match_terms("Samford University", "campus")  # the school, not its police
+    assert "Navajo Nation Police" in match_terms("Navajo Nation", "tribal")
+    # A town named like an everyday word keeps only its full name.
+    assert match_terms("Normal Police Department", "municipal") == [
+        "Normal Police Department", "Normal Police Dept"]
+
+
+def test_fbi_names_are_cleaned() -> None:
+    assert clean_name("University of Arkansas:", "University or College") == "University of Arkansas"
+    assert clean_name("University of Alaska: Fairbanks", "University or College") == "University of Alaska Fairbanks"
+    assert clean_name("Las Vegas Metropolitan Police Department Police Department", "City") == (
+        "Las Vegas Metropolitan Police Department")
+    assert clean_name("Concord", "City") == "Concord Police Department"
+
+
+def test_non_police_rows_and_state_units_are_recognised() -> None:
+    assert not is_police("Allegheny County District Attorney Criminal Investigation Division", "Other")
+    assert not is_police("Trussville Fire Department Fire and Explosion Investigation Unit", "Other")
+    assert not is_police("Central Alabama Drug Task Force", "Other")
+    assert is_police("State Capitol Police", "Other State Agency")
+    assert is_police("Clinton Police Department", "City")
+    assert state_unit_force("State Police: Albany County") == "State Police"
+    assert state_unit_force("Highway Patrol: Los Angeles County") == "Highway Patrol"
+    assert state_unit_force("Arkansas State Police") is None
+
+
+# ------------------------------------------------------------------------------------ the registry
+
+
+def test_registry_holds_every_fbi_agency_merged_with_the_curated_ones_by_ori(registry: Registry) -> None:
+    assert len(registry) >= 18_000
+    nypd = registry.by_ori("NY0303000")
+    assert nypd.slug == "nypd" and "NYPDnews" in nypd.x_handles  # curated terms stay
+    assert nypd.agency_type == "City" and nypd.timezone == "America/New_York" and nypd.latitude is not None
+    assert sum(e.ori == "NY0303000" for e in registry.entries) == 1  # merged, not doubled
+    lapd = registry.by_slug("lapd")
+    assert lapd.ori == "CA0194200" and lapd.timezone == "America/Los_Angeles" and lapd.county == "Los Angeles"
+    clinton_ia = registry.by_slug("ia-clinton-police-department")
+    assert clinton_ia.agency_type == "City" and clinton_ia.state == "IA" and clinton_ia.timezone == "America/Chicago"
+    assert registry.by_slug("az-navajo-nation").timezone in ("America/Phoenix", "America/Denver")
+    oris = [e.ori for e in registry.entries if e.ori]
+    assert len(oris) == len(set(oris))
+
+
+def test_every_curated_entry_has_an_ori_or_says_why() -> None:
+    data = yaml.safe_load((DEFAULT_REGISTRY_DIR / "agencies.yaml").read_text(encoding="utf-8"))["agencies"]
+    missing = [e["slug"] for e in data if not e.get("ori") and not str(e.get("ori_missing") or "").strip()]
+    assert missing == []
+    assert sum(bool(e.get("ori")) for e in data) >= 80
+
+
+def test_state_police_units_are_grouped_under_the_parent_people_name(registry: Registry, matcher: Matcher) -> None:
+    units = [e for e in registry.entries if e.parent == "new-york-state-police"]
+    assert len(units) >= 50 and all(e.ori and not e.matched for e in units)
+    chp_units = [e for e in registry.entries if e.parent == "california-highway-patrol"]
+    assert len(chp_units) >= 50
+    assert attributed(matcher, "New York State Police closed the Thruway") == {"new-york-state-police"}
+    assert attributed(matcher, "State Police: Albany County") == set()
+
+
+def test_non_police_rows_are_known_but_never_attributed(registry: Registry, matcher: Matcher) -> None:
+    task_force = next(e for e in registry.entries if e.name == "Central Alabama Drug Task Force")
+    assert task_force.ori and not task_force.matched
+    assert attributed(matcher, "the Central Alabama Drug Task Force seized a car") == set()
+
+
+# ------------------------------------------------------------------------------------ shared names
+
+
+def test_a_shared_name_attributes_only_when_the_post_settles_it(matcher: Matcher) -> None:
+    text = "Clinton PD arrested two men downtown, Clinton Iowa"
+    assert attributed(matcher, text) == {"ia-clinton-police-department"}
+    unsettled: list = []
+    assert matcher.match("Clinton PD arrested two men downtown", unsettled=unsettled) == []
+    assert len(unsettled) == 1
+    assert unsettled[0].term == "Clinton PD" and len(unsettled[0].candidates) >= 10
+    assert "ia-clinton-police-department" in unsettled[0].candidates
+    assert attributed(matcher, "Washington County Sheriff's Office deputies in Oregon") == {
+        "or-washington-county-sheriffs-office"}
+    assert attributed(matcher, "Jackson County fair opens Friday on Clinton Street") == set()
+
+
+def test_a_big_city_keeps_its_own_name_unless_the_post_names_another_state(matcher: Matcher) -> None:
+    assert attributed(matcher, "Houston Police say the suspect fled") == {"houston-pd"}
+    assert attributed(matcher, "Houston Police Department in Mississippi hired a chief") == {
+        "ms-houston-police-department"}
+
+
+def test_cli_match_reports_the_ambiguity(tmp_path: Path) -> None:
+    def run(text: str) -> list[dict]:
+        out = subprocess.run([sys.executable, "-m", "trustwatch.cli", "agencies", "match", text],
+                             capture_output=True, text=True, check=True)
+        return json.loads(out.stdout)
+
+    settled = run("Clinton PD arrested two men downtown, Clinton Iowa")
+    assert [m["agency"] for m in settled] == ["ia-clinton-police-department"]
+    unsettled = run("Clinton PD arrested two men downtown")
+    assert [m["agency"] for m in unsettled] == [None]
+    assert unsettled[0]["kind"] == "ambiguous" and "ia-clinton-police-department" in unsettled[0]["candidates"]
+
+
+# ------------------------------------------------------------------------------------ tracked and known
+
+
+def test_picks_by_state_kind_slug_and_ori(registry: Registry) -> None:
+    tx_sheriffs = registry.pick(states=["TX"], kinds=["sheriff"])
+    assert len(tx_sheriffs) >= 200 and {e.state for e in tx_sheriffs} == {"TX"}
+    assert {e.kind for e in tx_sheriffs} == {"sheriff"}
+    assert "harris-county-sheriff" in {e.slug for e in tx_sheriffs}
+    assert [e.slug for e in registry.pick(oris=["IA0230100"])] == [registry.by_ori("IA0230100").slug]
+    assert [e.slug for e in registry.pick(slugs=["nypd"])] == ["nypd"]
+    with pytest.raises(RegistryError, match="unknown ORI"):
+        registry.pick(oris=["ZZ9999999"])
+    # Only tracked agencies get queries; all 18,000 are matched.
+    assert len(registry.tracked()) < 200
+
+
+def test_a_registry_file_tracks_more_agencies(tmp_path: Path) -> None:
+    for path in DEFAULT_REGISTRY_DIR.iterdir():
+        if path.is_file():
+            shutil.copy(path, tmp_path / path.name)
+    (tmp_path / "zz_track.yaml").write_text("track:\n  states: [IA]\n  kinds: [sheriff]\n  oris: [NY0140100]\n")
+    reg = load_registry(tmp_path)
+    tracked = {e.slug for e in reg.tracked()}
+    assert "ia-polk-county-sheriffs-office" in tracked and "buffalo-pd" in tracked
+    assert "ia-clinton-police-department" not in tracked  # Iowa AND sheriff
+    (tmp_path / "zz_track.yaml").write_text("track:\n  counties: [Polk]\n")
+    with pytest.raises(RegistryError, match="'track' must be"):
+        load_registry(tmp_path)
