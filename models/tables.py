@@ -23,6 +23,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from trustwatch.models.types import JSONType, UTCDateTime
@@ -50,13 +51,16 @@ class Agency(Base):
     """A law-enforcement agency from the registry (agencies/*.yaml)."""
 
     __tablename__ = "agencies"
-    __table_args__ = ({"comment": "Law-enforcement agencies from the registry; removed entries become inactive."},)
+    __table_args__ = (
+        Index("ix_agencies_ori", "ori", unique=True),
+        {"comment": "Law-enforcement agencies from the registry; removed entries become inactive."},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, comment="Surrogate key.")
     slug: Mapped[str] = mapped_column(String(80), unique=True, comment="Stable identifier, e.g. 'nypd'.")
     name: Mapped[str] = mapped_column(String(200), comment="Official name.")
     kind: Mapped[str] = mapped_column(
-        String(20), comment="municipal, sheriff, state, federal, transit or campus."
+        String(20), comment="municipal, sheriff, state, federal, transit, campus, tribal or special (FBI 'Other')."
     )
     jurisdiction: Mapped[str | None] = mapped_column(String(200), comment="City or county served.")
     state: Mapped[str | None] = mapped_column(String(2), comment="Two-letter state code; NULL for federal.")
@@ -70,6 +74,34 @@ class Agency(Base):
         Boolean, default=True, comment="False once removed from the registry; its posts stay attributed."
     )
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, comment="Last registry sync that changed it.")
+    ori: Mapped[str | None] = mapped_column(
+        String(9), comment="FBI Originating Agency Identifier (unique where known): join FBI crime data on it."
+    )
+    agency_type: Mapped[str | None] = mapped_column(
+        String(40), comment="The FBI's agency type: City, County, State Police, University or College, Tribal, "
+        "Other State Agency, Other; NULL for agencies absent from the FBI list."
+    )
+    county: Mapped[str | None] = mapped_column(String(100), comment="County of the agency (FBI list).")
+    latitude: Mapped[float | None] = mapped_column(Float, comment="Latitude (FBI list; often the county centroid).")
+    longitude: Mapped[float | None] = mapped_column(Float, comment="Longitude (FBI list; often the county centroid).")
+    nibrs: Mapped[bool | None] = mapped_column(
+        Boolean, comment="Reported to NIBRS when the FBI list was retrieved (2018)."
+    )
+    timezone: Mapped[str | None] = mapped_column(
+        String(64), comment="IANA timezone (from the coordinates, else the state): its trend days start at its "
+        "midnight."
+    )
+    parent: Mapped[str | None] = mapped_column(
+        String(80), comment="Slug of the agency people name instead (state-police troop -> the state police)."
+    )
+    tracked: Mapped[bool] = mapped_column(
+        Boolean, server_default=true(),
+        comment="Queries are compiled for it; every active agency is matched whether tracked or only known.",
+    )
+    matched: Mapped[bool] = mapped_column(
+        Boolean, server_default=true(),
+        comment="False for known rows that are not police (prosecutors, fire investigators): never attributed.",
+    )
 
 
 class Author(Base):

@@ -167,3 +167,45 @@ def test_a_registry_file_tracks_more_agencies(tmp_path: Path) -> None:
     (tmp_path / "zz_track.yaml").write_text("track:\n  counties: [Polk]\n")
     with pytest.raises(RegistryError, match="'track' must be"):
         load_registry(tmp_path)
+
+
+# ------------------------------------------------------------------------------------ the store
+
+
+def check_store_carries_the_registry(engine, registry: Registry) -> None:
+    from sqlalchemy import text
+    from trustwatch.models.store import sync_agencies
+
+    from trustwatch import migrate
+
+    migrate.upgrade(engine)
+    result = sync_agencies(engine, registry.entries)
+    assert result["agencies"] >= 18_000
+    with engine.connect() as conn:
+        row = conn.execute(text("SELECT ori, agency_type, county, timezone, tracked, matched FROM agencies "
+                                "WHERE slug = 'lapd'")).one()
+        assert tuple(row) == ("CA0194200", "City", "Los Angeles", "America/Los_Angeles", True, True)
+        tx_sheriffs = conn.execute(text(
+            "SELECT count(*) FROM agencies WHERE state = 'TX' AND kind = 'sheriff' AND ori IS NOT NULL")).scalar_one()
+        assert tx_sheriffs >= 200
+        assert conn.execute(text("SELECT count(*) FROM agencies WHERE NOT matched")).scalar_one() > 1000
+        # The trend views carry what a filter on "county sheriffs in Texas" and a join to FBI data need.
+        for view in ("agency_daily_trend", "agency_weekly_trend"):
+            cols = conn.execute(text(f"SELECT * FROM {view} WHERE 1 = 0")).keys()
+            assert {"ori", "state", "agency_kind", "agency_type", "county", "timezone"} <= set(cols)
+    assert sync_agencies(engine, registry.entries)["changed"] == 0  # idempotent
+
+
+def test_sqlite_store_carries_the_registry(tmp_path: Path, registry: Registry) -> None:
+    from trustwatch.models.db import make_engine
+
+    check_store_carries_the_registry(make_engine(f"sqlite:///{tmp_path / 'r.db'}"), registry)
+
+
+@pytest.mark.postgres
+def test_postgres_store_carries_the_registry(pg_server, registry: Registry) -> None:
+    from trustwatch.models.db import make_engine
+
+    engine = make_engine(pg_server.create("tw_registry16"))
+    check_store_carries_the_registry(engine, registry)
+    engine.dispose()
