@@ -104,6 +104,41 @@ def test_non_police_rows_are_known_but_never_attributed(registry: Registry, matc
     assert attributed(matcher, "the Central Alabama Drug Task Force seized a car") == set()
 
 
+# ------------------------------------------------------------------------------------ labeled set
+
+NATIONWIDE_CASES = Path(__file__).parent / "data" / "matching_cases_nationwide.yaml"
+
+
+def test_nationwide_labeled_set_precision_and_recall(matcher: Matcher, registry: Registry) -> None:
+    cases = yaml.safe_load(NATIONWIDE_CASES.read_text(encoding="utf-8"))["cases"]
+    assert len(cases) >= 400
+    known = {e.slug for e in registry.entries}
+    generated = {e.slug for e in registry.entries if e.generated}
+    # The set is about the nationwide registry: most labels name FBI-listed agencies, and a good share
+    # of posts name shared names or places that are not police.
+    labeled = [s for c in cases for s in c["expect"]]
+    assert sum(s in generated for s in labeled) >= 250
+    assert sum(not c["expect"] for c in cases) >= 80
+    tp = fp = fn = 0
+    misses = []
+    for case in cases:
+        expected = set(case["expect"])
+        assert expected <= known, f"unknown slug in case {case['text']!r}: {expected - known}"
+        got = {m.agency_slug for m in matcher.match(case["text"], case.get("community"))}
+        tp += len(got & expected)
+        fp += len(got - expected)
+        fn += len(expected - got)
+        if got != expected:
+            misses.append(f"{case['text']!r}: expected {sorted(expected)}, got {sorted(got)}")
+    precision = tp / (tp + fp)
+    recall = tp / (tp + fn)
+    print(f"\n{len(cases)} cases, precision {precision:.3f}, recall {recall:.3f}")
+    for miss in misses:
+        print("  miss:", miss)
+    assert precision >= 0.97, "\n".join(misses)
+    assert recall >= 0.90, "\n".join(misses)
+
+
 # ------------------------------------------------------------------------------------ shared names
 
 

@@ -50,6 +50,8 @@ class Unsettled(NamedTuple):
                 "candidates": list(self.candidates)}
 
 
+_STATE_CODE_RE = re.compile(r"(?:,[ \t]*|\()([A-Z]{2})\b")
+_STATE_CODE_KEYS = {code: match_key(name) for code, name in US_STATES.items()}
 _LETTER_RANK = {c: i for i, c in enumerate(" etaoinshrdlcumwfgypbvkjxqz0123456789@#_")}
 _CITY_POLICE_PATTERNS = ("{} police", "{} cops", "{} pd", "{} police dept", "policía de {}", "policia de {}")
 _DIRECTIONS = ("north ", "south ", "east ", "west ")
@@ -178,7 +180,7 @@ class Matcher:
         for idx, e in enumerate(self._agencies):
             exact = set(e.exact_case_aliases)
             ambiguous = {match_key(a) for a in e.ambiguous_aliases}
-            for term, kind in [(e.name, "name")] + [(a, "alias") for a in e.aliases]:
+            for term, kind in [(e.name, "name")] * e.name_is_term + [(a, "alias") for a in e.aliases]:
                 key = match_key(term)
                 exact_form = term if term in exact else None
                 if key in ambiguous:
@@ -343,6 +345,7 @@ class Matcher:
         chosen: list[tuple[int, int, list[tuple[int, str, str]], Any]] = []
         matched: set[int] = set()
         ambiguous: list[Any] = []
+        amb_spans: list[tuple[int, int]] = []
         last_end = -1
         for start, end, slot in strong:
             if start < last_end:
@@ -370,6 +373,7 @@ class Matcher:
                 matched.add(attribute[0])
             if amb is not None:
                 ambiguous.append(amb)
+                amb_spans.append((start, end))
             last_end = end
 
         context: set[str] = set()
@@ -379,8 +383,16 @@ class Matcher:
                 # Only now are the city and state words worth a pass of their own.
                 for end_idx, (length, _slot, skip) in self._settling.iter(scan):
                     end = end_idx - 1
+                    if any(a <= end - length and end <= b for a, b in amb_spans):
+                        continue  # "Wilson" inside "Wilson County Sheriff's Office" settles nothing
                     if not (may_have_urls and _inside_url(norm, end - length, end)):
                         context.add(scan[end_idx - length + skip:end_idx])
+                # "Clinton, IA" / "Clinton (IA)": a capitalised postal code after a comma or in
+                # parentheses names the state; bare two-letter words ("in", "or", "me") never do.
+                for code in _STATE_CODE_RE.findall(text):
+                    state_key = _STATE_CODE_KEYS.get(code)
+                    if state_key:
+                        context.add(state_key)
 
         results: list[Match] = []
         agencies = self._agencies
@@ -416,6 +428,13 @@ class Matcher:
         if direct:
             return list(dict.fromkeys(direct))
         fallback = [] if default is None else [default]
+        if matched:
+            # "Kalamazoo Police and Portage police": the one Portage in the state of an agency the
+            # post names for certain.
+            states = {self._agencies[i].state for i in matched}
+            near = [i for i in candidates if self._agencies[i].state in states]
+            if len(near) == 1:
+                fallback = near
         if not context:
             return fallback
         city = list(dict.fromkeys(i for word in context for i in city_index.get(word, ())))

@@ -124,6 +124,8 @@ def match_terms(name: str, kind: str) -> list[str]:
         base = s.group("base")
         terms = [name, f"{base} Sheriff's Office", f"{base} Sheriff's Department", f"{base} Sheriff",
                  f"{base} Sheriffs Office"]
+        if base.endswith((" County", " Parish")):
+            terms += [f"{base} deputies", f"{base} deputy", f"{base} Sheriff's deputies"]
     elif kind in ("campus", "tribal") and not _POLICE_WORD_RE.search(name):
         terms = [f"{name} Police", f"{name} Police Department"]
         if kind == "campus":
@@ -131,6 +133,18 @@ def match_terms(name: str, kind: str) -> list[str]:
     else:
         terms = [name]
     return list(dict.fromkeys(terms))
+
+
+_GENERIC_NAME_WORDS = frozenset(
+    "department of public safety state police capitol highway patrol division bureau investigation office "
+    "services the and for law enforcement security protection marshal's marshals marshal service general".split()
+)
+
+
+def is_placeless(name: str) -> bool:
+    """Whether a name says nowhere where it is ("State Capitol Police", "Department of Public Safety"):
+    such a name is every state's, so it is matched only with the state's name in front."""
+    return not {w.lower() for w in re.findall(r"[\w']+", name)} - _GENERIC_NAME_WORDS
 
 
 def slugify(text: str) -> str:

@@ -64,7 +64,7 @@ def _phrase_terms(entry: AgencyEntry) -> list[str]:
     ambiguous = [a for a in entry.ambiguous_aliases if a not in entry.default_aliases]
     skip = {normalize_term(a) for a in (*ambiguous, *entry.exact_case_aliases)}
     terms: dict[str, str] = {}
-    for term in (entry.name, *entry.aliases):
+    for term in entry.terms():
         key = normalize_term(term)
         if key not in skip and key not in terms:
             terms[key] = term

@@ -166,6 +166,13 @@ class AgencyEntry:
     #: Shared names this (curated) agency is the default referent of: "Houston Police" is Houston, Texas
     #: unless the post names Missouri or another Houston's county.
     default_aliases: tuple[str, ...] = ()
+    #: False when the name is not what people call the police ("Samford University" is the school,
+    #: "Cherokee Nation" the nation): only the aliases ("Samford University Police") are matched.
+    name_is_term: bool = True
+
+    def terms(self) -> tuple[str, ...]:
+        """The phrases that name this agency: the name (when it is a term) and the aliases."""
+        return (self.name, *self.aliases) if self.name_is_term else self.aliases
 
     def settling_terms(self) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """Return (city-level, state-level) words that settle this agency's ambiguous aliases."""
@@ -400,7 +407,7 @@ def validate_entries(entries: Sequence[AgencyEntry]) -> None:
             continue  # known, never attributed: its names claim nothing
         ambiguous = {match_key(a) for a in e.ambiguous_aliases}
         own: set[str] = set()
-        for fname, term in [("name", e.name)] + [("aliases", a) for a in e.aliases]:
+        for fname, term in [("name", e.name)] * e.name_is_term + [("aliases", a) for a in e.aliases]:
             key = match_key(term)
             if key in own:
                 continue
@@ -504,23 +511,35 @@ def read_generated(path: Path) -> list[AgencyEntry]:
     so "Clinton PD ... Clinton County" or "Washington County deputies in Hillsboro" can settle a
     name that 19 or 30 agencies share.
     """
-    from trustwatch.collectors.agencies.naming import match_terms
+    from trustwatch.collectors.agencies.naming import is_placeless, match_terms
 
     out: list[AgencyEntry] = []
     with gzip.open(path, "rt", encoding="utf-8", newline="") as fh:
         for row in csv.DictReader(fh):
             kind, name, county = row["kind"], row["name"], row["county"] or None
-            terms = [t for t in match_terms(name, kind) if t != name and not _is_generic(t)]
+            rule_terms = match_terms(name, kind)
+            if is_placeless(name) and row["state"] in US_STATES:
+                rule_terms = [f"{US_STATES[row['state']]} {t}" for t in rule_terms]
+            terms = [t for t in rule_terms if t != name and not _is_generic(t)]
             if _is_generic(name):
                 continue
             place = None
             for suffix in (" Police Department", " Sheriff's Office", " Sheriff's Department"):
                 if name.endswith(suffix):
                     place = name[: -len(suffix)]
-            context = [f"{county} County"] if county and kind == "municipal" else []
+            head, colon, tail = row["fbi_name"].partition(":")
+            if kind == "campus" and colon and tail.strip():
+                # "University of Alabama: Tuscaloosa": posts say "University of Alabama Police"; the
+                # campus town settles which campus when several share the head.
+                terms += [t for t in (f"{head.strip()} Police", f"{head.strip()} Police Department") if t not in terms]
+                place = place or tail.strip()
+            counties = [c.strip() for c in (county or "").split(";") if c.strip()]
+            context = [f"{c} County" for c in counties] if kind == "municipal" else []
             # A town named like a state ("Kansas Police Department", Illinois) is never what a post
             # about the state means: its names attribute only with its own state or county named.
             ambiguous = (name, *terms) if place in _STATE_NAMES else ()
+            if place in _STATE_NAMES:
+                place = None  # the state's name must not settle the town named like it
             if row.get("places"):
                 context += row["places"].split(";")
             out.append(AgencyEntry(
@@ -531,7 +550,7 @@ def read_generated(path: Path) -> list[AgencyEntry]:
                 latitude=_opt_float(row["latitude"]), longitude=_opt_float(row["longitude"]),
                 nibrs=(row["nibrs"] == "1") if row["nibrs"] else None, timezone=row["timezone"] or None,
                 parent=row["parent"] or None, tracked=False, matched=row["matched"] == "1", generated=True,
-                ambiguous_aliases=ambiguous,
+                ambiguous_aliases=ambiguous, name_is_term=name in rule_terms,
             ))
     return out
 
@@ -566,14 +585,14 @@ def merge_generated(curated: list[AgencyEntry], generated: list[AgencyEntry]) ->
     for i, e in enumerate(merged):
         if not (e.active and e.matched):
             continue
-        for term in (e.name, *e.aliases):
+        for term in e.terms():
             owners.setdefault(match_key(term), set()).add(i)
     shared: dict[int, list[str]] = {}
     defaults: dict[int, list[str]] = {}
     for i, e in enumerate(merged):
         if not (e.active and e.matched):
             continue
-        for term in (e.name, *e.aliases):
+        for term in e.terms():
             group = owners[match_key(term)]
             if len(group) > 1 and any(merged[j].generated for j in group):
                 shared.setdefault(i, []).append(term)
