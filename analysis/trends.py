@@ -16,7 +16,9 @@ about the agency).  Tombstoned posts are left out.  Every scorer version has its
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
+import zoneinfo
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -48,11 +50,44 @@ def week_start(day: dt.date) -> dt.date:
     return day - dt.timedelta(days=day.weekday())
 
 
-def _period_expr(dialect: str, column: str, grain: str) -> str:
+def _period_expr(dialect: str, column: str, grain: str, zone: str = "'UTC'") -> str:
+    """The day (or week's Monday) of ``column`` in the time zone ``zone`` (an SQL expression)."""
     if dialect == "postgresql":
-        local = f"({column} AT TIME ZONE 'UTC')"
+        local = f"({column} AT TIME ZONE {zone})"
         return f"CAST({local} AS date)" if grain == "day" else f"CAST(date_trunc('week', {local}) AS date)"
-    return f"date({column})" if grain == "day" else f"date({column}, 'weekday 0', '-6 days')"
+    local = column if zone == "'UTC'" else f"tw_local_time({column}, {zone})"
+    return f"date({local})" if grain == "day" else f"date({local}, 'weekday 0', '-6 days')"
+
+
+#: An agency's rollup day is its own calendar day: midnight to midnight in ``agencies.timezone`` (IANA,
+#: from the registry), so a US evening is not split across two UTC days.  Agencies without a timezone
+#: (federal ones) keep UTC days.
+_AGENCY_ZONE = "coalesce(a.timezone, 'UTC')"
+#: Time zones lie within 14 hours of UTC: the UTC range holding a local day reaches one day either side.
+_ZONE_SLACK = dt.timedelta(days=1)
+
+
+@functools.lru_cache(maxsize=512)
+def _zone(name: str) -> zoneinfo.ZoneInfo | dt.timezone:
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return dt.UTC
+
+
+def _sqlite_local_time(value: str | None, zone: str | None) -> str | None:
+    """SQLite has no time zones: naive UTC text -> naive local text, for ``date()``."""
+    if value is None:
+        return None
+    moment = dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC).astimezone(_zone(zone or "UTC"))
+    return moment.replace(tzinfo=None).isoformat(sep=" ")
+
+
+def _register_sqlite_functions(conn: Connection) -> None:
+    if conn.dialect.name == "sqlite":
+        conn.connection.driver_connection.create_function(
+            "tw_local_time", 2, _sqlite_local_time, deterministic=True
+        )
 
 
 _ROLLUP_SQL = """
@@ -72,24 +107,28 @@ FROM (
                 THEN 'thread' ELSE 'direct' END AS scope
     FROM posts p
     JOIN post_mentions m ON m.post_id = p.id
+    JOIN agencies a ON a.id = m.agency_id
     WHERE p.deleted_at IS NULL {time_filter}
     GROUP BY m.post_id, m.agency_id, p.platform, p.author_platform_id, {period}
 ) pm
 LEFT JOIN post_scores s ON s.post_id = pm.post_id AND s.agency_id = pm.agency_id
                        AND s.scorer = :scorer AND s.scorer_version = :version
+{period_filter}
 GROUP BY pm.agency_id, pm.period, pm.platform, pm.scope
 """
 
 
 def _rollup_statement(dialect: str, grain: str, ranged: bool) -> Any:
     sql = _ROLLUP_SQL.format(
-        period=_period_expr(dialect, "p.created_at", grain),
+        period=_period_expr(dialect, "p.created_at", grain, _AGENCY_ZONE),
         threshold=SENTIMENT_THRESHOLD,
         time_filter="AND p.created_at >= :start AND p.created_at < :end" if ranged else "",
+        period_filter="WHERE pm.period >= :first AND pm.period < :stop" if ranged else "",
     )
     params = [bindparam("now", type_=UTCDateTime())]
     if ranged:
-        params += [bindparam("start", type_=UTCDateTime()), bindparam("end", type_=UTCDateTime())]
+        params += [bindparam("start", type_=UTCDateTime()), bindparam("end", type_=UTCDateTime()),
+                   bindparam("first", type_=Date()), bindparam("stop", type_=Date())]
     return text(sql).bindparams(*params)
 
 
@@ -117,11 +156,16 @@ def _lock(conn: Connection) -> None:
 
 def refresh_days(conn: Connection, days: Iterable[dt.date], scorer_version: str = SCORER_VERSION,
                  scorer: str = SCORER_NAME, now: dt.datetime | None = None) -> int:
-    """Recompute the daily rows of ``days`` and the weekly rows of their weeks; returns rows written."""
-    days = set(days)
+    """Recompute the daily rows of ``days`` and the weekly rows of their weeks; returns rows written.
+
+    ``days`` are UTC days of changed posts; a post's day is its agency's local day, which may be the UTC
+    day before or after, so those neighbours are recomputed too.
+    """
+    days = {d + k * _ONE_DAY for d in days for k in (-1, 0, 1)}
     if not days:
         return 0
     _lock(conn)
+    _register_sqlite_functions(conn)
     now = now or _utcnow()
     dialect = conn.dialect.name
     written = 0
@@ -135,7 +179,8 @@ def refresh_days(conn: Connection, days: Iterable[dt.date], scorer_version: str 
             conn.execute(delete, {"version": scorer_version, "grain": grain, "first": first, "stop": stop})
             written += conn.execute(insert, {
                 "grain": grain, "version": scorer_version, "scorer": scorer, "now": now,
-                "start": _midnight(first), "end": _midnight(stop),
+                "start": _midnight(first) - _ZONE_SLACK, "end": _midnight(stop) + _ZONE_SLACK,
+                "first": first, "stop": stop,
             }).rowcount or 0
     return written
 
@@ -147,6 +192,7 @@ def rebuild(engine: Engine, scorer_version: str = SCORER_VERSION, scorer: str = 
     written = 0
     with engine.begin() as conn:
         _lock(conn)
+        _register_sqlite_functions(conn)
         conn.execute(text("DELETE FROM agency_daily_trends WHERE scorer_version = :v"), {"v": scorer_version})
         for grain in ("day", "week"):
             written += conn.execute(

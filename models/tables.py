@@ -377,9 +377,13 @@ class AgencyDailyTrend(Base):
     agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), comment="The agency.")
     grain: Mapped[str] = mapped_column(
         String(4), default="day", server_default="day",
-        comment="'day': one UTC day; 'week': the ISO week (Monday to Sunday, UTC) starting on `day`.",
+        comment="'day': one day; 'week': the ISO week (Monday to Sunday) starting on `day`; in the agency's timezone.",
     )
-    day: Mapped[dt.date] = mapped_column(Date, comment="UTC day, or the Monday of the week for grain 'week'.")
+    day: Mapped[dt.date] = mapped_column(
+        Date,
+        comment="The agency's local day (agencies.timezone, UTC without one), or the Monday of the week for grain "
+        "'week'.",
+    )
     platform: Mapped[str] = mapped_column(String(10), comment="'x' or 'reddit'.")
     scope: Mapped[str] = mapped_column(
         String(10), comment="'direct' (the post names the agency) or 'thread' (only inherited from its thread)."

@@ -1,5 +1,6 @@
 """nationwide registry: FBI metadata on agencies (ori, type, county, coordinates, NIBRS, timezone), parent,
-tracked and matched; the trend views carry ori, state, kind, type, county and timezone
+tracked and matched; the trend views carry ori, state, kind, type, county and timezone; rollup days are
+the agency's own days
 
 Revision ID: 0016
 Revises: 0004
@@ -43,6 +44,15 @@ COLUMNS = [
     sa.Column("matched", sa.Boolean(), server_default=sa.true(), nullable=False,
               comment="False for known rows that are not police (prosecutors, fire investigators): never attributed."),
 ]
+#: The rollup's day is the agency's own day now (analysis/trends.py): (column, old, new, type).
+TREND_COMMENTS = [
+    ("grain", "'day': one UTC day; 'week': the ISO week (Monday to Sunday, UTC) starting on `day`.",
+     "'day': one day; 'week': the ISO week (Monday to Sunday) starting on `day`; in the agency's timezone.",
+     sa.String(4)),
+    ("day", "UTC day, or the Monday of the week for grain 'week'.",
+     "The agency's local day (agencies.timezone, UTC without one), or the Monday of the week for grain 'week'.",
+     sa.Date()),
+]
 OLD_KIND = "municipal, sheriff, state, federal, transit or campus."
 NEW_KIND = "municipal, sheriff, state, federal, transit, campus, tribal or special (FBI 'Other')."
 EXTRA_VIEW_COLUMNS = (",\n    a.ori AS ori,\n    a.state AS state,\n    a.kind AS agency_kind,\n"
@@ -79,8 +89,9 @@ def _replace_views(extra: bool) -> None:
             op.execute(f"DROP VIEW IF EXISTS {name}")
             op.execute(sql)
         if dialect == "postgresql":
-            comment = rev.VIEW_COMMENTS[name] + (" Carries the agency's FBI ori, state, kind, type, county and "
-                                                 "timezone." if extra else "")
+            comment = rev.VIEW_COMMENTS[name] + (
+                " Days and weeks are the agency's own (its timezone; UTC without one, despite 'UTC' above). "
+                "Carries the agency's FBI ori, state, kind, type, county and timezone." if extra else "")
             op.execute(f"COMMENT ON VIEW {name} IS '{comment.replace(chr(39), chr(39) * 2)}'")
 
 
@@ -92,6 +103,9 @@ def upgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
         op.alter_column("agencies", "kind", comment=NEW_KIND, existing_comment=OLD_KIND,
                         existing_type=sa.String(20), existing_nullable=False)
+        for column, old, new, type_ in TREND_COMMENTS:
+            op.alter_column("agency_daily_trends", column, comment=new, existing_comment=old,
+                            existing_type=type_, existing_nullable=False)
     _replace_views(extra=True)
 
 
@@ -104,6 +118,9 @@ def downgrade() -> None:
             op.execute(f"DROP VIEW IF EXISTS {name}")
         op.alter_column("agencies", "kind", comment=OLD_KIND, existing_comment=NEW_KIND,
                         existing_type=sa.String(20), existing_nullable=False)
+        for column, old, new, type_ in TREND_COMMENTS:
+            op.alter_column("agency_daily_trends", column, comment=old, existing_comment=new,
+                            existing_type=type_, existing_nullable=False)
     _replace_views(extra=False)
     with op.batch_alter_table("agencies") as batch:
         batch.drop_index("ix_agencies_ori")
