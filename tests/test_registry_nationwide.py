@@ -244,3 +244,38 @@ def test_postgres_store_carries_the_registry(pg_server, registry: Registry) -> N
     engine = make_engine(pg_server.create("tw_registry16"))
     check_store_carries_the_registry(engine, registry)
     engine.dispose()
+
+
+def test_queries_x_estimates_monthly_reads_of_the_tracked_set(tmp_path: Path, monkeypatch, registry: Registry) -> None:
+    import datetime as dt
+
+    from trustwatch.models.db import make_engine
+    from trustwatch.models.store import sync_agencies, write_page
+
+    from trustwatch import migrate, tasks
+    from trustwatch.records import AuthorRecord, MentionRecord, Page, PostRecord
+
+    url = f"sqlite:///{tmp_path / 'est.db'}"
+    monkeypatch.setenv("TRUSTWATCH_DATABASE_URL", url)
+    monkeypatch.delenv("AIRFLOW_CONN_TRUSTWATCH_DB", raising=False)
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    sync_agencies(engine, registry.entries)
+    newest = dt.datetime(2026, 11, 28, tzinfo=dt.UTC)
+    page = Page()
+    # 56 X posts about tracked agencies in the last 28 days, 10 about a known-only town, 5 older ones.
+    for i in range(71):
+        slug = "nypd" if i < 56 else "ia-clinton-police-department" if i < 66 else "lapd"
+        when = newest - dt.timedelta(hours=12 * (i % 56)) if i < 66 else newest - dt.timedelta(days=40 + i)
+        pid = f"e{i}"
+        page.posts.append(PostRecord(platform="x", platform_post_id=pid, kind="post", created_at=when,
+                                     text="police", author_platform_id="u1"))
+        page.mentions.append(MentionRecord("x", pid, slug, "x", "name"))
+    page.authors.append(AuthorRecord("x", "u1", username="u1"))
+    write_page(engine, page)
+    estimate = tasks.estimate_monthly_reads("x")
+    assert estimate["agencies"] == len(registry.tracked())
+    assert estimate["measured_posts"] == 56 and estimate["monthly_reads"] == 60  # 56 posts in 28 days
+    assert estimate["agencies_with_history"] == 1
+    assert tasks.estimate_monthly_reads("x", ["ia-clinton-police-department"])["monthly_reads"] == round(10 * 30 / 28)
+    engine.dispose()

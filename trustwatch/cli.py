@@ -57,6 +57,8 @@ def cmd_agencies(args: argparse.Namespace) -> int:
 
 def cmd_queries(args: argparse.Namespace) -> int:
     _print_json(tasks.compile_queries(args.platform, args.agency))
+    # The cost of the tracked set: estimated posts read a month (stderr, so stdout stays the JSON list).
+    print(json.dumps({"estimate": tasks.estimate_monthly_reads(args.platform, args.agency)}), file=sys.stderr)
     return 0
 
 
