@@ -84,6 +84,14 @@ def _run_context() -> dict[str, Any]:
     }
 
 
+#: The trigger form's pickers (kept literal so parsing the DAG file imports no registry code).
+_STATE_CODES = (
+    "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC ND "
+    "OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY PR GU VI"
+).split()
+_KINDS = ("municipal", "sheriff", "state", "federal", "transit", "campus", "tribal", "special")
+
+
 def _trigger_params() -> dict[str, Param]:
     """The typed form shown by the UI's trigger button."""
     return {
@@ -107,6 +115,20 @@ def _trigger_params() -> dict[str, Param]:
             items={"type": "string", "pattern": "^[a-z0-9][a-z0-9_-]*$"},
             title="Agencies",
             description="Agency slugs from the registry (e.g. nypd, lapd); empty means every active agency.",
+        ),
+        "states": Param(
+            [],
+            type="array",
+            items={"type": "string", "enum": sorted(_STATE_CODES)},
+            title="States",
+            description="Also collect every agency of these states (two-letter codes), with Kinds if given.",
+        ),
+        "kinds": Param(
+            [],
+            type="array",
+            items={"type": "string", "enum": list(_KINDS)},
+            title="Kinds",
+            description="With States: only these kinds of agency (e.g. sheriff); alone: every agency of the kind.",
         ),
         "dry_run": Param(
             False,
@@ -165,12 +187,17 @@ def build_collect_dag(platform: str) -> Any:
 
             params = params or {}
             run_type = str(getattr(dag_run.run_type, "value", dag_run.run_type)) if dag_run else ""
+            agencies = list(params.get("agencies") or [])
+            if params.get("states") or params.get("kinds"):
+                # The state picker: every known agency of those states (and kinds) is tracked for this run.
+                agencies += _call(tasks.pick_agencies, list(params.get("states") or []),
+                                  list(params.get("kinds") or []))
             request = _call(
                 tasks.validate_request,
                 platform,
                 params.get("start") or None,
                 params.get("end") or None,
-                list(params.get("agencies") or []) or None,
+                list(dict.fromkeys(agencies)) or None,
                 data_interval_start,
                 data_interval_end,
                 run_type == "manual",

@@ -200,12 +200,16 @@ def test_collect_dags_cover_data_intervals_one_run_at_a_time(dagbag, dag_id, poo
 def test_trigger_form_params_are_typed(dagbag):
     dag = dagbag["dags"]["collect_x"]
     params = dag["params"]
-    assert set(params) == {"start", "end", "agencies", "dry_run"}
+    assert set(params) == {"start", "end", "agencies", "states", "kinds", "dry_run"}
     assert params["start"]["format"] == params["end"]["format"] == "date-time"
     assert "null" in params["start"]["type"]
     assert params["agencies"]["type"] == "array" and params["agencies"]["items"]["type"] == "string"
     assert params["dry_run"]["type"] == "boolean"
-    assert dag["param_defaults"] == {"start": None, "end": None, "agencies": [], "dry_run": False}
+    # The state picker (issue 16): a list of state codes and of kinds, each chosen from an enum.
+    assert "TX" in params["states"]["items"]["enum"] and len(params["states"]["items"]["enum"]) == 54
+    assert "sheriff" in params["kinds"]["items"]["enum"]
+    assert dag["param_defaults"] == {"start": None, "end": None, "agencies": [], "states": [], "kinds": [],
+                                     "dry_run": False}
 
 
 def test_enrich_runs_on_the_posts_asset_and_compliance_daily(dagbag):

@@ -190,6 +190,20 @@ def test_picks_by_state_kind_slug_and_ori(registry: Registry) -> None:
     assert len(registry.tracked()) < 200
 
 
+def test_the_trigger_forms_state_picker_names_agencies_and_refuses_unknown_states() -> None:
+    from trustwatch import tasks
+
+    texas_sheriffs = tasks.pick_agencies(["TX"], ["sheriff"])
+    assert len(texas_sheriffs) >= 200 and "harris-county-sheriff" in texas_sheriffs
+    import datetime as dt
+
+    end = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    request = tasks.validate_request("x", end - dt.timedelta(hours=2), end, texas_sheriffs[:5])
+    assert request["agencies"] == texas_sheriffs[:5]
+    with pytest.raises(tasks.RequestError, match="ZZ"):
+        tasks.pick_agencies(["ZZ"])
+
+
 def test_a_registry_file_tracks_more_agencies(tmp_path: Path) -> None:
     for path in DEFAULT_REGISTRY_DIR.iterdir():
         if path.is_file():

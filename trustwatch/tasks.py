@@ -223,6 +223,16 @@ def compile_queries(platform: str, agencies: Sequence[str] | None = None) -> lis
     return [_query_dict(q) for q in queries]
 
 
+def pick_agencies(states: Sequence[str] = (), kinds: Sequence[str] = ()) -> list[str]:
+    """Slugs of the known agencies of these states and kinds (the trigger form's state picker)."""
+    from trustwatch.collectors.agencies import RegistryError
+
+    try:
+        return [e.slug for e in registry().pick(states=states, kinds=kinds)]
+    except RegistryError as exc:
+        raise RequestError(str(exc)) from None
+
+
 def estimate_monthly_reads(platform: str, agencies: Sequence[str] | None = None, days: int = 28) -> dict[str, Any]:
     """Posts a month the platform's queries would read for the tracked (or named) agencies.
 
