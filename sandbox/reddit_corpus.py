@@ -248,7 +248,9 @@ def load_agencies() -> list[Any]:
     """The active registry entries (imported lazily: the registry module is optional)."""
     from trustwatch.collectors.agencies import load_registry
 
-    return [entry for entry in load_registry().entries if getattr(entry, "active", True)]
+    # The tracked agencies (those with queries): 18,000 known-only FBI agencies would drown the corpus.
+    return [entry for entry in load_registry().entries
+            if getattr(entry, "active", True) and getattr(entry, "tracked", True)]
 
 
 class RedditCorpus:
@@ -257,6 +259,8 @@ class RedditCorpus:
     def __init__(self, config: CorpusConfig, agencies: Sequence[Any] | None = None) -> None:
         self.config = config
         entries = list(agencies) if agencies is not None else load_agencies()
+        # Posts about the tracked agencies only: the queries cover those, not the 18,000 known ones.
+        entries = [e for e in entries if getattr(e, "tracked", True)]
         self.agencies = [_agency_forms(e) for e in entries]
         if not self.agencies:
             raise ValueError("the Reddit corpus needs at least one agency in the registry")

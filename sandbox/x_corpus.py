@@ -296,7 +296,8 @@ def load_agencies() -> list[Any]:
     entries = getattr(registry, "entries", registry)
     if isinstance(entries, dict):
         entries = list(entries.values())
-    return list(entries)
+    # The tracked agencies (those with queries): 18,000 known-only FBI agencies would drown the corpus.
+    return [e for e in entries if getattr(e, "tracked", True)]
 
 
 class XCorpus:
@@ -305,6 +306,8 @@ class XCorpus:
     def __init__(self, config: CorpusConfig, agencies: Sequence[Any] | None = None) -> None:
         self.config = config
         entries = list(agencies) if agencies is not None else load_agencies()
+        # Posts about the tracked agencies only: the queries cover those, not the 18,000 known ones.
+        entries = [e for e in entries if getattr(e, "tracked", True)]
         self.agencies = [_forms(e) for e in entries]
         self.rng = random.Random(config.seed)
         self.users: dict[str, XUser] = {}
