@@ -231,7 +231,9 @@ class _Agency:
 
 
 def _agency_forms(entry: Any) -> _Agency:
-    skip = {a.lower() for a in (getattr(entry, "ambiguous_aliases", ()) or ())}
+    # A shared name the agency is the default referent of ("Houston Police") names it on its own.
+    defaults = set(getattr(entry, "default_aliases", ()) or ())
+    skip = {a.lower() for a in (getattr(entry, "ambiguous_aliases", ()) or ()) if a not in defaults}
     skip |= {a.lower() for a in (getattr(entry, "exact_case_aliases", ()) or ())}
     refs = [entry.name] + [a for a in (entry.aliases or ()) if a.lower() not in skip]
     words = [w for w in (getattr(entry, "community_words", ()) or ()) if " " not in w and "'" not in w]

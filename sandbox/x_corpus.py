@@ -277,7 +277,8 @@ class _AgencyForms:
 
 
 def _forms(entry: Any) -> _AgencyForms:
-    ambiguous = set(getattr(entry, "ambiguous_aliases", ()) or ())
+    # A shared name the agency is the default referent of ("Houston Police") names it on its own.
+    ambiguous = set(getattr(entry, "ambiguous_aliases", ()) or ()) - set(getattr(entry, "default_aliases", ()) or ())
     names = [entry.name, *[a for a in getattr(entry, "aliases", []) or [] if a not in ambiguous]]
     handles = [h.lstrip("@") for h in (getattr(entry, "x_handles", []) or [])]
     tags = [t.lstrip("#") for t in (getattr(entry, "hashtags", []) or [])]
