@@ -345,7 +345,7 @@ class Matcher:
         chosen: list[tuple[int, int, list[tuple[int, str, str]], Any]] = []
         matched: set[int] = set()
         ambiguous: list[Any] = []
-        amb_spans: list[tuple[int, int]] = []
+        term_spans: list[tuple[int, int]] = []
         last_end = -1
         for start, end, slot in strong:
             if start < last_end:
@@ -369,11 +369,11 @@ class Matcher:
             if not attrs and amb is None:
                 continue
             chosen.append((o_start, o_end, attrs, amb))
+            term_spans.append((start, end))
             for attribute in attrs:
                 matched.add(attribute[0])
             if amb is not None:
                 ambiguous.append(amb)
-                amb_spans.append((start, end))
             last_end = end
 
         context: set[str] = set()
@@ -383,8 +383,10 @@ class Matcher:
                 # Only now are the city and state words worth a pass of their own.
                 for end_idx, (length, _slot, skip) in self._settling.iter(scan):
                     end = end_idx - 1
-                    if any(a <= end - length and end <= b for a, b in amb_spans):
-                        continue  # "Wilson" inside "Wilson County Sheriff's Office" settles nothing
+                    if any(a <= end - length and end <= b for a, b in term_spans):
+                        # A place inside an agency's name settles nothing: "Wilson" in "Wilson County
+                        # Sheriff's Office", "Texas" in "Texas Highway Patrol".
+                        continue
                     if not (may_have_urls and _inside_url(norm, end - length, end)):
                         context.add(scan[end_idx - length + skip:end_idx])
                 # "Clinton, IA" / "Clinton (IA)": a capitalised postal code after a comma or in
@@ -428,9 +430,9 @@ class Matcher:
         if direct:
             return list(dict.fromkeys(direct))
         fallback = [] if default is None else [default]
-        if matched:
+        if matched and default is None:
             # "Kalamazoo Police and Portage police": the one Portage in the state of an agency the
-            # post names for certain.
+            # post names for certain (never over a curated default: "Denver PD and SEPTA" is Denver).
             states = {self._agencies[i].state for i in matched}
             near = [i for i in candidates if self._agencies[i].state in states]
             if len(near) == 1:
