@@ -23,9 +23,11 @@ agency account's own posts (agency speech) in ``agency_posts`` (issue 14): neith
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import multiprocessing
 import os
+import zoneinfo
 from array import array
 from collections import deque
 from collections.abc import Iterable, Sequence
@@ -68,11 +70,44 @@ def week_start(day: dt.date) -> dt.date:
     return day - dt.timedelta(days=day.weekday())
 
 
-def _period_expr(dialect: str, column: str, grain: str) -> str:
+def _period_expr(dialect: str, column: str, grain: str, zone: str = "'UTC'") -> str:
+    """The day (or week's Monday) of ``column`` in the time zone ``zone`` (an SQL expression)."""
     if dialect == "postgresql":
-        local = f"({column} AT TIME ZONE 'UTC')"
+        local = f"({column} AT TIME ZONE {zone})"
         return f"CAST({local} AS date)" if grain == "day" else f"CAST(date_trunc('week', {local}) AS date)"
-    return f"date({column})" if grain == "day" else f"date({column}, 'weekday 0', '-6 days')"
+    local = column if zone == "'UTC'" else f"tw_local_time({column}, {zone})"
+    return f"date({local})" if grain == "day" else f"date({local}, 'weekday 0', '-6 days')"
+
+
+#: An agency's rollup day is its own calendar day: midnight to midnight in ``agencies.timezone`` (IANA,
+#: from the registry), so a US evening is not split across two UTC days.  Agencies without a timezone
+#: (federal ones) keep UTC days.
+_AGENCY_ZONE = "coalesce(a.timezone, 'UTC')"
+#: Time zones lie within 14 hours of UTC: the UTC range holding a local day reaches one day either side.
+_ZONE_SLACK = dt.timedelta(days=1)
+
+
+@functools.lru_cache(maxsize=512)
+def _zone(name: str) -> zoneinfo.ZoneInfo | dt.timezone:
+    try:
+        return zoneinfo.ZoneInfo(name)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        return dt.UTC
+
+
+def _sqlite_local_time(value: str | None, zone: str | None) -> str | None:
+    """SQLite has no time zones: naive UTC text -> naive local text, for ``date()``."""
+    if value is None:
+        return None
+    moment = dt.datetime.fromisoformat(value).replace(tzinfo=dt.UTC).astimezone(_zone(zone or "UTC"))
+    return moment.replace(tzinfo=None).isoformat(sep=" ")
+
+
+def _register_sqlite_functions(conn: Connection) -> None:
+    if conn.dialect.name == "sqlite":
+        conn.connection.driver_connection.create_function(
+            "tw_local_time", 2, _sqlite_local_time, deterministic=True
+        )
 
 
 _ROLLUP_SQL = """
@@ -98,29 +133,36 @@ FROM (
                 ELSE 'public' END AS voice
     FROM posts p
     JOIN post_mentions m ON m.post_id = p.id
+    JOIN agencies a ON a.id = m.agency_id
     WHERE p.deleted_at IS NULL {time_filter}
     GROUP BY m.post_id, m.agency_id, p.platform, p.author_platform_id, {period}, p.author_is_agency, p.kind
 ) pm
 LEFT JOIN post_scores s ON s.post_id = pm.post_id AND s.agency_id = pm.agency_id
                        AND s.scorer = :scorer AND s.scorer_version = :version AND pm.voice = 'public'
+{period_filter}
 GROUP BY pm.agency_id, pm.period, pm.platform, pm.scope
 """
 
 
 def _rollup_statement(dialect: str, grain: str, ranges: int) -> Any:
-    """The rollup INSERT ... SELECT over ``ranges`` half-open time ranges ``[:start_i, :end_i)`` (0: all)."""
-    time_filter = ""
+    """The rollup INSERT ... SELECT over ``ranges`` time ranges ``[:start_i, :end_i)`` (0: all), keeping only
+    the agency-local periods listed in ``:periods`` (the ranges are widened by a day for the time zones)."""
+    time_filter = period_filter = ""
     if ranges:
         time_filter = "AND (" + " OR ".join(
             f"(p.created_at >= :start_{i} AND p.created_at < :end_{i})" for i in range(ranges)) + ")"
+        period_filter = "WHERE pm.period IN :periods"
     sql = _ROLLUP_SQL.format(
-        period=_period_expr(dialect, "p.created_at", grain),
+        period=_period_expr(dialect, "p.created_at", grain, _AGENCY_ZONE),
         threshold=SENTIMENT_THRESHOLD,
         time_filter=time_filter,
+        period_filter=period_filter,
     )
     params = [bindparam("now", type_=UTCDateTime())]
     for i in range(ranges):
         params += [bindparam(f"start_{i}", type_=UTCDateTime()), bindparam(f"end_{i}", type_=UTCDateTime())]
+    if ranges:
+        params.append(bindparam("periods", expanding=True, type_=Date()))
     return text(sql).bindparams(*params)
 
 
@@ -148,11 +190,16 @@ def _lock(conn: Connection) -> None:
 
 def refresh_days(conn: Connection, days: Iterable[dt.date], scorer_version: str = SCORER_VERSION,
                  scorer: str = SCORER_NAME, now: dt.datetime | None = None) -> int:
-    """Recompute the daily rows of ``days`` and the weekly rows of their weeks; returns rows written."""
-    days = set(days)
+    """Recompute the daily rows of ``days`` and the weekly rows of their weeks; returns rows written.
+
+    ``days`` are UTC days of changed posts; a post's day is its agency's local day, which may be the UTC
+    day before or after, so those neighbours are recomputed too.
+    """
+    days = {d + k * _ONE_DAY for d in days for k in (-1, 0, 1)}
     if not days:
         return 0
     _lock(conn)
+    _register_sqlite_functions(conn)
     now = now or _utcnow()
     dialect = conn.dialect.name
     written = 0
@@ -166,9 +213,12 @@ def refresh_days(conn: Connection, days: Iterable[dt.date], scorer_version: str 
             chunk = runs[i:i + RANGES_PER_STATEMENT]
             periods = sorted(d for d in starts if any(first <= d < stop for first, stop in chunk))
             conn.execute(delete, {"version": scorer_version, "grain": grain, "days": periods})
-            params: dict[str, Any] = {"grain": grain, "version": scorer_version, "scorer": scorer, "now": now}
+            params: dict[str, Any] = {"grain": grain, "version": scorer_version, "scorer": scorer, "now": now,
+                                      "periods": periods}
             for j, (first, stop) in enumerate(chunk):
-                params[f"start_{j}"], params[f"end_{j}"] = _midnight(first), _midnight(stop)
+                # a local day reaches up to a day beyond its UTC midnights; the period filter keeps it exact
+                params[f"start_{j}"] = _midnight(first) - _ZONE_SLACK
+                params[f"end_{j}"] = _midnight(stop) + _ZONE_SLACK
             written += conn.execute(_rollup_statement(dialect, grain, len(chunk)), params).rowcount or 0
     return written
 
@@ -180,6 +230,7 @@ def rebuild(engine: Engine, scorer_version: str = SCORER_VERSION, scorer: str = 
     written = 0
     with engine.begin() as conn:
         _lock(conn)
+        _register_sqlite_functions(conn)
         conn.execute(text("DELETE FROM agency_daily_trends WHERE scorer_version = :v"), {"v": scorer_version})
         for grain in ("day", "week"):
             written += conn.execute(

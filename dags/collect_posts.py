@@ -85,38 +85,36 @@ def _run_context() -> dict[str, Any]:
     }
 
 
-def _registry_choices() -> tuple[list[str], dict[str, str], list[str]]:
-    """The registry's active agency slugs, their display names and their states, for the form's pickers.
+def _agency_choices() -> tuple[list[str], dict[str, str]]:
+    """The curated (tracked) agencies' slugs and display names, for the form's agency picker.
 
-    Read at parse time (a YAML file, no network); a broken registry leaves free-text fields, and the
-    collect tasks report the registry error where it belongs.
+    Read from the curated registry file only (plain YAML, no registry code, so parsing stays cheap): the
+    nationwide list has 18,000 names, too many for a picker; the others are reached through States and
+    Kinds.  A broken file leaves a free-text field; the collect tasks report the registry error.
     """
     try:
-        from trustwatch.collectors.agencies import load_registry
+        import yaml
 
-        entries = [e for e in load_registry().entries if getattr(e, "active", True)]
+        from trustwatch.settings import resource_dir
+
+        data = yaml.safe_load((resource_dir("agencies") / "agencies.yaml").read_text(encoding="utf-8"))
+        entries = [e for e in data["agencies"] if e.get("active", True)]
+        return sorted(e["slug"] for e in entries), {e["slug"]: f"{e['name']} ({e['slug']})" for e in entries}
     except Exception:  # the form must still render
-        return [], {}, []
-    slugs = sorted(e.slug for e in entries)
-    display = {e.slug: f"{e.name} ({e.slug})" for e in entries}
-    states = sorted({e.state for e in entries if e.state})
-    return slugs, display, states
+        return [], {}
 
 
-def expand_states(agencies: list[str] | None, states: list[str] | None, entries: Any) -> list[str] | None:
-    """The agencies asked for plus every active agency of the states asked for (None: every agency)."""
-    if not states:
-        return agencies or None
-    wanted = {s.strip().upper() for s in states}
-    by_state = [e.slug for e in entries if (e.state or "").upper() in wanted and getattr(e, "active", True)]
-    if not by_state:
-        raise AirflowFailException(f"no active agency in the registry for the states {sorted(wanted)}")
-    return sorted(set(agencies or []) | set(by_state))
+#: The trigger form's pickers (kept literal so parsing the DAG file imports no registry code).
+_STATE_CODES = (
+    "AL AK AZ AR CA CO CT DE DC FL GA HI ID IL IN IA KS KY LA ME MD MA MI MN MS MO MT NE NV NH NJ NM NY NC ND "
+    "OH OK OR PA RI SC SD TN TX UT VT VA WA WV WI WY PR GU VI"
+).split()
+_KINDS = ("municipal", "sheriff", "state", "federal", "transit", "campus", "tribal", "special")
 
 
 def _trigger_params() -> dict[str, Param]:
     """The typed form shown by the UI's trigger button; every field is optional (JSON schema "null")."""
-    slugs, display, states = _registry_choices()
+    slugs, display = _agency_choices()
     return {
         "start": Param(
             None,
@@ -142,11 +140,17 @@ def _trigger_params() -> dict[str, Param]:
         ),
         "states": Param(
             None,
-            type=["null", "array"],
-            items={"type": "string", "pattern": "^[A-Z]{2}$"},
+            type=["null", "array"],  # admits null: optional fields are not marked required in the form
+            items={"type": "string", "enum": sorted(_STATE_CODES)},
             title="States",
-            description="Every active agency of these states (two-letter codes), added to the agencies above.",
-            **({"examples": states} if states else {}),
+            description="Also collect every agency of these states (two-letter codes), with Kinds if given.",
+        ),
+        "kinds": Param(
+            None,
+            type=["null", "array"],
+            items={"type": "string", "enum": list(_KINDS)},
+            title="Kinds",
+            description="With States: only these kinds of agency (e.g. sheriff); alone: every agency of the kind.",
         ),
         "dry_run": Param(
             False,
@@ -205,14 +209,17 @@ def build_collect_dag(platform: str) -> Any:
 
             params = params or {}
             run_type = str(getattr(dag_run.run_type, "value", dag_run.run_type)) if dag_run else ""
-            agencies = expand_states(list(params.get("agencies") or []), list(params.get("states") or []),
-                                     _call(tasks.registry).entries)
+            agencies = list(params.get("agencies") or [])
+            if params.get("states") or params.get("kinds"):
+                # The state picker: every known agency of those states (and kinds) is tracked for this run.
+                agencies += _call(tasks.pick_agencies, list(params.get("states") or []),
+                                  list(params.get("kinds") or []))
             request = _call(
                 tasks.validate_request,
                 platform,
                 params.get("start") or None,
                 params.get("end") or None,
-                agencies,
+                list(dict.fromkeys(agencies)) or None,
                 data_interval_start,
                 data_interval_end,
                 run_type == "manual",

@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Engine, and_, case, func, or_, select, text, tuple_, update
+from sqlalchemy import inspect as sa_inspect
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, InterfaceError, OperationalError, StatementError
@@ -918,6 +919,10 @@ def advance_watermark(
 # --- the registry ----------------------------------------------------------------------------------
 
 
+#: FBI metadata and tracking of the nationwide registry (issue 16), copied as they are.
+_REGISTRY_FIELDS = ("ori", "agency_type", "county", "latitude", "longitude", "nibrs", "timezone", "parent")
+
+
 def sync_agencies(engine: Engine, entries: Sequence[Any]) -> dict[str, int]:
     """Upsert registry entries; agencies no longer in the registry become inactive, never deleted."""
     t = Agency.__table__
@@ -935,14 +940,23 @@ def sync_agencies(engine: Engine, entries: Sequence[Any]) -> dict[str, int]:
             "subreddits": list(e.subreddits),
             "active": bool(getattr(e, "active", True)),
             "updated_at": now,
+            **{f: getattr(e, f, None) for f in _REGISTRY_FIELDS},
+            "tracked": bool(getattr(e, "tracked", True)),
+            "matched": bool(getattr(e, "matched", True)),
         }
         for e in sorted(entries, key=lambda e: e.slug)
     ]
     slugs = [r["slug"] for r in rows]
     with engine.begin() as conn:
-        existing = {r.slug: r for r in conn.execute(select(t))}
+        # A store not yet at the registry migration (0016) gets the columns it has: tests seed old
+        # revisions through this function, and a sync must not fail while an upgrade is pending.
+        present = {c["name"] for c in sa_inspect(conn).get_columns(t.name)}
+        if not present >= {c.name for c in t.columns}:
+            rows = [{k: v for k, v in r.items() if k in present} for r in rows]
+        existing = {r.slug: r for r in conn.execute(select(*[c for c in t.columns if c.name in present]))}
         changed = 0
-        fields = ("name", "kind", "jurisdiction", "state", "aliases", "x_handles", "hashtags", "subreddits", "active")
+        fields = tuple(f for f in ("name", "kind", "jurisdiction", "state", "aliases", "x_handles", "hashtags",
+                                   "subreddits", "active", "tracked", "matched", *_REGISTRY_FIELDS) if f in present)
         for chunk in _chunks(rows):
             stmt = _insert(conn, t)
             stmt = stmt.on_conflict_do_update(

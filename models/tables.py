@@ -25,6 +25,7 @@ from sqlalchemy import (
     UniqueConstraint,
     false,
     text,
+    true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from trustwatch.models.types import JSONType, UTCDateTime
@@ -52,13 +53,16 @@ class Agency(Base):
     """A law-enforcement agency from the registry (agencies/*.yaml)."""
 
     __tablename__ = "agencies"
-    __table_args__ = ({"comment": "Law-enforcement agencies from the registry; removed entries become inactive."},)
+    __table_args__ = (
+        Index("ix_agencies_ori", "ori", unique=True),
+        {"comment": "Law-enforcement agencies from the registry; removed entries become inactive."},
+    )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, comment="Surrogate key.")
     slug: Mapped[str] = mapped_column(String(80), unique=True, comment="Stable identifier, e.g. 'nypd'.")
     name: Mapped[str] = mapped_column(String(200), comment="Official name.")
     kind: Mapped[str] = mapped_column(
-        String(20), comment="municipal, sheriff, state, federal, transit or campus."
+        String(20), comment="municipal, sheriff, state, federal, transit, campus, tribal or special (FBI 'Other')."
     )
     jurisdiction: Mapped[str | None] = mapped_column(String(200), comment="City or county served.")
     state: Mapped[str | None] = mapped_column(String(2), comment="Two-letter state code; NULL for federal.")
@@ -72,6 +76,34 @@ class Agency(Base):
         Boolean, default=True, comment="False once removed from the registry; its posts stay attributed."
     )
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, comment="Last registry sync that changed it.")
+    ori: Mapped[str | None] = mapped_column(
+        String(9), comment="FBI Originating Agency Identifier (unique where known): join FBI crime data on it."
+    )
+    agency_type: Mapped[str | None] = mapped_column(
+        String(40), comment="The FBI's agency type: City, County, State Police, University or College, Tribal, "
+        "Other State Agency, Other; NULL for agencies absent from the FBI list."
+    )
+    county: Mapped[str | None] = mapped_column(String(100), comment="County of the agency (FBI list).")
+    latitude: Mapped[float | None] = mapped_column(Float, comment="Latitude (FBI list; often the county centroid).")
+    longitude: Mapped[float | None] = mapped_column(Float, comment="Longitude (FBI list; often the county centroid).")
+    nibrs: Mapped[bool | None] = mapped_column(
+        Boolean, comment="Reported to NIBRS when the FBI list was retrieved (2018)."
+    )
+    timezone: Mapped[str | None] = mapped_column(
+        String(64), comment="IANA timezone (from the coordinates, else the state): its trend days start at its "
+        "midnight."
+    )
+    parent: Mapped[str | None] = mapped_column(
+        String(80), comment="Slug of the agency people name instead (state-police troop -> the state police)."
+    )
+    tracked: Mapped[bool] = mapped_column(
+        Boolean, server_default=true(),
+        comment="Queries are compiled for it; every active agency is matched whether tracked or only known.",
+    )
+    matched: Mapped[bool] = mapped_column(
+        Boolean, server_default=true(),
+        comment="False for known rows that are not police (prosecutors, fire investigators): never attributed.",
+    )
 
 
 class Author(Base):
@@ -376,9 +408,13 @@ class AgencyDailyTrend(Base):
     agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), comment="The agency.")
     grain: Mapped[str] = mapped_column(
         String(4), default="day", server_default="day",
-        comment="'day': one UTC day; 'week': the ISO week (Monday to Sunday, UTC) starting on `day`.",
+        comment="'day': one day; 'week': the ISO week (Monday to Sunday) starting on `day`; in the agency's timezone.",
     )
-    day: Mapped[dt.date] = mapped_column(Date, comment="UTC day, or the Monday of the week for grain 'week'.")
+    day: Mapped[dt.date] = mapped_column(
+        Date,
+        comment="The agency's local day (agencies.timezone, UTC without one), or the Monday of the week for grain "
+        "'week'.",
+    )
     platform: Mapped[str] = mapped_column(String(10), comment="'x' or 'reddit'.")
     scope: Mapped[str] = mapped_column(
         String(10), comment="'direct' (the post names the agency) or 'thread' (only inherited from its thread)."

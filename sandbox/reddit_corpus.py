@@ -251,7 +251,9 @@ class _Agency:
 
 
 def _agency_forms(entry: Any) -> _Agency:
-    skip = {a.lower() for a in (getattr(entry, "ambiguous_aliases", ()) or ())}
+    # A shared name the agency is the default referent of ("Houston Police") names it on its own.
+    defaults = set(getattr(entry, "default_aliases", ()) or ())
+    skip = {a.lower() for a in (getattr(entry, "ambiguous_aliases", ()) or ()) if a not in defaults}
     skip |= {a.lower() for a in (getattr(entry, "exact_case_aliases", ()) or ())}
     refs = [entry.name] + [a for a in (entry.aliases or ()) if a.lower() not in skip]
     words = [w for w in (getattr(entry, "community_words", ()) or ()) if " " not in w and "'" not in w]
@@ -268,7 +270,9 @@ def load_agencies() -> list[Any]:
     """The active registry entries (imported lazily: the registry module is optional)."""
     from trustwatch.collectors.agencies import load_registry
 
-    return [entry for entry in load_registry().entries if getattr(entry, "active", True)]
+    # The tracked agencies (those with queries): 18,000 known-only FBI agencies would drown the corpus.
+    return [entry for entry in load_registry().entries
+            if getattr(entry, "active", True) and getattr(entry, "tracked", True)]
 
 
 class RedditCorpus:
@@ -277,6 +281,8 @@ class RedditCorpus:
     def __init__(self, config: CorpusConfig, agencies: Sequence[Any] | None = None) -> None:
         self.config = config
         entries = list(agencies) if agencies is not None else load_agencies()
+        # Posts about the tracked agencies only: the queries cover those, not the 18,000 known ones.
+        entries = [e for e in entries if getattr(e, "tracked", True)]
         self.agencies = [_agency_forms(e) for e in entries]
         if not self.agencies:
             raise ValueError("the Reddit corpus needs at least one agency in the registry")

@@ -300,7 +300,8 @@ class _AgencyForms:
 
 
 def _forms(entry: Any) -> _AgencyForms:
-    ambiguous = set(getattr(entry, "ambiguous_aliases", ()) or ())
+    # A shared name the agency is the default referent of ("Houston Police") names it on its own.
+    ambiguous = set(getattr(entry, "ambiguous_aliases", ()) or ()) - set(getattr(entry, "default_aliases", ()) or ())
     names = [entry.name, *[a for a in getattr(entry, "aliases", []) or [] if a not in ambiguous]]
     handles = [h.lstrip("@") for h in (getattr(entry, "x_handles", []) or [])]
     tags = [t.lstrip("#") for t in (getattr(entry, "hashtags", []) or [])]
@@ -319,7 +320,8 @@ def load_agencies() -> list[Any]:
     entries = getattr(registry, "entries", registry)
     if isinstance(entries, dict):
         entries = list(entries.values())
-    return list(entries)
+    # The tracked agencies (those with queries): 18,000 known-only FBI agencies would drown the corpus.
+    return [e for e in entries if getattr(e, "tracked", True)]
 
 
 class XCorpus:
@@ -328,6 +330,8 @@ class XCorpus:
     def __init__(self, config: CorpusConfig, agencies: Sequence[Any] | None = None) -> None:
         self.config = config
         entries = list(agencies) if agencies is not None else load_agencies()
+        # Posts about the tracked agencies only: the queries cover those, not the 18,000 known ones.
+        entries = [e for e in entries if getattr(e, "tracked", True)]
         self.agencies = [_forms(e) for e in entries]
         self.rng = random.Random(config.seed)
         self.users: dict[str, XUser] = {}

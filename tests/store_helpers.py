@@ -26,11 +26,13 @@ class FakeAgency:
     subreddits: tuple[str, ...] = ()
     active: bool = True
     source_file: str = field(default="test")
+    #: The agency's IANA zone: its rollup days are its local days (None: UTC days).
+    timezone: str | None = None
 
 
 AGENCIES = [FakeAgency("alpha-pd", "Alpha Police Department", aliases=("APD-X",)),
-            FakeAgency("beta-so", "Beta Sheriff's Office", kind="sheriff"),
-            FakeAgency("gamma-sp", "Gamma State Police", kind="state")]
+            FakeAgency("beta-so", "Beta Sheriff's Office", kind="sheriff", timezone="Pacific/Guam"),
+            FakeAgency("gamma-sp", "Gamma State Police", kind="state", timezone="America/Los_Angeles")]
 
 
 def make_page(ids: range | list[int], *, platform: str = "x", seed: int = 1, text_len: int = 180,

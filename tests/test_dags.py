@@ -209,33 +209,20 @@ def test_reddit_threads_are_revisited_every_hour(dagbag):
 def test_trigger_form_params_are_typed(dagbag):
     dag = dagbag["dags"]["collect_x"]
     params = dag["params"]
-    assert set(params) == {"start", "end", "agencies", "states", "dry_run"}
+    assert set(params) == {"start", "end", "agencies", "states", "kinds", "dry_run"}
     assert params["start"]["format"] == params["end"]["format"] == "date-time"
     # no field is required: the form marks a typed field required unless it admits null
-    for name in ("start", "end", "agencies", "states", "dry_run"):
+    for name in ("start", "end", "agencies", "states", "kinds", "dry_run"):
         assert "null" in params[name]["type"], name
     assert "array" in params["agencies"]["type"] and params["agencies"]["items"]["type"] == "string"
     assert "boolean" in params["dry_run"]["type"]
-    assert dag["param_defaults"] == {"start": None, "end": None, "agencies": None, "states": None, "dry_run": False}
-    # pickers with the registry's names
+    assert dag["param_defaults"] == {"start": None, "end": None, "agencies": None, "states": None, "kinds": None,
+                                     "dry_run": False}
+    # pickers: the curated agencies with their names; states and kinds from enums (issue 16)
     assert "nypd" in params["agencies"]["examples"] and "chicago-pd" in params["agencies"]["examples"]
     assert params["agencies"]["values_display"]["nypd"].startswith("New York City Police Department")
-    assert {"NY", "CA", "IL"} <= set(params["states"]["examples"])
-
-
-def test_states_from_the_form_add_their_agencies(registry):
-    import importlib.util
-
-    spec = importlib.util.spec_from_file_location("collect_posts_form", REPO / "dags" / "collect_posts.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    expand_states = module.expand_states
-
-    assert expand_states(None, None, registry.entries) is None
-    assert expand_states(["nypd"], [], registry.entries) == ["nypd"]
-    georgia = expand_states(["nypd"], ["ga"], registry.entries)  # lower case is accepted
-    assert "nypd" in georgia and len(georgia) == 2
-    assert all(registry.by_slug(s).state in ("GA", "NY") for s in georgia)
+    assert "TX" in params["states"]["items"]["enum"] and len(params["states"]["items"]["enum"]) == 54
+    assert "sheriff" in params["kinds"]["items"]["enum"]
 
 
 def test_enrich_is_batched_the_report_daily_and_compliance_weekly(dagbag):

@@ -51,7 +51,7 @@ def test_x_queries_fit_cover_every_agency_and_use_known_syntax(registry: Registr
         assert q.text.endswith(") " + SUFFIX)
         assert_x_syntax(q.text)
         covered.update(q.agency_slugs)
-    assert covered == {e.slug for e in registry.active()}
+    assert covered == {e.slug for e in registry.tracked()}
     texts = "\n".join(q.text for q in queries)
     for entry in registry.entries:
         for handle in entry.x_handles:
@@ -59,7 +59,7 @@ def test_x_queries_fit_cover_every_agency_and_use_known_syntax(registry: Registr
     # Packing, not one query per agency: within one query of the lower bound.
     total = sum(len(q.text) for q in queries)
     assert len(queries) <= total // limit + 2
-    assert len(queries) < len(registry.active())
+    assert len(queries) < len(registry.tracked())
 
 
 def test_x_packing_gets_fewer_queries_with_a_longer_limit(registry: Registry) -> None:
@@ -81,7 +81,7 @@ def test_each_agency_sits_in_one_query_and_a_change_makes_a_new_version(registry
     before = compile_x_queries(registry, 512)
     holders = [q for q in before if "nypd" in q.agency_slugs]
     assert len(holders) == 1
-    for slug in {e.slug for e in registry.active()}:
+    for slug in {e.slug for e in registry.tracked()}:
         assert sum(slug in q.agency_slugs for q in before) == 1, slug
     entries = [
         AgencyEntry(**{**e.__dict__, "x_handles": (*e.x_handles, "NYPD_Extra")}) if e.slug == "nypd" else e
@@ -134,8 +134,8 @@ def test_reddit_queries_fit_and_search_global_and_own_subreddits(registry: Regis
         assert q.text and q.subreddits and q.agency_slugs
         assert re.fullmatch(r'(?:"[^"]+"|[A-Za-z0-9_]+)(?: OR (?:"[^"]+"|[A-Za-z0-9_]+))*', q.text), q.text
         assert q.key.startswith("reddit-") and q.version[:8] in q.key
-    assert {s for q in global_ for s in q.agency_slugs} == {e.slug for e in registry.active()}
-    own = {e.slug: set(e.subreddits) for e in registry.active() if e.subreddits}
+    assert {s for q in global_ for s in q.agency_slugs} == {e.slug for e in registry.tracked()}
+    own = {e.slug: set(e.subreddits) for e in registry.tracked() if e.subreddits}
     for slug, subs in own.items():
         assert any(slug in q.agency_slugs and subs <= set(q.subreddits) for q in local), slug
     nyc = next(q for q in local if "nyc" in q.subreddits)

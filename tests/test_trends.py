@@ -6,6 +6,7 @@ import datetime as dt
 import json
 import statistics
 from collections import defaultdict
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -183,6 +184,7 @@ def oracle(engine: Engine) -> dict[tuple, tuple]:
         posts = {r.id: r for r in conn.execute(text(
             "SELECT id, platform, author_platform_id, created_at, deleted_at, kind, author_is_agency FROM posts"))}
         mentions = conn.execute(text("SELECT post_id, agency_id, match_kind FROM post_mentions")).all()
+        zones = {r.id: ZoneInfo(r.timezone or "UTC") for r in conn.execute(text("SELECT id, timezone FROM agencies"))}
         scores = {(r.post_id, r.agency_id): r for r in conn.execute(text(
             "SELECT post_id, agency_id, sentiment, trust_score FROM post_scores WHERE scorer_version = :v"),
             {"v": SCORER_VERSION})}
@@ -195,7 +197,8 @@ def oracle(engine: Engine) -> dict[tuple, tuple]:
         if p.deleted_at is not None:
             continue
         created = p.created_at if isinstance(p.created_at, dt.datetime) else dt.datetime.fromisoformat(p.created_at)
-        day = created.date() if created.tzinfo is None else created.astimezone(dt.UTC).date()
+        created = created if created.tzinfo is not None else created.replace(tzinfo=dt.UTC)
+        day = created.astimezone(zones[agency_id]).date()  # the agency's own calendar day
         scope = "thread" if ks == {"thread"} else "direct"
         for grain, period in (("day", day), ("week", trends.week_start(day))):
             voice = "agency" if p.author_is_agency else "repost" if p.kind == "repost" else "public"

@@ -37,17 +37,28 @@ def cmd_agencies(args: argparse.Namespace) -> int:
     if args.action == "sync":
         _print_json(tasks.sync_registry())
     elif args.action == "list":
-        for e in tasks.registry().entries:
-            print(f"{e.slug:32} {e.kind:10} {e.state or '--':3} {e.name}")
+        reg = tasks.registry()
+        entries = reg.entries
+        if args.state or args.kind:
+            entries = reg.pick(states=args.state or (), kinds=args.kind or ())
+        if args.tracked:
+            entries = [e for e in entries if e.tracked and e.active]
+        for e in entries:
+            flags = ("tracked" if e.tracked else "known") + ("" if e.matched else ",not-matched")
+            print(f"{e.slug:40} {e.ori or '-':9} {e.kind:9} {e.state or '--':3} {flags:19} {e.name}")
+        print(f"{len(entries)} agencies", file=sys.stderr)
     else:
-        matches = tasks.matcher().match(args.text, community=args.community)
+        unsettled: list = []
+        matches = tasks.matcher().match(args.text, community=args.community, unsettled=unsettled)
         _print_json([{"agency": m.agency_slug, "term": m.term, "kind": m.kind, "start": m.start, "end": m.end}
-                     for m in matches])
+                     for m in matches] + [u.to_dict() for u in unsettled])
     return 0
 
 
 def cmd_queries(args: argparse.Namespace) -> int:
     _print_json(tasks.compile_queries(args.platform, args.agency))
+    # The cost of the tracked set: estimated posts read a month (stderr, so stdout stays the JSON list).
+    print(json.dumps({"estimate": tasks.estimate_monthly_reads(args.platform, args.agency)}), file=sys.stderr)
     return 0
 
 
@@ -128,7 +139,10 @@ def build_parser() -> argparse.ArgumentParser:
     ag = sub.add_parser("agencies", help="the agency registry")
     ag_sub = ag.add_subparsers(dest="action", required=True)
     ag_sub.add_parser("sync", help="load agencies/*.yaml into the store")
-    ag_sub.add_parser("list", help="list the registry")
+    ls = ag_sub.add_parser("list", help="list the registry (slug, ORI, kind, state, tracked or known, name)")
+    ls.add_argument("--state", action="append", help="only agencies of this state (two letters; repeatable)")
+    ls.add_argument("--kind", action="append", help="only this kind: municipal, sheriff, state... (repeatable)")
+    ls.add_argument("--tracked", action="store_true", help="only tracked agencies (queries compiled for them)")
     match = ag_sub.add_parser("match", help="print the agencies found in TEXT (JSON)")
     match.add_argument("text")
     match.add_argument("--community", help="the subreddit the text was posted in, e.g. r/nyc")

@@ -296,6 +296,58 @@ def reddit_plan_estimate(agencies: Sequence[str] | None = None) -> dict[str, Any
     return {**plan.as_dict(), "plan": _reddit_plan_kind(), "description": plan.describe()}
 
 
+def pick_agencies(states: Sequence[str] = (), kinds: Sequence[str] = ()) -> list[str]:
+    """Slugs of the known agencies of these states and kinds (the trigger form's state picker)."""
+    from trustwatch.collectors.agencies import RegistryError
+
+    try:
+        return [e.slug for e in registry().pick(states=states, kinds=kinds)]
+    except RegistryError as exc:
+        raise RequestError(str(exc)) from None
+
+
+def estimate_monthly_reads(platform: str, agencies: Sequence[str] | None = None, days: int = 28) -> dict[str, Any]:
+    """Posts a month the platform's queries would read for the tracked (or named) agencies.
+
+    Measured, not guessed: distinct posts of the platform that mention those agencies in the store's
+    newest ``days`` days, scaled to 30 days.  X bills reads per post, so this is what a tracked set
+    costs against the monthly cap; agencies without collected history count as unknown.
+    """
+    from sqlalchemy import bindparam, func, select
+
+    from trustwatch.models.tables import Agency, Post, PostMention
+
+    reg = registry()
+    slugs = [e.slug for e in reg.select(check_agencies(agencies) or None)]
+    out: dict[str, Any] = {"platform": platform, "agencies": len(slugs), "window_days": days}
+    try:
+        eng = engine()
+        with eng.connect() as conn:
+            newest = conn.execute(select(func.max(Post.created_at)).where(Post.platform == platform)).scalar()
+            if newest is None or not slugs:
+                return {**out, "monthly_reads": None, "note": "no collected history to measure from"}
+            since = newest - dt.timedelta(days=days)
+            ids = select(Agency.id).where(Agency.slug.in_(bindparam("slugs", expanding=True)))
+            posts = conn.execute(
+                select(func.count(func.distinct(PostMention.post_id)))
+                .join(Post, Post.id == PostMention.post_id)
+                .where(Post.platform == platform, Post.created_at >= since, PostMention.agency_id.in_(ids)),
+                {"slugs": slugs},
+            ).scalar_one()
+            seen = conn.execute(
+                select(func.count(func.distinct(Agency.slug)))
+                .join(PostMention, PostMention.agency_id == Agency.id)
+                .join(Post, Post.id == PostMention.post_id)
+                .where(Post.platform == platform, Post.created_at >= since,
+                       Agency.slug.in_(bindparam("slugs", expanding=True))),
+                {"slugs": slugs},
+            ).scalar_one()
+    except Exception as exc:  # no store configured or not migrated: the queries still print
+        return {**out, "monthly_reads": None, "note": f"store not available: {type(exc).__name__}"}
+    return {**out, "monthly_reads": round(posts * 30 / days), "agencies_with_history": seen,
+            "agencies_without_history": len(slugs) - seen, "measured_posts": posts}
+
+
 def _query_dict(query: Any) -> dict[str, Any]:
     from dataclasses import asdict
 

@@ -1,0 +1,460 @@
+"""The mention matcher: one Aho-Corasick automaton over every term of every agency.
+
+The cost per post depends on the post, not on the size of the registry.  A second, smaller automaton
+of settling words (cities, states) runs only for posts whose ambiguous term is not settled otherwise.
+Keys carry a space on each side and the text is scanned in a one-for-one "scan form" (punctuation as
+spaces), so every key starts and ends at a word boundary.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, NamedTuple
+
+import ahocorasick
+from trustwatch.collectors.agencies.registry import US_STATES, AgencyEntry, Registry
+from trustwatch.collectors.agencies.text import _quick_scan, _scan_form, match_key, normalize_term, normalize_text
+
+
+class Match(NamedTuple):
+    """One piece of evidence that a text mentions an agency; offsets index the original text.
+
+    A named tuple: immutable like a frozen dataclass, and made three times faster (one per mention).
+    """
+
+    agency_slug: str
+    term: str
+    kind: str
+    start: int
+    end: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form used by ``trustwatch agencies match``."""
+        return {"agency": self.agency_slug, "term": self.term, "kind": self.kind,
+                "start": self.start, "end": self.end}
+
+
+class Unsettled(NamedTuple):
+    """A name several agencies share, found in a post that does not say which one it means."""
+
+    term: str
+    start: int
+    end: int
+    candidates: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: ``agency`` null, like an unattributed mention row."""
+        return {"agency": None, "term": self.term, "kind": "ambiguous", "start": self.start, "end": self.end,
+                "candidates": list(self.candidates)}
+
+
+_STATE_CODE_RE = re.compile(r"(?:,[ \t]*|\()([A-Z]{2})\b")
+_STATE_CODE_KEYS = {code: match_key(name) for code, name in US_STATES.items()}
+_LETTER_RANK = {c: i for i, c in enumerate(" etaoinshrdlcumwfgypbvkjxqz0123456789@#_")}
+_CITY_POLICE_PATTERNS = ("{} police", "{} cops", "{} pd", "{} police dept", "policía de {}", "policia de {}")
+_DIRECTIONS = ("north ", "south ", "east ", "west ")
+_URLISH_RE = re.compile(
+    r"(?:https?://|www\.)\S+"
+    r"|[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
+    r"|\b[\w-]+(?:\.[\w-]+)*\.(?:com|org|net|gov|edu|us|io|ly|co|me|tv)\b(?:/\S*)?"
+)
+
+
+def _inside_url(norm: str, start: int, end: int) -> bool:
+    """Whether [start, end) lies in a URL, e-mail address or domain (never a mention there).
+
+    Only the whitespace-delimited token around the hit is examined: URLs hold no spaces, and a
+    regex over the whole post would cost more than the matching itself.
+    """
+    left = norm.rfind(" ", 0, start) + 1
+    right = norm.find(" ", end)
+    if right < 0:
+        right = len(norm)
+    token = norm[left:right]
+    if "." not in token and "@" not in token:
+        return False
+    s, e = start - left, end - left
+    return any(m.start() < e and s < m.end() for m in _URLISH_RE.finditer(token))
+
+
+def _first_police_word(words: tuple[str, ...], norm: str, may_have_urls: bool) -> tuple[int, int] | None:
+    """Span of the leftmost police word (whole words, not after '@', outside URLs) in normalized text, or None.
+
+    ``words`` are longest first, so at one position the longer word wins ("campus police" over "police").
+    A handful of ``str.find`` calls cost a fraction of one regex with look-arounds over the whole post.
+    """
+    best: tuple[int, int] | None = None
+    size = len(norm)
+    for word in words:
+        i = norm.find(word)
+        while i >= 0 and (best is None or i < best[0]):
+            j = i + len(word)
+            before = norm[i - 1] if i else " "
+            if (
+                not (before.isalnum() or before in "_@")
+                and not (j < size and (norm[j].isalnum() or norm[j] == "_"))
+                and not (may_have_urls and _inside_url(norm, i, j))
+            ):
+                best = (i, j)
+                break
+            i = norm.find(word, i + 1)
+    return best
+
+
+_CAPS_TOKEN_RE = re.compile(r"[^\W\d_]{2,}")
+
+
+def _same_capitals(written: str, term: str, text: str, start: int, end: int) -> bool:
+    """Exact-case rule: words the registry writes in capitals are capitals in the post too.
+
+    "ICE" and "ICE's" count, "ice" and "Ice Cube" do not; "LA police" counts but French "La police"
+    does not.  A post with no lowercase letter (shouting) carries no case signal unless the term is
+    all it says ("ICE.").
+    """
+    if len(written) != len(term):
+        return False
+    for m in _CAPS_TOKEN_RE.finditer(term):
+        if m.group().isupper() and not written[m.start():m.end()].isupper():
+            return False
+    if not any(c.islower() for c in text):
+        rest = text[:start] + text[end:]
+        if sum(c.isalpha() for c in rest) >= 2:
+            return False
+    return True
+
+
+@dataclass(slots=True)
+class _Slot:
+    """Everything one normalized key means (an alias of one agency, a context word of others...)."""
+
+    #: (agency index, term as written, kind, exact-case form or None)
+    attributes: list[tuple[int, str, str, str | None]] = field(default_factory=list)
+    #: (candidate agency indexes, term as written, exact-case form or None,
+    #:  per candidate: city-level settling words, state-level settling words)
+    ambiguous: tuple[Any, ...] | None = None
+    context: bool = False
+    #: A "not term": wins the overlap against the alias it contains and attributes nothing.
+    blocker: bool = False
+    #: Takes part in overlap resolution (attributes, ambiguous or blocker); set once built.
+    strong: bool = False
+    #: ``attributes`` without the exact-case form, and whether any term needs the case check.
+    plain: list[tuple[int, str, str]] = field(default_factory=list)
+    exact: bool = False
+
+
+_BLOCKED = _Slot(blocker=True, strong=True)
+
+
+def _normalize_community(community: str | None) -> str | None:
+    if not community:
+        return None
+    c = community.strip().lower()
+    for prefix in ("/r/", "r/"):
+        if c.startswith(prefix):
+            c = c[len(prefix):]
+    return c.strip("/") or None
+
+
+class Matcher:
+    """Finds agency mentions in post text with one automaton built once from the registry.
+
+    Build it once per process (a registry of 18,000 agencies takes a few seconds) and call
+    ``match`` per post; it is read-only after construction apart from small caches.
+    """
+
+    def __init__(self, registry: Registry) -> None:
+        self.registry = registry
+        self._agencies: list[AgencyEntry] = [e for e in registry.entries if e.active and e.matched]
+        self._slots: dict[str, _Slot] = {}
+        self._all_states: set[str] = set()
+        self._city_ctx: list[frozenset[str]] = []
+        self._state_ctx: list[frozenset[str]] = []
+        self._subreddits: dict[str, list[int]] = {}
+        self._community_cache: dict[str, str] = {}
+        self._community_words: list[tuple[str, ...]] = []
+        amb_groups: dict[str, tuple[list[int], str, str | None]] = {}
+        defaults: dict[str, int] = {}
+        derived: dict[str, list[tuple[int, str]]] = {}
+        for idx, e in enumerate(self._agencies):
+            exact = set(e.exact_case_aliases)
+            ambiguous = {match_key(a) for a in e.ambiguous_aliases}
+            for term, kind in [(e.name, "name")] * e.name_is_term + [(a, "alias") for a in e.aliases]:
+                key = match_key(term)
+                exact_form = term if term in exact else None
+                if key in ambiguous:
+                    cands, _, _ = amb_groups.setdefault(key, ([], term, exact_form))
+                    if idx not in cands:
+                        cands.append(idx)
+                    if term in e.default_aliases:
+                        defaults.setdefault(key, idx)
+                else:
+                    self._slot(key).attributes.append((idx, term, kind, exact_form))
+            for h in e.x_handles:
+                self._slot("@" + h.lower()).attributes.append((idx, "@" + h, "handle", None))
+            for h in e.hashtags:
+                self._slot("#" + match_key(h)).attributes.append((idx, "#" + h, "hashtag", None))
+            for t in e.not_terms:
+                self._slot(match_key(t)).blocker = True
+            city, state = e.settling_terms()
+            self._city_ctx.append(frozenset(match_key(t) for t in city))
+            self._state_ctx.append(frozenset(match_key(t) for t in state))
+            for key in self._city_ctx[-1] | self._state_ctx[-1]:
+                self._slot(key).context = True
+            if e.kind == "municipal" and not e.generated:
+                # Only curated cities: "Normal police" or "Commerce cops" would be everyday words.
+                # "Memphis cops", "ATX police", "policía de Chicago": how people name a city's police.
+                for place in city:
+                    for pattern in _CITY_POLICE_PATTERNS:
+                        phrase = pattern.format(place)
+                        derived.setdefault(match_key(phrase), []).append((idx, phrase))
+            words = frozenset(normalize_term(w) for w in e.community_words)
+            self._community_words.append(tuple(sorted((w for w in words if w), key=len, reverse=True))
+                                         if e.subreddits else ())
+            for sub in e.subreddits:
+                self._subreddits.setdefault(sub.lower(), []).append(idx)
+        for key, owners in derived.items():
+            if len({i for i, _ in owners}) != 1:
+                continue  # two cities of the same name: the phrase settles nothing
+            slot = self._slots.get(key)
+            if slot is not None and (slot.attributes or slot.ambiguous or slot.blocker):
+                continue  # an explicit registry term always wins
+            if key in amb_groups:
+                continue
+            self._slot(key).attributes.append((owners[0][0], owners[0][1], "alias", None))
+        for state_name in US_STATES.values():
+            # Every state name is context, so "APD in Aurora, Illinois" is not Aurora, Colorado.
+            self._all_states.add(match_key(state_name))
+        for key in self._all_states:
+            self._slot(key).context = True
+        for key, (cands, term, exact_form) in amb_groups.items():
+            # A settling word shared by two candidates ("Orange County" for the sheriffs of CA and
+            # FL) settles nothing between them, so each candidate keeps only the words it alone has.
+            # Indexed by settling word, so settling costs what the post contains, not the group size.
+            city_index: dict[str, list[int]] = {}
+            state_index: dict[str, list[int]] = {}
+            for i in cands:
+                for word in self._exclusive(self._city_ctx, i, cands):
+                    city_index.setdefault(word, []).append(i)
+                for word in self._exclusive(self._state_ctx, i, cands):
+                    state_index.setdefault(word, []).append(i)
+            self._slot(key).ambiguous = (
+                frozenset(cands), term, exact_form, city_index, state_index, defaults.get(key)
+            )
+        # Two automatons: the attributing terms, scanned for every post, and the settling words
+        # (cities, states), scanned only when an ambiguous alias is not settled otherwise.  Most
+        # posts pay for one pass over the specific terms only; police words for a community are
+        # looked up directly (an agency has a handful).
+        self._automaton = ahocorasick.Automaton()
+        self._settling = ahocorasick.Automaton()
+        strong_words: list[tuple[str, tuple[int, _Slot, int]]] = []
+        settling_words: list[tuple[str, tuple[int, _Slot, int]]] = []
+        for key, slot in self._slots.items():
+            # One attribution per agency and key: an alias equal to the name stays the name.
+            unique: dict[int, tuple[int, str, str, str | None]] = {}
+            for attribute in slot.attributes:
+                unique.setdefault(attribute[0], attribute)
+            slot.attributes = list(unique.values())
+            slot.plain = [(i, t, k) for i, t, k, _ in slot.attributes]
+            slot.exact = any(a[3] is not None for a in slot.attributes) or (
+                slot.ambiguous is not None and slot.ambiguous[2] is not None
+            )
+            slot.strong = bool(slot.attributes) or slot.ambiguous is not None or slot.blocker
+            # Values: (length of the core, slot, characters to skip at the start of the match).
+            if slot.strong:
+                strong_words.append((f" {key} ", (len(key), slot, 0)))
+                hashtag = "#" + key
+                if " " not in key and key[0] not in "@#" and hashtag not in self._slots:
+                    # "#LAPD" names the LAPD even when it is not a registered hashtag.
+                    strong_words.append((f" {hashtag} ", (len(hashtag), slot, 1)))
+            if slot.context:
+                settling_words.append((f" {key} ", (len(key), slot, 0)))
+                if " " not in key and key[0] not in "@#":
+                    settling_words.append((f" #{key} ", (len(key) + 1, slot, 1)))
+        for automaton, words in ((self._automaton, strong_words), (self._settling, settling_words)):
+            # pyahocorasick scans a node's children in insertion order: inserting keys in order of
+            # English letter frequency puts the likely branch first (about 10% faster scans).
+            words.sort(key=lambda kv: [_LETTER_RANK.get(c, 99) for c in kv[0]])
+            for word, value in words:
+                automaton.add_word(word, value)
+            automaton.make_automaton()
+
+    @staticmethod
+    def _exclusive(sets: list[frozenset[str]], i: int, group: Sequence[int]) -> frozenset[str]:
+        others: set[str] = set()
+        for j in group:
+            if j != i:
+                others |= sets[j]
+        return sets[i] - others
+
+    def _slot(self, key: str) -> _Slot:
+        slot = self._slots.get(key)
+        if slot is None:
+            slot = self._slots[key] = _Slot()
+        return slot
+
+    def match(
+        self, text: str, community: str | None = None, unsettled: list[Unsettled] | None = None
+    ) -> list[Match]:
+        """Return the agency mentions in ``text``; ``community`` is the subreddit it was posted in.
+
+        Pass a list as ``unsettled`` to have it receive the shared names the post did not settle
+        (not attributed, but countable: the analyst sees what was left out and why).
+        """
+        if not text:
+            return []
+        community_agencies: list[int] = []
+        sub = ""
+        if community:
+            sub = self._community_cache.get(community, "")
+            if not sub:
+                sub = self._community_cache.setdefault(community, _normalize_community(community) or "")
+            community_agencies = self._subreddits.get(sub, [])
+        scan = _quick_scan(text)
+        if scan is None:
+            norm, omap = normalize_text(text)
+            scan = _scan_form(norm)
+            hits: Any = self._automaton.iter(scan)
+        else:
+            hits = list(self._automaton.iter(scan))
+            if not hits and not community_agencies:
+                return []  # most posts: no term, no community, and no normalization needed
+            norm, omap = normalize_text(text)
+        may_have_urls = "." in norm or "@" in norm
+        strong: list[tuple[int, int, _Slot]] = []
+        for end_idx, (length, slot, skip) in hits:
+            # The key's trailing space sits at scan[end_idx], i.e. norm[end_idx - 1].
+            end = end_idx - 1
+            start = end - length
+            if may_have_urls and _inside_url(norm, start, end):
+                continue
+            # "North Miami Police", "East Cleveland Police": another city with its own police;
+            # the span still blocks the shorter aliases inside it ("Vegas Police").
+            if slot.attributes and start >= 5 and norm[start - 1] == " " and norm[
+                max(0, start - 6):start
+            ].endswith(_DIRECTIONS):
+                slot = _BLOCKED
+            strong.append((start + skip, end, slot))
+        if not strong and not community_agencies:
+            return []
+
+        # Leftmost-longest among attributing spans; exact-case terms must match the original text.
+        if len(strong) > 1:
+            strong.sort(key=lambda h: (h[0], h[0] - h[1]))
+        chosen: list[tuple[int, int, list[tuple[int, str, str]], Any]] = []
+        matched: set[int] = set()
+        ambiguous: list[Any] = []
+        term_spans: list[tuple[int, int]] = []
+        last_end = -1
+        for start, end, slot in strong:
+            if start < last_end:
+                continue
+            if slot.blocker:
+                last_end = end
+                continue
+            o_start, o_end = (start, end) if omap is None else omap.span(start, end)
+            attrs = slot.plain
+            amb = slot.ambiguous
+            if slot.exact:
+                written = text[o_start:o_end]
+                attrs = [
+                    (i, t, k) for i, t, k, ex in slot.attributes
+                    if ex is None or _same_capitals(written, ex, text, o_start, o_end)
+                ]
+                if amb is not None and amb[2] is not None and not _same_capitals(
+                    written, amb[2], text, o_start, o_end
+                ):
+                    amb = None
+            if not attrs and amb is None:
+                continue
+            chosen.append((o_start, o_end, attrs, amb))
+            term_spans.append((start, end))
+            for attribute in attrs:
+                matched.add(attribute[0])
+            if amb is not None:
+                ambiguous.append(amb)
+            last_end = end
+
+        context: set[str] = set()
+        if ambiguous:
+            evidence = matched.union(community_agencies)
+            if any(amb[0].isdisjoint(evidence) for amb in ambiguous):
+                # Only now are the city and state words worth a pass of their own.
+                for end_idx, (length, _slot, skip) in self._settling.iter(scan):
+                    end = end_idx - 1
+                    if any(a <= end - length and end <= b for a, b in term_spans):
+                        # A place inside an agency's name settles nothing: "Wilson" in "Wilson County
+                        # Sheriff's Office", "Texas" in "Texas Highway Patrol".
+                        continue
+                    if not (may_have_urls and _inside_url(norm, end - length, end)):
+                        context.add(scan[end_idx - length + skip:end_idx])
+                # "Clinton, IA" / "Clinton (IA)": a capitalised postal code after a comma or in
+                # parentheses names the state; bare two-letter words ("in", "or", "me") never do.
+                for code in _STATE_CODE_RE.findall(text):
+                    state_key = _STATE_CODE_KEYS.get(code)
+                    if state_key:
+                        context.add(state_key)
+
+        results: list[Match] = []
+        agencies = self._agencies
+        for o_start, o_end, attrs, amb in chosen:
+            for i, term, kind in attrs:
+                results.append(Match(agencies[i].slug, term, kind, o_start, o_end))
+            if amb is not None:
+                settled = self._settle(amb, matched, community_agencies, context)
+                for i in settled:
+                    results.append(Match(agencies[i].slug, amb[1], "alias", o_start, o_end))
+                if not settled and unsettled is not None:
+                    unsettled.append(Unsettled(amb[1], o_start, o_end,
+                                               tuple(sorted(agencies[i].slug for i in amb[0]))))
+        if community_agencies:
+            attributed = {m.agency_slug for m in results}
+            for i in community_agencies:
+                if agencies[i].slug in attributed or not self._community_words[i]:
+                    continue
+                span = _first_police_word(self._community_words[i], norm, may_have_urls)
+                if span is not None:
+                    o_start, o_end = span if omap is None else omap.span(*span)
+                    results.append(Match(agencies[i].slug, f"r/{sub}", "community", o_start, o_end))
+        if len(results) > 1:
+            results.sort(key=lambda m: (m.start, m.agency_slug, m.kind))
+        return results
+
+    def _settle(
+        self, amb: tuple[Any, ...], matched: set[int], community: list[int], context: set[str]
+    ) -> list[int]:
+        """Which candidates of an ambiguous alias the post settles: own evidence, city, then state."""
+        candidates, _term, _exact, city_index, state_index, default = amb
+        direct = [i for i in (*matched, *community) if i in candidates]
+        if direct:
+            return list(dict.fromkeys(direct))
+        fallback = [] if default is None else [default]
+        if matched and default is None:
+            # "Kalamazoo Police and Portage police": the one Portage in the state of an agency the
+            # post names for certain (never over a curated default: "Denver PD and SEPTA" is Denver).
+            states = {self._agencies[i].state for i in matched}
+            near = [i for i in candidates if self._agencies[i].state in states]
+            if len(near) == 1:
+                fallback = near
+        if not context:
+            return fallback
+        city = list(dict.fromkeys(i for word in context for i in city_index.get(word, ())))
+        states = context & self._all_states
+        if city and states:
+            # A city named together with another state is another city of that name.
+            city = [i for i in city if not (states - self._city_ctx[i])
+                    or not states.isdisjoint(self._state_ctx[i])]
+        if city:
+            return city
+        state = {i for word in context for i in state_index.get(word, ())}
+        return list(state) if len(state) == 1 else fallback
+
+    def agencies_in(self, text: str, community: str | None = None) -> list[str]:
+        """Slugs of the agencies ``text`` mentions, in order of first mention."""
+        return list(dict.fromkeys(m.agency_slug for m in self.match(text, community)))
+
+
+# --------------------------------------------------------------------------------------------
+# Query compilers
+# --------------------------------------------------------------------------------------------
