@@ -48,6 +48,7 @@ from trustwatch.records import (
     unique_by,
     validate_post,
 )
+from trustwatch.settings import StoreUnreachableError
 
 log = logging.getLogger(__name__)
 
@@ -855,7 +856,7 @@ def record_failure(engine: Engine, run_id: int, **values: Any) -> bool:
     """
     try:
         update_run(engine, run_id, status="failed", finished_at=utcnow(), **values)
-    except (OperationalError, InterfaceError) as exc:
+    except (OperationalError, InterfaceError, StoreUnreachableError) as exc:
         log.warning("run %s: could not record the failure in the ledger (%s); the next run takes the row over",
                     run_id, str(getattr(exc, "orig", exc)).splitlines()[0][:200] if str(exc) else type(exc).__name__)
         return False

@@ -31,7 +31,8 @@ ALLOWED_EMPTY: set[str] = set()
 
 
 def _examples() -> list[tuple[str, str, str]]:
-    """(id, PostgreSQL text, SQLite text) for every query block of the docs."""
+    """(id, PostgreSQL text, SQLite text) for every ```sql block of the docs (```postgresql blocks, such as the
+    Citus set-up in docs/SCALING.md, are for another server and not run here)."""
     out: list[tuple[str, str, str]] = []
     for doc in DOCS:
         blocks = re.findall(r"^```sql\n(.*?)^```", doc.read_text(), flags=re.S | re.M)
@@ -73,6 +74,10 @@ def _fill(engine: Engine) -> None:
     run = store_mod.open_run(engine, platform="x", query_key="q1", query_version="v1", query_text="nypd",
                              window_start=now - dt.timedelta(hours=1), window_end=now)
     store_mod.write_page(engine, page, run.run_id)
+    # a thread revisit's ledger row, as collectors/reddit_revisit.py writes it (README's completeness query)
+    store_mod.open_run(engine, platform="reddit", query_key="reddit-revisit-t3_abc1", query_version="age-6h",
+                       query_text="t3_abc1", window_start=now - dt.timedelta(hours=7), window_end=now,
+                       source="revisit", notes={"num_comments": 12, "comments_seen": 9, "thread_state": "open"})
     enrich(engine)
 
 

@@ -24,7 +24,7 @@ from sqlalchemy import func, select
 from trustwatch.collectors.agencies import compile_reddit_queries, compile_x_queries
 from trustwatch.collectors.reddit import RedditCollector, RedditSettings, plan_queries
 from trustwatch.collectors.runner import run_query
-from trustwatch.collectors.x import XCollector, XSettings
+from trustwatch.collectors.x import XCollector, XSettings, query_suffix
 from trustwatch.models import store as store_module
 from trustwatch.models.db import make_engine
 from trustwatch.models.tables import CollectionRun, Post
@@ -238,6 +238,8 @@ def live_sandbox() -> Any:
     """A sandbox whose corpus ends now: the CLI refuses windows in the future or beyond X's 7 days."""
     server = SandboxServer(CorpusConfig(seed=61, posts=3000, days=2), x_bearer_token=X_TOKEN,
                            reddit_client_secret=SECRET)
+    # as on Reddit, a comment exists once it is written: none dated in the future (the store rejects those)
+    server.reddit.clock = lambda: dt.datetime.now(dt.UTC)
     with server:
         yield server
 
@@ -325,7 +327,6 @@ def test_sigkill_mid_run_then_rerun_stores_exactly_the_ground_truth(platform: st
     ids = stored(engine, platform)
     assert len(ids) == len(set(ids)) and kept <= set(ids)
     if platform == "x":
-        from trustwatch.collectors.x import query_suffix
 
         # the CLI compiles as the x_api connection says: reposts left out by default (issue 14.2)
         texts = [q.text for q in compile_x_queries(registry, 4096, suffix=query_suffix({}))]
@@ -396,7 +397,7 @@ def test_two_runs_of_the_same_window_read_it_once(live_sandbox: SandboxServer, p
     assert len(keys) == len(set(keys)) and {r.status for r in rows} == {"success"}
     x_requests = [r for r in server.request_log if r.path.startswith("/2/") and r.received_at >= t0]
     assert sum(r.requests for r in rows) == len(x_requests), "every request was made once"
-    texts = [q.text for q in compile_x_queries(registry, 4096)]
+    texts = [q.text for q in compile_x_queries(registry, 4096, suffix=query_suffix({}))]
     assert set(stored(engine, "x")) == server.x.expected_stored_ids(texts, window.start, window.end)
     with engine.connect() as conn:
         snapshots = conn.execute(select(func.count()).select_from(MetricSnapshot)).scalar()
@@ -500,9 +501,9 @@ def test_the_database_stopped_mid_run_is_one_line_and_the_next_run_takes_over(
         proxy.cut()  # the database 'stops' while the run waits for X
         _out, err = proc.communicate(timeout=120)
         text = err.decode()
-        assert proc.returncode == 1, text[-2000:]
+        assert proc.returncode == 2, text[-2000:]  # the one-line store error (issue 17)
         assert "Traceback" not in text and len(text.strip().splitlines()) <= 3, text[-2000:]
-        assert "the store cannot be reached" in text
+        assert "cannot connect to the store" in text
         orphan = [r for r in ledger(engine) if r.status == "running"]
         assert len(orphan) == 1 and orphan[0].lease_owner and f":{proc.pid}:" in orphan[0].lease_owner
 
@@ -514,7 +515,7 @@ def test_the_database_stopped_mid_run_is_one_line_and_the_next_run_takes_over(
         rows = {r.id: r for r in ledger(engine)}
         again = rows[orphan[0].id]
         assert (again.status, again.attempts, again.lease_owner) == ("success", 2, None)
-        texts = [q.text for q in compile_x_queries(registry, 4096)]
+        texts = [q.text for q in compile_x_queries(registry, 4096, suffix=query_suffix({}))]
         assert set(stored(engine, "x")) == server.x.expected_stored_ids(texts, window.start, window.end)
     finally:
         proxy.close()

@@ -19,7 +19,7 @@ DAY = dt.datetime(2026, 10, 6, 12, tzinfo=dt.UTC)
 def _post(i: int, body: str, lang: str | None, platform: str = "x") -> tuple[PostRecord, MentionRecord]:
     name = AGENCIES[0].name
     body = body.format(name=name)
-    pid = f"{platform}{i}"
+    pid = str(1000 + i) if platform == "x" else f"{platform}{i}"  # the platform's id shape
     post = PostRecord(platform=platform, platform_post_id=pid, kind="post" if platform == "x" else "comment",
                       created_at=DAY + dt.timedelta(minutes=i), text=body, author_platform_id=f"u{i}", lang=lang,
                       metrics=Metrics(likes=0))
@@ -59,15 +59,15 @@ def test_non_english_posts_are_unscored_and_counted_apart(store: Engine) -> None
         rollup = conn.execute(text(
             "SELECT platform, sum(mentions) AS mentions, sum(scored) AS scored, sum(unscored_language) AS other "
             "FROM agency_daily_trends WHERE grain = 'day' GROUP BY platform ORDER BY platform")).all()
-    assert rows["x2"] == (None, None, "language:de")
+    assert rows["1002"] == (None, None, "language:de")
     assert rows["reddit3"] == (None, None, "language:es")
-    assert rows["x5"] == (None, None, "language:ja")
-    assert rows["x1"][2] is None and rows["x1"][1] > 0.3
+    assert rows["1005"] == (None, None, "language:ja")
+    assert rows["1001"][2] is None and rows["1001"][1] > 0.3
     assert rows["reddit4"][2] is None and rows["reddit4"][1] < -0.3
     assert [tuple(r) for r in rollup] == [("reddit", 2, 1, 1), ("x", 3, 1, 2)]
     # Means are over the scored posts only: the unscored rows add nothing to the sums.
     with store.connect() as conn:
         trust = conn.execute(text("SELECT sum(trust_sum) FROM agency_daily_trends WHERE grain = 'day'")).scalar()
-    assert abs(trust - (rows["x1"][1] + rows["reddit4"][1])) < 1e-9
+    assert abs(trust - (rows["1001"][1] + rows["reddit4"][1])) < 1e-9
     # Nothing is read again: the unscored posts have their row.
     assert trends.enrich(store, workers=1)["posts_scored"] == 0

@@ -281,7 +281,7 @@ def test_queries_x_estimates_monthly_reads_of_the_tracked_set(tmp_path: Path, mo
     for i in range(71):
         slug = "nypd" if i < 56 else "ia-clinton-police-department" if i < 66 else "lapd"
         when = newest - dt.timedelta(hours=12 * (i % 56)) if i < 66 else newest - dt.timedelta(days=40 + i)
-        pid = f"e{i}"
+        pid = str(5000 + i)  # an X id: digits
         page.posts.append(PostRecord(platform="x", platform_post_id=pid, kind="post", created_at=when,
                                      text="police", author_platform_id="u1"))
         page.mentions.append(MentionRecord("x", pid, slug, "x", "name"))

@@ -54,7 +54,7 @@ def test_sqlite_stores_the_documented_text_form(sqlite_engine: Engine) -> None:
 
 def test_upgrade_rewrites_times_stored_in_the_old_form_and_downgrade_restores_them(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
-    migrate.upgrade(engine, "0004")
+    migrate.upgrade(engine, "0020")  # the revision before 0017
     _fill(engine)
     with engine.begin() as conn:  # what earlier versions wrote: a space, no zone; one without fraction
         conn.execute(text("UPDATE posts SET created_at = replace(replace(created_at, 'T', ' '), 'Z', '')"))
@@ -70,7 +70,7 @@ def test_upgrade_rewrites_times_stored_in_the_old_form_and_downgrade_restores_th
         ).scalar_one()
     assert rows[0] == "2026-11-01T00:00:00.000000Z" and rows[-1] == "2026-11-01T23:59:59.000000Z"
     assert runs_ok > 0
-    migrate.downgrade(engine, "0004")
+    migrate.downgrade(engine, "0020")
     with engine.connect() as conn:
         rows = conn.execute(text("SELECT created_at FROM posts ORDER BY id")).scalars().all()
     assert rows[0] == "2026-11-01 00:00:00.000000" and rows[-1] == "2026-11-01 23:59:59.000000"

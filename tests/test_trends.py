@@ -35,7 +35,7 @@ def make_post(i: int, *, day: int, agencies: dict[str, str], mood: str = "flat",
     first = next(iter(agencies))
     name = next(a.name for a in AGENCIES if a.slug == first)
     body = TEXTS[mood].format(name=name)
-    pid = f"{platform}{i}"
+    pid = str(1000 + i) if platform == "x" else f"{platform}{i}"  # the platform's id shape
     uid = author or f"u{i % 5}"
     post = PostRecord(
         platform=platform, platform_post_id=pid,
@@ -96,18 +96,18 @@ def test_enrich_scores_each_agency_and_fills_the_views(synced: Engine) -> None:
             "FROM post_scores s JOIN posts p ON p.id = s.post_id ORDER BY p.platform_post_id")).all()
     assert {(s.scorer, s.scorer_version) for s in scores} == {(SCORER_NAME, SCORER_VERSION)}
     by_post = {s.platform_post_id: s for s in scores}
-    assert by_post["x1"].trust_score > 0.3 and by_post["x3"].trust_score < -0.3
-    assert abs(by_post["x5"].trust_score) < 0.3
+    assert by_post["1001"].trust_score > 0.3 and by_post["1003"].trust_score < -0.3
+    assert abs(by_post["1005"].trust_score) < 0.3
 
     daily = view_rows(synced, "agency_daily_trend", "day")
     alpha_day0 = next(r for r in daily if r["agency"] == "alpha-pd" and str(r["day"]) == "2026-10-05")
     assert alpha_day0["platform"] == "x" and alpha_day0["scope"] == "direct"
     assert alpha_day0["mentions"] == 3 and alpha_day0["unique_authors"] == 2 and alpha_day0["scored"] == 3
     assert alpha_day0["positive_share"] == pytest.approx(2 / 3) and alpha_day0["negative_share"] == pytest.approx(1 / 3)
-    expected_mean = statistics.mean(by_post[p].trust_score for p in ("x1", "x2", "x3"))
+    expected_mean = statistics.mean(by_post[p].trust_score for p in ("1001", "1002", "1003"))
     assert alpha_day0["mean_trust"] == pytest.approx(expected_mean, abs=1e-9)
     assert alpha_day0["trust_stddev"] == pytest.approx(
-        statistics.stdev(by_post[p].trust_score for p in ("x1", "x2", "x3")), abs=1e-9)
+        statistics.stdev(by_post[p].trust_score for p in ("1001", "1002", "1003")), abs=1e-9)
     thread = [r for r in daily if r["scope"] == "thread"]
     assert [(r["agency"], str(r["day"]), r["platform"], r["mentions"]) for r in thread] == [
         ("alpha-pd", "2026-10-06", "reddit", 1)]
@@ -123,8 +123,8 @@ def test_enrich_scores_each_agency_and_fills_the_views(synced: Engine) -> None:
 def test_two_agencies_in_one_post_get_their_own_sentences(synced: Engine) -> None:
     body = ("Thank you Alpha Police Department for finding my son, so kind and professional. "
             "Meanwhile Beta Sheriff's Office lied to us and covered up the crash.")
-    post = PostRecord("x", "x1", "post", DAY0, text=body, author_platform_id="u1")
-    mentions = [MentionRecord("x", "x1", a.slug, a.name, "name", body.index(a.name), body.index(a.name) + len(a.name))
+    post = PostRecord("x", "1001", "post", DAY0, text=body, author_platform_id="u1")
+    mentions = [MentionRecord("x", "1001", a.slug, a.name, "name", body.index(a.name), body.index(a.name) + len(a.name))
                 for a in AGENCIES[:2]]
     write_page(synced, Page(posts=[post], mentions=mentions, authors=[AuthorRecord("x", "u1")]))
     trends.enrich(synced)
@@ -158,7 +158,7 @@ def test_tombstones_and_late_mentions_reach_the_rollups(synced: Engine) -> None:
     trends.enrich(synced, margin=dt.timedelta(0))
     # A compliance job may tombstone without a new sighting: only deleted_at changes.
     with synced.begin() as conn:
-        conn.execute(text("UPDATE posts SET deleted_at = :t WHERE platform_post_id = 'x2'")
+        conn.execute(text("UPDATE posts SET deleted_at = :t WHERE platform_post_id = '1002'")
                      .bindparams(bindparam("t", type_=UTCDateTime())), {"t": dt.datetime.now(dt.UTC)})
     trends.enrich(synced, margin=dt.timedelta(0))
     daily = {(r["agency"], r["scope"]): r["mentions"] for r in view_rows(synced, "agency_daily_trend", "day")}

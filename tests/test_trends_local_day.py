@@ -17,7 +17,7 @@ FEDS = FakeAgency("feds", "Federal Agents Bureau", kind="federal", state=None)
 
 
 def post(i: int, when: dt.datetime, agency: FakeAgency) -> tuple[PostRecord, MentionRecord, AuthorRecord]:
-    pid = f"p{i}"
+    pid = str(1000 + i)  # an X id: digits
     return (PostRecord(platform="x", platform_post_id=pid, kind="post", created_at=when,
                        text=f"{agency.name} said something", author_platform_id=f"u{i}"),
             MentionRecord("x", pid, agency.slug, agency.name, "name", 0, len(agency.name)),
