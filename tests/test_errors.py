@@ -43,7 +43,7 @@ def test_unreachable_store_is_one_line_naming_the_variable(argv: list[str], tmp_
     code, err = _run(argv, capsys)
     assert code == 2
     assert len(err.strip().splitlines()) == 1, err
-    assert "TRUSTWATCH_DATABASE_URL" in err and "***@127.0.0.1" in err and "bob" not in err and "refused" in err.lower()
+    assert "TRUSTWATCH_DATABASE_URL" in err and "bob:***@127.0.0.1" in err and "refused" in err.lower()
     assert SECRET not in err and "Traceback" not in err
 
 

@@ -295,7 +295,8 @@ def test_a_password_with_an_unencoded_at_sign_is_masked_and_explained(
     from trustwatch.settings import redact_url
 
     url = "postgresql://trust:s3cr@PASS-XYZ789@127.0.0.1:5432/trustwatch"
-    assert redact_url(url) == "postgresql://***@127.0.0.1:5432/trustwatch"
+    assert redact_url(url) == "postgresql://trust:***@127.0.0.1:5432/trustwatch"
+    assert redact_url("postgresql://postgres@127.0.0.1/tw") == "postgresql://postgres@127.0.0.1/tw"  # no secret
     for name in [k for k in os.environ if k.startswith("AIRFLOW_CONN_TRUSTWATCH")]:
         monkeypatch.delenv(name)
     monkeypatch.setenv("TRUSTWATCH_DATABASE_URL", url)

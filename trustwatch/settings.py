@@ -249,12 +249,14 @@ def get_connection(conn_id: str) -> ConnectionInfo:
 
 #: Everything between the scheme and the LAST ``@``: a password with an unencoded ``@`` has its tail after
 #: the first one, which a narrower pattern (and the driver's "cannot resolve host" message) would show.
-_PASSWORD_IN_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)[^\s'\"]*@")
+_PASSWORD_IN_URL = re.compile(r"([A-Za-z][A-Za-z0-9+.-]*://)([^\s'\":@/]*):[^\s'\"]*@")
 
 
 def redact_url(url: str) -> str:
-    """Hide the credentials of a URL-like string, even one too broken to parse (user and password both)."""
-    return _PASSWORD_IN_URL.sub(r"\1***@", url)
+    """Hide the password of a URL-like string, even one too broken to parse: everything from the first ``:``
+    of the user info to the LAST ``@`` (an unencoded ``@`` in a password leaves no tail).  The user name
+    stays, so a URL without a password (the embedded server's) can still be copied into psql."""
+    return _PASSWORD_IN_URL.sub(r"\1\2:***@", url)
 
 
 _DRIVERS = {
