@@ -156,13 +156,8 @@ class RedditApi:
     # -- ground truth ---------------------------------------------------------------------------
 
     def ground_truth(self, start: Any, end: Any, agencies: Iterable[str] | None = None) -> set[str]:
-        """Ids (submissions and comments) a collector must store for [start, end): with a clock, only the
-        comments written by now."""
-        ids = self.corpus.ground_truth(start, end, agencies, unreadable=self.private_subreddits)
-        now = self._now()
-        if now is None:
-            return ids
-        return {i for i in ids if i not in self.corpus.comments or self.corpus.comments[i].created <= now}
+        """Ids (submissions and comments) a collector must store for [start, end)."""
+        return self.corpus.ground_truth(start, end, agencies, unreadable=self.private_subreddits)
 
     def _now(self) -> dt.datetime | None:
         return self.clock() if self.clock is not None else None

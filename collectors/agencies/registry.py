@@ -575,16 +575,9 @@ def merge_generated(curated: list[AgencyEntry], generated: list[AgencyEntry]) ->
         row = by_ori.get(e.ori) if e.ori else None
         if row is not None:
             taken.add(row.slug)
-            # Where the FBI's name is the curated one, the naming rules' variants ("... Sheriff's deputies")
-            # are what people write of this agency too: it keeps them, so a namesake elsewhere does not take them.
-            variants: tuple[str, ...] = ()
-            if match_key(row.name) == match_key(e.name):
-                own = {match_key(t) for t in e.terms()}
-                variants = tuple(t for t in row.terms() if match_key(t) not in own)
             e = dataclasses.replace(
                 e, agency_type=row.agency_type, county=row.county, latitude=row.latitude,
                 longitude=row.longitude, nibrs=row.nibrs, timezone=row.timezone or e.timezone,
-                aliases=tuple(dict.fromkeys((*e.aliases, *variants))),
             )
         merged.append(e)
     merged += [g for g in generated if g.slug not in taken and g.slug not in curated_slugs]
