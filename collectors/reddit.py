@@ -897,26 +897,37 @@ class RedditCollector:
         """Keep the listing's submissions in the window that mention one of the query's agencies,
         with their comment trees; report whether the listing reached the window start."""
         page = RedditPage(rejects=list(listing.rejects))
-        reached_start = False
         authors = {author.platform_user_id: author for author in listing.authors}
-        wanted = set(getattr(query, "agency_slugs", ()) or ())
-        for post in listing.posts:
-            if post.kind != "submission":
-                continue
-            if post.created_at < window.start:
-                reached_start = True  # listings are newest first; finish the page, then stop
-                continue
-            if post.created_at >= window.end:
-                continue
-            slugs = self._agencies_of(post)
-            if not slugs or (wanted and not slugs & wanted):
-                continue
+        kept, reached_start = self._listed_matches(listing, query, window, "submission")
+        for post, slugs in kept:
             page.posts.append(post)
             if post.author_platform_id in authors:
                 page.authors.append(authors[post.author_platform_id])
             self._add_thread(page, post, sorted(slugs))
         page.notes["listed"] = len(listing.seen_ids)
         return page, reached_start
+
+    def _listed_matches(
+        self, listing: RedditPage, query: RedditQuery, window: Window, kind: str
+    ) -> tuple[list[tuple[PostRecord, set[str]]], bool]:
+        """The listed posts of ``kind`` inside the window that name an agency the query wants, with their
+        agencies, and whether the listing reached the window start (listings are newest first: the caller
+        finishes the page, then stops)."""
+        reached_start = False
+        wanted = set(getattr(query, "agency_slugs", ()) or ())
+        kept: list[tuple[PostRecord, set[str]]] = []
+        for post in listing.posts:
+            if post.kind != kind:
+                continue
+            if post.created_at < window.start:
+                reached_start = True
+                continue
+            if post.created_at >= window.end:
+                continue
+            slugs = self._agencies_of(post)
+            if slugs and not (wanted and not slugs & wanted):
+                kept.append((post, slugs))
+        return kept, reached_start
 
     def _comment_listing_page(
         self, listing: RedditPage, query: RedditQuery, window: Window
@@ -925,21 +936,10 @@ class RedditCollector:
         rule), each with its thread's submission as context (stored matched or not, read by ``api/info``
         100 at a time); report whether the listing reached the window start."""
         page = RedditPage(rejects=list(listing.rejects))
-        reached_start = False
         authors = {author.platform_user_id: author for author in listing.authors}
-        wanted = set(getattr(query, "agency_slugs", ()) or ())
         links: list[str] = []
-        for post in listing.posts:
-            if post.kind != "comment":
-                continue
-            if post.created_at < window.start:
-                reached_start = True
-                continue
-            if post.created_at >= window.end:
-                continue
-            slugs = self._agencies_of(post)
-            if not slugs or (wanted and not slugs & wanted):
-                continue
+        kept, reached_start = self._listed_matches(listing, query, window, "comment")
+        for post, _slugs in kept:
             page.posts.append(post)
             if post.author_platform_id in authors:
                 page.authors.append(authors[post.author_platform_id])
