@@ -683,7 +683,13 @@ class XCollector:
     def _attempt(self, call: Callable[[], requests.Response], stats: _Stats) -> dict[str, Any]:
         self._pace()
         stats.requests += 1
-        response = call()
+        try:
+            response = call()
+        finally:
+            if self._pacer is None and self._min_interval > 0:
+                # Count the interval from the answer, not the send: X measures arrivals, and a request delayed
+                # on its way would otherwise let the next one arrive less than a second after it.
+                self._last_request = time.monotonic()
         try:
             body = response.json()
         except ValueError as exc:

@@ -7,9 +7,11 @@ import itertools
 import logging
 import time
 from typing import Any
+from unittest import mock
 
 import pytest
 from sqlalchemy import func, select
+from trustwatch.collectors import x as x_module
 from trustwatch.collectors.agencies import compile_x_queries
 from trustwatch.collectors.runner import run_query
 from trustwatch.collectors.x import XApiError, XCollector, XSettings
@@ -222,6 +224,32 @@ def test_search_all_is_paced_to_one_request_per_second(x_sandbox: SandboxServer,
     arrivals = [r.received_at for r in logged]
     assert all(later - earlier >= 0.99 for earlier, later in itertools.pairwise(arrivals))
     assert all(0 < w <= 1.0 for w in waits) and elapsed >= len(pages) - 1
+
+
+def test_full_archive_pacing_counts_from_the_answer_so_a_delayed_request_cannot_crowd_the_next() -> None:
+    """X counts one request per second by arrival: a request that took 0.4 s to arrive must not let the next
+    one arrive 0.6 s after it. A fake transport records arrivals on a clock the test moves."""
+    clock = [0.0]
+    arrivals: list[float] = []
+
+    class Answer:
+        def json(self) -> dict[str, Any]:
+            return {"data": []}
+
+    def call(delay: float) -> Any:
+        clock[0] += delay  # time on the way to X
+        arrivals.append(clock[0])
+        return Answer()
+
+    def sleep(seconds: float) -> None:
+        clock[0] += seconds
+
+    col = XCollector(XSettings(bearer_token=X_TOKEN, endpoint="all"), sleep=sleep)
+    stats = x_module._Stats()
+    with mock.patch.object(x_module.time, "monotonic", lambda: clock[0]):
+        col._attempt(lambda: call(0.4), stats)
+        col._attempt(lambda: call(0.0), stats)
+    assert round(arrivals[1] - arrivals[0], 9) >= 1.0
 
 
 def test_count_reports_the_expected_posts(x_sandbox: SandboxServer, x_queries: list[Any]) -> None:  # noqa: F811
