@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import requests
-from sqlalchemy import Engine, null, select, update
+from sqlalchemy import Engine, bindparam, null, select, update
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 from trustwatch.models import store
 from trustwatch.models.tables import Author, Post, RejectedPayload
@@ -219,12 +219,29 @@ def scrub_authors(engine: Engine, platform: str, user_ids: Sequence[str]) -> dic
                 select(Post.id, Post.platform_post_id, Post.raw, Post.url)
                 .where(Post.platform == platform, Post.author_platform_id.in_(chunk))
             ).all()
-            for row in rows:
-                url = f"https://x.com/i/web/status/{row.platform_post_id}" if platform == "x" else row.url
-                raw = _without_author(row.raw) if row.raw is not None else None
-                conn.execute(update(Post).where(Post.id == row.id).values(raw=null() if raw is None else raw, url=url))
-                counts["posts"] += 1
+            with_raw = [{"pid": row.id, "new_raw": _without_author(row.raw), "new_url": _scrubbed_url(platform, row)}
+                        for row in rows if row.raw is not None]
+            without_raw = [{"pid": row.id, "new_url": _scrubbed_url(platform, row)}
+                           for row in rows if row.raw is None]
+            if with_raw:
+                conn.execute(_UPDATE_RAW_AND_URL, with_raw)
+            if without_raw:
+                conn.execute(_UPDATE_URL, without_raw)
+            counts["posts"] += len(rows)
     return counts
+
+
+def _scrubbed_url(platform: str, row: Any) -> str | None:
+    """X's status URL names the account (x.com/<username>/status/<id>): the account-free form keeps the post
+    reachable; Reddit's permalink names no user."""
+    return f"https://x.com/i/web/status/{row.platform_post_id}" if platform == "x" else row.url
+
+
+# One statement with many parameter sets (executemany), not a statement per post.
+_UPDATE_RAW_AND_URL = (update(Post).where(Post.id == bindparam("pid"))
+                       .values(raw=bindparam("new_raw", type_=Post.__table__.c.raw.type),
+                               url=bindparam("new_url")))
+_UPDATE_URL = update(Post).where(Post.id == bindparam("pid")).values(url=bindparam("new_url"))
 
 
 def scrub_geo(engine: Engine, platform: str, post_ids: Sequence[str]) -> int:
@@ -238,11 +255,17 @@ def scrub_geo(engine: Engine, platform: str, post_ids: Sequence[str]) -> int:
                 .where(Post.platform == platform, Post.platform_post_id.in_(ids[start:start + 1000]),
                        Post.raw.is_not(None))
             ).all()
-            for row in rows:
-                raw = {k: v for k, v in row.raw.items() if k not in ("geo", "place", "places")}
-                conn.execute(update(Post).where(Post.id == row.id).values(raw=raw))
-                changed += 1
+            params = [{"pid": row.id, "new_raw": {k: v for k, v in row.raw.items() if k not in _PLACE_KEYS}}
+                      for row in rows]
+            if params:
+                conn.execute(_UPDATE_RAW, params)
+            changed += len(params)
     return changed
+
+
+_PLACE_KEYS = ("geo", "place", "places")
+_UPDATE_RAW = (update(Post).where(Post.id == bindparam("pid"))
+               .values(raw=bindparam("new_raw", type_=Post.__table__.c.raw.type)))
 
 
 # --- X batch compliance jobs -----------------------------------------------------------------------

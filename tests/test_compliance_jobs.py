@@ -162,23 +162,23 @@ def test_x_compliance_checks_every_stored_post_and_author_through_jobs_not_bille
 
 
 def test_a_suspended_authors_posts_lose_the_profile_in_their_raw_payloads(
-    sandbox: SandboxServer, sqlite_engine: Any, registry: Any, matcher: Any
+    sandbox: SandboxServer, store: Any, registry: Any, matcher: Any
 ) -> None:
-    collect_x(sqlite_engine, sandbox, registry, matcher)
-    stored = posts(sqlite_engine, "x")
+    collect_x(store, sandbox, registry, matcher)
+    stored = posts(store, "x")
     victim = next(p for p in stored.values() if p.author_platform_id and p.deleted_at is None)
     user = sandbox.x.corpus.users[victim.author_platform_id]
     # an imported (twarc2 flattened) payload embeds the author object: plant one
     raw = dict(victim.raw, author={"id": user.id, "username": user.username, "name": user.name})
-    with sqlite_engine.begin() as conn:
+    with store.begin() as conn:
         conn.execute(Post.__table__.update().where(Post.id == victim.id).values(raw=raw))
     sandbox.x.compliance.set_account(user.id, "deactivated")
     theirs_live = [t.id for t in sandbox.x.corpus.tweets.values() if t.author_id == user.id]
     lookup = requests.get(f"{sandbox.url}/2/tweets", params={"ids": ",".join(theirs_live[:100])}, headers=AUTH,
                           timeout=10).json()
     assert "data" not in lookup and {e["title"] for e in lookup["errors"]} == {"Not Found Error"}
-    check_compliance(sqlite_engine, x_collector=x_collector(sandbox), now=END, poll_interval=0, sleep=lambda s: None)
-    with sqlite_engine.connect() as conn:
+    check_compliance(store, x_collector=x_collector(sandbox), now=END, poll_interval=0, sleep=lambda s: None)
+    with store.connect() as conn:
         row = conn.execute(select(Author.__table__).where(Author.platform_user_id == user.id)).one()
         their_posts = conn.execute(select(Post.__table__).where(Post.author_platform_id == user.id)).all()
     assert (row.platform_user_id, row.username, row.display_name) == (user.id, None, None)
