@@ -293,3 +293,23 @@ def test_queries_x_estimates_monthly_reads_of_the_tracked_set(tmp_path: Path, mo
     assert estimate["agencies_with_history"] == 1
     assert tasks.estimate_monthly_reads("x", ["ia-clinton-police-department"])["monthly_reads"] == round(10 * 30 / 28)
     engine.dispose()
+
+
+def test_monthly_read_estimate_says_why_the_store_cannot_answer_and_lets_bugs_through(
+        tmp_path: Path, monkeypatch, registry: Registry) -> None:
+    """An unmigrated store gives the one-line advice in the estimate (the queries still print); an error that
+    is not about the store is a bug and must not be dressed up as 'store not available'."""
+    from trustwatch import tasks
+
+    monkeypatch.setenv("TRUSTWATCH_DATABASE_URL", f"sqlite:///{tmp_path / 'empty.db'}")
+    monkeypatch.delenv("AIRFLOW_CONN_TRUSTWATCH_DB", raising=False)
+    estimate = tasks.estimate_monthly_reads("x")
+    assert estimate["monthly_reads"] is None
+    assert "store not available" in estimate["note"] and "trustwatch db upgrade" in estimate["note"]
+
+    def broken(check: bool = True) -> None:
+        raise TypeError("a bug in the estimate")
+
+    monkeypatch.setattr(tasks, "engine", broken)
+    with pytest.raises(TypeError, match="a bug in the estimate"):
+        tasks.estimate_monthly_reads("x")

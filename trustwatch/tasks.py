@@ -314,8 +314,10 @@ def estimate_monthly_reads(platform: str, agencies: Sequence[str] | None = None,
     costs against the monthly cap; agencies without collected history count as unknown.
     """
     from sqlalchemy import bindparam, func, select
+    from sqlalchemy.exc import SQLAlchemyError
 
     from trustwatch.models.tables import Agency, Post, PostMention
+    from trustwatch.settings import ConfigError
 
     reg = registry()
     slugs = [e.slug for e in reg.select(check_agencies(agencies) or None)]
@@ -342,7 +344,9 @@ def estimate_monthly_reads(platform: str, agencies: Sequence[str] | None = None,
                        Agency.slug.in_(bindparam("slugs", expanding=True))),
                 {"slugs": slugs},
             ).scalar_one()
-    except Exception as exc:  # no store configured or not migrated: the queries still print
+    except ConfigError as exc:  # no store configured, unreachable or not migrated: the queries still print
+        return {**out, "monthly_reads": None, "note": f"store not available: {exc}"}
+    except SQLAlchemyError as exc:  # the driver's text may quote the URL: its class is enough here
         return {**out, "monthly_reads": None, "note": f"store not available: {type(exc).__name__}"}
     return {**out, "monthly_reads": round(posts * 30 / days), "agencies_with_history": seen,
             "agencies_without_history": len(slugs) - seen, "measured_posts": posts}
