@@ -197,8 +197,8 @@ def check_budget(
         )
     if any(getattr(q, "kind", "") == "search" for q in queries):
         raise PlanError(
-            f"{plan.describe()}: does not fit; use the listing-first plan (reddit_api extra plan = 'listing'), "
-            "whose cost does not grow with the number of agencies"
+            f"{plan.describe()}: does not fit; use the listing-first plan (the default: drop the reddit_api "
+            "extra plan = 'search'), whose cost does not grow with the number of agencies"
         )
     groups_allowed = max(0, math.floor((plan.budget - fixed) / per_group))
     owners = agency_subreddits(registry)
