@@ -9,7 +9,8 @@ tested against, so what the collector stores is what Reddit sent.
 Reddit listings stop at about 1,000 items and searches far earlier (often near 250 results).  A
 listing or search that ends before reaching the window start after full pages was cut, whatever its
 count (one that has less than a page in all is exhausted, not cut): a cut search
-is read again as the ``new`` listings of its subreddits, and what still ends early is flagged on the
+is read again as the ``new`` listings of its subreddits, a cut combined listing (``r/a+b+c``, the
+listing-first plan's) as each member's own listing, and what still ends early is flagged on the
 page (``coverage_gap``, with the reason in ``notes``); the runner writes it to the ledger, so analysts
 see that a window is incomplete rather than assume nobody posted.
 """
@@ -692,7 +693,7 @@ class RedditCollector:
             while True:
                 try:
                     for page in self._listing_pages(kind, subreddits, query, window, after, count, skipped):
-                        cut = cut or "search_truncated" in page.notes
+                        cut = cut or "search_truncated" in page.notes or "listing_truncated" in page.notes
                         skipped = []
                         yield page
                 except _CombinedRefused:
@@ -709,13 +710,15 @@ class RedditCollector:
             if not cut:
                 return
             fallback_from, after, count = 0, None, 0
-        # the search was cut: each subreddit's ``new`` listing, matched locally, instead
+        # the search (or a combined listing) was cut: each subreddit's own listing, matched locally, instead
+        single = "comments" if kind == "comments" else "new"
         for index in range(fallback_from, len(subreddits)):
             sub = subreddits[index]
-            label = f"r/{sub}/new"
-            listing = self._read_listing(label, label, "new", query, window, after, count)
+            label = f"r/{sub}/{single}"
+            listing = self._read_listing(label, label, single, query, window, after, count)
             for page, state, next_after, depth in listing:
-                page.notes["fallback"] = f"search cut short: read {label} instead"
+                page.notes["fallback"] = f"{'search' if kind == 'search' else 'combined listing'} cut short: " \
+                    f"read {label} instead"
                 if state == "ended":
                     self._flag_gap(page, label, depth, window)
                 if state == "more":
@@ -732,8 +735,10 @@ class RedditCollector:
         self, kind: str, subreddits: list[str], query: RedditQuery, window: Window, after: str | None, count: int,
         skipped: list[str],
     ) -> Iterator[RedditPage]:
-        """The pages of the query's own listing or search; a cut search ends with a page whose notes say
-        ``search_truncated`` and whose cursor starts the fallback listings."""
+        """The pages of the query's own listing or search; a cut search, or a cut listing of several
+        subreddits combined (``r/a+b``: one cap of about 1,000 items for all of them), ends with a page whose
+        notes say ``search_truncated`` or ``listing_truncated`` and whose cursor starts the fallback: each
+        subreddit's own listing, which has the cap to itself."""
         path = f"r/{'+'.join(subreddits)}/{kind}"
         label = path
         listing = self._read_listing(path, label, kind, query, window, after, count)
@@ -742,12 +747,15 @@ class RedditCollector:
                 page.skipped[:0] = skipped
                 page.notes["skipped"] = list(page.skipped)
                 skipped = []
-            if state == "ended" and kind == "search":
-                page.notes["search_truncated"] = (
-                    f"{label} ended after {depth} results before reaching {window.start.isoformat()}: "
-                    f"read the new listings of {', '.join('r/' + sub for sub in subreddits)} instead"
+            if state == "ended" and (kind == "search" or len(subreddits) > 1):
+                what = "search" if kind == "search" else "listing"
+                single = "comments" if kind == "comments" else "new"
+                page.notes[f"{what}_truncated"] = (
+                    f"{label} ended after {depth} {'results' if kind == 'search' else 'items'} before reaching "
+                    f"{window.start.isoformat()}: read the {single} listings of "
+                    f"{', '.join('r/' + sub for sub in subreddits)} instead"
                 )
-                log.warning("search cut short: %s", page.notes["search_truncated"])
+                log.warning("%s cut short: %s", what, page.notes[f"{what}_truncated"])
                 page.cursor = _format_cursor(None, 0, fallback=0)
                 self._stats.drain_into(page)
                 yield page
