@@ -719,17 +719,62 @@ class RedditCollector:
             for page, state, next_after, depth in listing:
                 page.notes["fallback"] = f"{'search' if kind == 'search' else 'combined listing'} cut short: " \
                     f"read {label} instead"
-                if state == "ended":
+                # a member cut even alone: search it for what its listing cannot reach (submissions only:
+                # Reddit's search has no comments), unless it was a search that got us here
+                texts = self._search_texts(sub, query) if state == "ended" and kind == "new" else []
+                if state == "ended" and not texts:
                     self._flag_gap(page, label, depth, window)
                 if state == "more":
                     page.cursor = _format_cursor(next_after, depth, fallback=index)
+                elif texts:  # resumed from here, the member is read again, its searches too
+                    page.cursor = _format_cursor(None, 0, fallback=index)
                 elif index + 1 < len(subreddits):
                     page.cursor = _format_cursor(None, 0, fallback=index + 1)
                 else:
                     page.cursor = None
                 self._stats.drain_into(page)
                 yield page
+                for found in self._member_searches(sub, texts, query, window):
+                    found.cursor = page.cursor
+                    yield found
             after, count = None, 0
+
+    def _search_texts(self, sub: str, query: RedditQuery) -> list[str]:
+        """What to search r/sub for when even its own listing is cut: the names of the agencies the query
+        wants (every tracked one when it names none) and, in an agency's own subreddit, that agency's
+        police words (the community rule).  Empty without a registry to compile them from."""
+        registry = getattr(self.matcher, "registry", None)
+        if registry is None or not hasattr(registry, "select"):
+            return []
+        from trustwatch.collectors.agencies import compile_reddit_queries
+
+        wanted = list(getattr(query, "agency_slugs", ()) or ()) or None
+        owners = agency_subreddits(registry).get(sub.lower())
+        if owners:
+            slugs: list[str] | None = [s for s in owners if wanted is None or s in wanted]
+            compiled = compile_reddit_queries(registry, global_subreddits=(sub,), agencies=slugs) if slugs else []
+        else:
+            compiled = [q for q in compile_reddit_queries(registry, global_subreddits=(sub,), agencies=wanted)
+                        if [s.lower() for s in q.subreddits] == [sub.lower()]]
+        return list(dict.fromkeys(q.text for q in compiled))
+
+    def _member_searches(
+        self, sub: str, texts: Sequence[str], query: RedditQuery, window: Window
+    ) -> Iterator[RedditPage]:
+        """Pages of the searches of r/sub (sort new, matched locally like the listing); a search that is cut
+        before the window start too is the gap."""
+        note = f"r/{sub}/new cut short: searched r/{sub} for the agencies ({len(texts)} queries)"
+        for n, text in enumerate(texts, start=1):
+            search = RedditQuery(query.key, text, (sub,), query.version, query.agency_slugs, "search")
+            label = f"r/{sub}/search {n}/{len(texts)}"
+            for page, state, _after, depth in self._read_listing(
+                f"r/{sub}/search", label, "search", search, window, None, 0
+            ):
+                page.notes["searched"] = note
+                if state == "ended":
+                    self._flag_gap(page, label, depth, window)
+                self._stats.drain_into(page)
+                yield page
 
     def _listing_pages(
         self, kind: str, subreddits: list[str], query: RedditQuery, window: Window, after: str | None, count: int,

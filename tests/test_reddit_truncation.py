@@ -132,3 +132,25 @@ def test_a_cut_combined_listing_is_split_into_its_subreddits_before_giving_up(sq
     row = next(r for r in ledger(sqlite_engine) if r.query_key == first.key)
     assert "listing_truncated" in row.notes and "ended after 300 items" in row.notes["listing_truncated"]
     assert {f"/r/{sub}/new" for sub in busy} <= alone
+
+
+def test_a_subreddit_cut_even_alone_is_searched_for_the_agencies(sqlite_engine, registry, matcher):
+    """r/news so busy that its own listing stops three hours back: the NYPD posts of the morning are
+    beyond any listing.  The collector searches r/news for the agencies' names (what listings cannot
+    reach) and stores them; only the comment listing, which no search can replace, could still be a gap."""
+    with SandboxServer(corpus_config()) as server:
+        server.reddit.listing_cap = 300
+        corpus = server.reddit.corpus
+        corpus.add_filler("news", 400, END - dt.timedelta(hours=3), END)
+        morning = corpus.add_mentions_burst("news", "nypd", 5, END - dt.timedelta(hours=20),
+                                            END - dt.timedelta(hours=10))
+        queries = listing_first_queries(registry)
+        summaries = collect(sqlite_engine, server, registry, matcher, None, queries=queries)
+        truth = server.reddit.ground_truth(DAY.start, DAY.end) | server.reddit.comment_truth(DAY.start, DAY.end)
+        searches = {r.path for r in server.request_log if r.path.endswith("/search")}
+    assert {s.status for s in summaries} == {"success"}
+    assert searches == {"/r/news/search"}, "a search only where a listing could not reach"
+    assert set(morning) <= stored(sqlite_engine)
+    assert stored(sqlite_engine) == truth
+    new = next(s for s in summaries if s.query_key == next(q.key for q in queries if q.kind == "new"))
+    assert not new.coverage_gap and "r/news" in new.notes["searched"]
