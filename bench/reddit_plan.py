@@ -12,8 +12,12 @@ running it) a registry where every synthetic agency has a subreddit of its own.
 Each run: a fresh SQLite store, a fresh collector, every query of the plan over one hourly window
 (the sandbox's clock at the window's end, so comments not written yet are not there), through
 ``run_query`` as the DAG does.  Reported: Reddit requests (tokens included), wall seconds, 429s, gaps,
-posts stored.  "Before" is ``plan_queries(compile_reddit_queries(...))``, the default plan; "after" is
-``listing_first_queries`` (reddit_api extra ``plan = "listing"``).
+posts stored.  "Before" is ``plan_queries(compile_reddit_queries(...))``, the per-agency search plan
+(reddit_api extra ``plan = "search"``); "after" is ``listing_first_queries``, the default plan.
+
+The registry is the tracked agencies (those the queries are compiled for, 98 today) plus the synthetic
+ones: the nationwide registry's known-only agencies get no queries and no subreddits, so they would
+change neither plan (and their names would clash with invented towns).
 """
 
 from __future__ import annotations
@@ -118,7 +122,7 @@ def main() -> None:
     parser.add_argument("--write", help="append the markdown table to this file")
     args = parser.parse_args()
 
-    real = [e for e in load_registry().entries if e.active]
+    real = [e for e in load_registry().entries if e.active and getattr(e, "tracked", True)]
     config = CorpusConfig(seed=args.seed, posts=args.posts, end=END, days=args.days)
     window = Window(END - dt.timedelta(hours=13), END - dt.timedelta(hours=12))
     rows = []

@@ -9,7 +9,8 @@ tested against, so what the collector stores is what Reddit sent.
 Reddit listings stop at about 1,000 items and searches far earlier (often near 250 results).  A
 listing or search that ends before reaching the window start after full pages was cut, whatever its
 count (one that has less than a page in all is exhausted, not cut): a cut search
-is read again as the ``new`` listings of its subreddits, and what still ends early is flagged on the
+is read again as the ``new`` listings of its subreddits, a cut combined listing (``r/a+b+c``, the
+listing-first plan's) as each member's own listing, and what still ends early is flagged on the
 page (``coverage_gap``, with the reason in ``notes``); the runner writes it to the ledger, so analysts
 see that a window is incomplete rather than assume nobody posted.
 """
@@ -692,7 +693,7 @@ class RedditCollector:
             while True:
                 try:
                     for page in self._listing_pages(kind, subreddits, query, window, after, count, skipped):
-                        cut = cut or "search_truncated" in page.notes
+                        cut = cut or "search_truncated" in page.notes or "listing_truncated" in page.notes
                         skipped = []
                         yield page
                 except _CombinedRefused:
@@ -709,31 +710,80 @@ class RedditCollector:
             if not cut:
                 return
             fallback_from, after, count = 0, None, 0
-        # the search was cut: each subreddit's ``new`` listing, matched locally, instead
+        # the search (or a combined listing) was cut: each subreddit's own listing, matched locally, instead
+        single = "comments" if kind == "comments" else "new"
         for index in range(fallback_from, len(subreddits)):
             sub = subreddits[index]
-            label = f"r/{sub}/new"
-            listing = self._read_listing(label, label, "new", query, window, after, count)
+            label = f"r/{sub}/{single}"
+            listing = self._read_listing(label, label, single, query, window, after, count)
             for page, state, next_after, depth in listing:
-                page.notes["fallback"] = f"search cut short: read {label} instead"
-                if state == "ended":
+                page.notes["fallback"] = f"{'search' if kind == 'search' else 'combined listing'} cut short: " \
+                    f"read {label} instead"
+                # a member cut even alone: search it for what its listing cannot reach (submissions only:
+                # Reddit's search has no comments), unless it was a search that got us here
+                texts = self._search_texts(sub, query) if state == "ended" and kind == "new" else []
+                if state == "ended" and not texts:
                     self._flag_gap(page, label, depth, window)
                 if state == "more":
                     page.cursor = _format_cursor(next_after, depth, fallback=index)
+                elif texts:  # resumed from here, the member is read again, its searches too
+                    page.cursor = _format_cursor(None, 0, fallback=index)
                 elif index + 1 < len(subreddits):
                     page.cursor = _format_cursor(None, 0, fallback=index + 1)
                 else:
                     page.cursor = None
                 self._stats.drain_into(page)
                 yield page
+                for found in self._member_searches(sub, texts, query, window):
+                    found.cursor = page.cursor
+                    yield found
             after, count = None, 0
+
+    def _search_texts(self, sub: str, query: RedditQuery) -> list[str]:
+        """What to search r/sub for when even its own listing is cut: the names of the agencies the query
+        wants (every tracked one when it names none) and, in an agency's own subreddit, that agency's
+        police words (the community rule).  Empty without a registry to compile them from."""
+        registry = getattr(self.matcher, "registry", None)
+        if registry is None or not hasattr(registry, "select"):
+            return []
+        from trustwatch.collectors.agencies import compile_reddit_queries
+
+        wanted = list(getattr(query, "agency_slugs", ()) or ()) or None
+        owners = agency_subreddits(registry).get(sub.lower())
+        if owners:
+            slugs: list[str] | None = [s for s in owners if wanted is None or s in wanted]
+            compiled = compile_reddit_queries(registry, global_subreddits=(sub,), agencies=slugs) if slugs else []
+        else:
+            compiled = [q for q in compile_reddit_queries(registry, global_subreddits=(sub,), agencies=wanted)
+                        if [s.lower() for s in q.subreddits] == [sub.lower()]]
+        return list(dict.fromkeys(q.text for q in compiled))
+
+    def _member_searches(
+        self, sub: str, texts: Sequence[str], query: RedditQuery, window: Window
+    ) -> Iterator[RedditPage]:
+        """Pages of the searches of r/sub (sort new, matched locally like the listing); a search that is cut
+        before the window start too is the gap."""
+        note = f"r/{sub}/new cut short: searched r/{sub} for the agencies ({len(texts)} queries)"
+        for n, text in enumerate(texts, start=1):
+            search = RedditQuery(query.key, text, (sub,), query.version, query.agency_slugs, "search")
+            label = f"r/{sub}/search {n}/{len(texts)}"
+            for page, state, _after, depth in self._read_listing(
+                f"r/{sub}/search", label, "search", search, window, None, 0
+            ):
+                page.notes["searched"] = note
+                if state == "ended":
+                    self._flag_gap(page, label, depth, window)
+                self._stats.drain_into(page)
+                yield page
 
     def _listing_pages(
         self, kind: str, subreddits: list[str], query: RedditQuery, window: Window, after: str | None, count: int,
         skipped: list[str],
     ) -> Iterator[RedditPage]:
-        """The pages of the query's own listing or search; a cut search ends with a page whose notes say
-        ``search_truncated`` and whose cursor starts the fallback listings."""
+        """The pages of the query's own listing or search; a cut search, or a cut listing of several
+        subreddits combined (``r/a+b``: one cap of about 1,000 items for all of them), ends with a page whose
+        notes say ``search_truncated`` or ``listing_truncated`` and whose cursor starts the fallback: each
+        subreddit's own listing, which has the cap to itself."""
         path = f"r/{'+'.join(subreddits)}/{kind}"
         label = path
         listing = self._read_listing(path, label, kind, query, window, after, count)
@@ -742,12 +792,15 @@ class RedditCollector:
                 page.skipped[:0] = skipped
                 page.notes["skipped"] = list(page.skipped)
                 skipped = []
-            if state == "ended" and kind == "search":
-                page.notes["search_truncated"] = (
-                    f"{label} ended after {depth} results before reaching {window.start.isoformat()}: "
-                    f"read the new listings of {', '.join('r/' + sub for sub in subreddits)} instead"
+            if state == "ended" and (kind == "search" or len(subreddits) > 1):
+                what = "search" if kind == "search" else "listing"
+                single = "comments" if kind == "comments" else "new"
+                page.notes[f"{what}_truncated"] = (
+                    f"{label} ended after {depth} {'results' if kind == 'search' else 'items'} before reaching "
+                    f"{window.start.isoformat()}: read the {single} listings of "
+                    f"{', '.join('r/' + sub for sub in subreddits)} instead"
                 )
-                log.warning("search cut short: %s", page.notes["search_truncated"])
+                log.warning("%s cut short: %s", what, page.notes[f"{what}_truncated"])
                 page.cursor = _format_cursor(None, 0, fallback=0)
                 self._stats.drain_into(page)
                 yield page

@@ -5,9 +5,11 @@ grows with the registry; a listing does not: the ``new`` listing and the ``comme
 subreddit show everything posted there, whoever it is about, and the matcher attributes it locally
 against the whole registry.  So the plan reads the ``new`` and ``comments`` listings of a bounded set
 of subreddits (the global ones and the agencies' own city and state subreddits), combined ``r/a+b+c``
-up to :data:`GROUP_SIZE` per request, and needs no searches: the cost grows with the number of
-subreddit groups, not of agencies, and agencies that share a state subreddit cost nothing more.  (A
-search that is still used, from ``plan_queries``, falls back to the listings when Reddit cuts it.)
+up to :data:`GROUP_SIZE` per request: the cost grows with the number of subreddit groups, not of
+agencies, and agencies that share a state subreddit cost nothing more.  It is the default plan; it
+searches only for what listings cannot reach (a group's listing cut by Reddit is read member by member,
+and a member still cut is searched for the agencies: ``RedditCollector.pages``).  The per-agency search
+plan (``plan_queries``) stays an option.
 
 :func:`estimate` says what a plan needs per hour (listings, comment trees of attributed threads,
 revisits) against the budget; :func:`check_budget` refuses a plan that cannot fit and names what to
@@ -197,8 +199,8 @@ def check_budget(
         )
     if any(getattr(q, "kind", "") == "search" for q in queries):
         raise PlanError(
-            f"{plan.describe()}: does not fit; use the listing-first plan (reddit_api extra plan = 'listing'), "
-            "whose cost does not grow with the number of agencies"
+            f"{plan.describe()}: does not fit; use the listing-first plan (the default: drop the reddit_api "
+            "extra plan = 'search'), whose cost does not grow with the number of agencies"
         )
     groups_allowed = max(0, math.floor((plan.budget - fixed) / per_group))
     owners = agency_subreddits(registry)

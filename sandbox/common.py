@@ -54,7 +54,9 @@ class CorpusConfig:
     """Seed, size and time span of the synthetic corpus; both platforms use the same span.
 
     The corpus covers ``[end - days, end)``.  ``end`` defaults to now rounded down to the hour (UTC) and is
-    fixed when the config is created, so both platforms and the tests agree on it.
+    fixed when the config is created, so both platforms and the tests agree on it.  ``now`` fixes the
+    Reddit sandbox's clock (what is written by then is shown: comments arrive over days after the
+    corpus end too), so a test that passes ``end`` and ``now`` sees the same thing at any wall-clock time.
     """
 
     seed: int = 7
@@ -64,6 +66,8 @@ class CorpusConfig:
     #: Demo story lines (X corpus): a weekly rhythm, a spike of distrust after an incident for one agency,
     #: a slow recovery of trust for another (see ``trustwatch.sandbox.x_corpus.DEMO_EVENTS``).
     events: bool = False
+    #: The sandbox's fixed "now" (Reddit's clock); None shows every comment as the threads end up.
+    now: dt.datetime | None = None
 
     def __post_init__(self) -> None:
         if self.end is None:
@@ -72,6 +76,10 @@ class CorpusConfig:
             raise ValueError("CorpusConfig.end must be timezone-aware")
         else:
             self.end = self.end.astimezone(dt.UTC)
+        if self.now is not None:
+            if self.now.tzinfo is None:
+                raise ValueError("CorpusConfig.now must be timezone-aware")
+            self.now = self.now.astimezone(dt.UTC)
         if self.posts < 0 or self.days <= 0:
             raise ValueError("CorpusConfig needs posts >= 0 and days > 0")
 

@@ -48,6 +48,11 @@ _LISTING_RE = re.compile(r"^/r/(?P<subs>[A-Za-z0-9_+]+)/(?P<kind>new|search|comm
 _COMMENTS_RE = re.compile(r"^/comments/(?P<id>[a-z0-9]+)(?:/[^/]*)?(?:/(?P<comment>[a-z0-9]+))?/?$")
 
 
+def fixed_clock(moment: dt.datetime) -> Callable[[], dt.datetime]:
+    """A clock that always says ``moment`` (tests; ``CorpusConfig.now``)."""
+    return lambda: moment
+
+
 def _listing(children: list[dict[str, Any]], after: str | None = None, before: str | None = None) -> dict[str, Any]:
     return {
         "kind": "Listing",
@@ -146,8 +151,11 @@ class RedditApi:
         #: per query (None: no cut).
         self.search_cap: int | None = SEARCH_CAP
         #: The sandbox's "now": things created later do not exist yet (comments arrive over days,
-        #: scores grow).  None shows the whole corpus as it ends up; tests move it forward.
+        #: scores grow).  None shows the whole corpus as it ends up; ``corpus_config.now`` fixes it (tests
+        #: then move it forward from there), the live sandbox sets the wall clock.
         self.clock: Callable[[], dt.datetime] | None = None
+        if corpus_config.now is not None:
+            self.clock = fixed_clock(corpus_config.now)
         self._lock = threading.Lock()
         self._tokens: set[str] = set()
         self._window_start = time.monotonic()
@@ -155,9 +163,26 @@ class RedditApi:
 
     # -- ground truth ---------------------------------------------------------------------------
 
-    def ground_truth(self, start: Any, end: Any, agencies: Iterable[str] | None = None) -> set[str]:
-        """Ids (submissions and comments) a collector must store for [start, end)."""
-        return self.corpus.ground_truth(start, end, agencies, unreadable=self.private_subreddits)
+    def ground_truth(
+        self, start: Any, end: Any, agencies: Iterable[str] | None = None, at: dt.datetime | None = None
+    ) -> set[str]:
+        """Ids (submissions and comments) a collector must store for [start, end): every comment of the
+        threads, or only those written by ``at`` (what a read at that moment can see)."""
+        ids = self.corpus.ground_truth(start, end, agencies, unreadable=self.private_subreddits)
+        return ids if at is None else self._written_by(ids, at)
+
+    def comment_truth(
+        self, start: Any, end: Any, agencies: Iterable[str] | None = None, at: dt.datetime | None = None
+    ) -> set[str]:
+        """Comments in [start, end) that name one of the agencies, with their submissions (the
+        ``r/SUB/comments`` listings' share of the ground truth), less the private subreddits'; those
+        written by ``at`` when given."""
+        ids = self.corpus.comment_truth(start, end, agencies, unreadable=self.private_subreddits)
+        return ids if at is None else self._written_by(ids, at)
+
+    def _written_by(self, ids: set[str], at: dt.datetime) -> set[str]:
+        comments = self.corpus.comments
+        return {i for i in ids if i not in comments or comments[i].created <= at}
 
     def _now(self) -> dt.datetime | None:
         return self.clock() if self.clock is not None else None

@@ -325,17 +325,27 @@ def test_wrong_credentials_fail_clearly_and_never_show_the_secret(server, matche
 # --- comment trees and compliance ----------------------------------------------------------------
 
 
-def test_replace_more_limit_bounds_the_comment_fetch(server, matcher, registry):
+@pytest.fixture(scope="module")
+def server_at_end():
+    """The sandbox with its clock fixed at the corpus end: the comments written by then, at any wall-clock time."""
+    with SandboxServer(CorpusConfig(seed=5, posts=800, end=END, days=7, now=END)) as server:
+        yield server
+
+
+def test_replace_more_limit_bounds_the_comment_fetch(server_at_end, matcher, registry):
+    server = server_at_end
     query = next(
         q for q in plan_queries(compile_reddit_queries(registry, agencies=["nypd"]), registry) if q.kind == "search"
     )
     window = Window(END - dt.timedelta(days=7), END)
-    truth = server.reddit.ground_truth(window.start, window.end, ["nypd"])
+    truth = server.reddit.ground_truth(window.start, window.end, ["nypd"], at=server.config.now)
+    later = server.reddit.ground_truth(window.start, window.end, ["nypd"])
+    assert truth < later, "some comments of the window's threads come after the clock: not shown, not expected"
     full = make_collector(server, matcher, replace_more_limit=None)
     got = {p.platform_post_id for page in full.pages(query, window) for p in page.posts}
     corpus = server.reddit.corpus
     searched = {i for i in truth if i in corpus.submissions and corpus.submissions[i].subreddit in query.subreddits}
-    threads = searched | {c for i in searched for c in corpus.submissions[i].all_comments}
+    threads = searched | {c for i in searched for c in corpus.submissions[i].all_comments if c in truth}
     assert got == threads
 
     none = make_collector(server, matcher, replace_more_limit=0)

@@ -151,7 +151,7 @@ def test_the_dry_run_and_the_ledger_show_the_plan_against_the_budget(tmp_path, r
     with SandboxServer(CorpusConfig(seed=5, posts=800, days=2)) as server:
         monkeypatch.setenv("AIRFLOW_CONN_REDDIT_API", json.dumps({
             "conn_type": "http", "login": "sandbox-client", "password": SECRET,
-            "extra": {"base_url": server.url, "user_agent": "trustwatch-tests/0.1 by u/tw", "plan": "listing"}}))
+            "extra": {"base_url": server.url, "user_agent": "trustwatch-tests/0.1 by u/tw"}}))  # the default plan
         end = server.config.stop - dt.timedelta(hours=1)
         window = ["--start", (end - dt.timedelta(hours=1)).isoformat(), "--end", end.isoformat()]
         assert cli.main(["collect", "reddit", *window, "--dry-run"]) == 0
@@ -167,3 +167,59 @@ def test_the_dry_run_and_the_ledger_show_the_plan_against_the_budget(tmp_path, r
         ).scalars().all()
     plan = [n["plan"] for n in notes if n and n.get("plan")]
     assert plan and plan[-1]["fits"] and plan[-1]["total"] <= plan[-1]["budget"]
+
+
+def use_connection(monkeypatch, tmp_path, server, **extra) -> None:
+    """The reddit_api connection (with ``extra``) and a migrated store, as the command line and DAGs read them."""
+    import json
+
+    from trustwatch.models.db import make_engine
+
+    from trustwatch import migrate
+
+    url = f"sqlite:///{tmp_path / 'tasks.db'}"
+    migrate.upgrade(make_engine(url))
+    monkeypatch.setenv("TRUSTWATCH_DATABASE_URL", url)
+    monkeypatch.delenv("AIRFLOW_CONN_TRUSTWATCH_DB", raising=False)
+    monkeypatch.setenv("AIRFLOW_CONN_REDDIT_API", json.dumps({
+        "conn_type": "http", "login": "sandbox-client", "password": SECRET,
+        "extra": {"base_url": server.url, "user_agent": "trustwatch-tests/0.1 by u/tw", **extra}}))
+
+
+def test_the_default_plan_is_listing_first_and_stores_exactly_the_ground_truth(
+    sqlite_engine, tmp_path, registry, matcher, monkeypatch
+):
+    """The plan the DAGs and the command line use when nothing is configured: listings of the whole registry's
+    subreddits, no searches; collected at the window's end it stores each post once, exactly the threads and
+    the comments naming an agency that exist by then."""
+    from trustwatch import tasks
+
+    with SandboxServer(CorpusConfig(seed=5, posts=800, end=END, days=7, now=END)) as server:
+        use_connection(monkeypatch, tmp_path, server)
+        planned = tasks.compile_queries("reddit")
+        queries = [tasks._query_obj("reddit", q) for q in planned]
+        summaries = collect(sqlite_engine, server, registry, matcher, queries)
+        searches = [r for r in server.request_log if r.path.endswith("/search")]
+        truth = server.reddit.ground_truth(DAY.start, DAY.end, at=END) | server.reddit.comment_truth(
+            DAY.start, DAY.end, at=END)
+        later = server.reddit.ground_truth(DAY.start, DAY.end)
+    assert {q["kind"] for q in planned} == {"new", "comments"} and not searches
+    assert {s.status for s in summaries} == {"success"} and not any(s.coverage_gap for s in summaries)
+    with sqlite_engine.connect() as conn:
+        ids = list(conn.execute(select(Post.platform_post_id).where(Post.platform == "reddit")).scalars())
+    assert len(ids) == len(set(ids)), "no post is stored twice"
+    assert set(ids) == truth
+    assert later - truth, "comments written after the window's end wait for the revisits"
+
+
+def test_the_per_agency_search_plan_stays_an_option(tmp_path, registry, monkeypatch):
+    from trustwatch import tasks
+
+    with SandboxServer(CorpusConfig(seed=5, posts=50, end=END, days=1)) as server:
+        use_connection(monkeypatch, tmp_path, server, plan="search")
+        kinds = [q["kind"] for q in tasks.compile_queries("reddit")]
+        estimate_ = tasks.reddit_plan_estimate()
+        use_connection(monkeypatch, tmp_path, server, plan="listing")
+        listing = tasks.compile_queries("reddit")
+    assert "search" in kinds and set(kinds) <= {"search", "new"} and estimate_["plan"] == "search"
+    assert len(kinds) > len(listing), "the search plan needs a query per agency subreddit"

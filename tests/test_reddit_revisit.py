@@ -27,15 +27,16 @@ WINDOW = Window(END - dt.timedelta(days=3), END - dt.timedelta(days=1))
 
 @pytest.fixture(scope="module")
 def sandbox():
-    with SandboxServer(CorpusConfig(seed=5, posts=800, end=END, days=7)) as server:
+    """The corpus and the sandbox's clock both fixed (at the corpus end): nothing here reads the wall clock."""
+    with SandboxServer(CorpusConfig(seed=5, posts=800, end=END, days=7, now=END)) as server:
         yield server
 
 
 class Clock:
-    """The sandbox's now, moved by the tests."""
+    """The sandbox's now, moved by the tests (like ``--now``) from the fixed start."""
 
-    def __init__(self) -> None:
-        self.now = END
+    def __init__(self, start: dt.datetime) -> None:
+        self.now = start
 
     def __call__(self) -> dt.datetime:
         return self.now
@@ -43,12 +44,13 @@ class Clock:
 
 @pytest.fixture
 def server(sandbox):
-    clock = Clock()
+    fixed = sandbox.reddit.clock
+    clock = Clock(sandbox.config.now)
     sandbox.reddit.clock = clock
     sandbox.clear_log()
     sandbox.clock = clock
     yield sandbox
-    sandbox.reddit.clock = None
+    sandbox.reddit.clock = fixed
 
 
 def make_collector(server) -> RedditCollector:

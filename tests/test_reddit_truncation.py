@@ -7,6 +7,7 @@ import datetime as dt
 from sqlalchemy import select
 from trustwatch.collectors.agencies import compile_reddit_queries
 from trustwatch.collectors.reddit import RedditCollector, RedditSettings, plan_queries
+from trustwatch.collectors.reddit_plan import listing_first_queries
 from trustwatch.collectors.runner import run_query
 from trustwatch.models import store as store_module
 from trustwatch.models.tables import CollectionRun, Post
@@ -24,13 +25,15 @@ def corpus_config() -> CorpusConfig:
     return CorpusConfig(seed=5, posts=800, end=END, days=7)
 
 
-def collect(engine, server, registry, matcher, agencies, window=DAY):
+def collect(engine, server, registry, matcher, agencies, window=DAY, queries=None):
+    """The search plan for ``agencies`` (or the given ``queries``) over ``window``."""
     store_module.sync_agencies(engine, registry.entries)
     settings = RedditSettings(client_id="sandbox-client", client_secret=SECRET,
                               user_agent="trustwatch-tests/0.1 by u/trustwatch", base_url=server.url,
                               backoff_seconds=0.01)
     collector = RedditCollector(settings, matcher, sleep=lambda seconds: None)
-    queries = plan_queries(compile_reddit_queries(registry, agencies=agencies), registry)
+    if queries is None:
+        queries = plan_queries(compile_reddit_queries(registry, agencies=agencies), registry)
     return [run_query(engine, collector, q, window, matcher=matcher) for q in queries]
 
 
@@ -105,3 +108,49 @@ def test_a_search_with_less_than_a_page_in_all_is_exhausted_not_cut(sqlite_engin
     assert search and not any(s.coverage_gap for s in summaries)
     assert "search_truncated" not in search[0].notes
     assert not [r for r in listings if r.path.startswith("/r/news")]
+
+
+def test_a_cut_combined_listing_is_split_into_its_subreddits_before_giving_up(sqlite_engine, registry, matcher):
+    """The listing-first plan reads 25 subreddits in one listing, which Reddit cuts like any other (here at
+    300 items): two busy members fill it before the day's start.  The collector reads each member's own
+    listing instead (each has the cap to itself), so the day is complete and no gap is flagged."""
+    with SandboxServer(corpus_config()) as server:
+        server.reddit.listing_cap = 300
+        queries = listing_first_queries(registry)
+        first = next(q for q in queries if q.kind == "new")
+        busy = first.subreddits[:2]
+        for sub in busy:
+            server.reddit.corpus.add_filler(sub, 200, END - dt.timedelta(hours=3), END)
+        summaries = collect(sqlite_engine, server, registry, matcher, None, queries=queries)
+        truth = server.reddit.ground_truth(DAY.start, DAY.end) | server.reddit.comment_truth(DAY.start, DAY.end)
+        alone = {r.path for r in server.request_log if r.path.endswith("/new") and "+" not in r.path
+                 and r.query.get("limit") != ["1"]}
+    assert len(first.subreddits) > 2
+    assert {s.status for s in summaries} == {"success"}
+    assert not any(s.coverage_gap for s in summaries), "every member's own listing reached the day's start"
+    assert stored(sqlite_engine) == truth
+    row = next(r for r in ledger(sqlite_engine) if r.query_key == first.key)
+    assert "listing_truncated" in row.notes and "ended after 300 items" in row.notes["listing_truncated"]
+    assert {f"/r/{sub}/new" for sub in busy} <= alone
+
+
+def test_a_subreddit_cut_even_alone_is_searched_for_the_agencies(sqlite_engine, registry, matcher):
+    """r/news so busy that its own listing stops three hours back: the NYPD posts of the morning are
+    beyond any listing.  The collector searches r/news for the agencies' names (what listings cannot
+    reach) and stores them; only the comment listing, which no search can replace, could still be a gap."""
+    with SandboxServer(corpus_config()) as server:
+        server.reddit.listing_cap = 300
+        corpus = server.reddit.corpus
+        corpus.add_filler("news", 400, END - dt.timedelta(hours=3), END)
+        morning = corpus.add_mentions_burst("news", "nypd", 5, END - dt.timedelta(hours=20),
+                                            END - dt.timedelta(hours=10))
+        queries = listing_first_queries(registry)
+        summaries = collect(sqlite_engine, server, registry, matcher, None, queries=queries)
+        truth = server.reddit.ground_truth(DAY.start, DAY.end) | server.reddit.comment_truth(DAY.start, DAY.end)
+        searches = {r.path for r in server.request_log if r.path.endswith("/search")}
+    assert {s.status for s in summaries} == {"success"}
+    assert searches == {"/r/news/search"}, "a search only where a listing could not reach"
+    assert set(morning) <= stored(sqlite_engine)
+    assert stored(sqlite_engine) == truth
+    new = next(s for s in summaries if s.query_key == next(q.key for q in queries if q.kind == "new"))
+    assert not new.coverage_gap and "r/news" in new.notes["searched"]

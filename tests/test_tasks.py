@@ -65,7 +65,7 @@ def test_compiled_queries_round_trip_through_plain_dicts() -> None:
     query = tasks._query_obj("x", x[0])
     assert query.key == x[0]["key"] and isinstance(query.agency_slugs, tuple)
     reddit = tasks.compile_queries("reddit", ["nypd"])
-    assert {q["kind"] for q in reddit} <= {"search", "new"}
+    assert {q["kind"] for q in reddit} == {"new", "comments"}, "listing-first by default"
     assert tasks._query_obj("reddit", reddit[0]).key == reddit[0]["key"]
 
 

@@ -246,8 +246,9 @@ def _reddit_extra() -> dict[str, Any]:
 
 
 def _reddit_plan_kind() -> str:
-    """'listing' (listing-first, for large registries) or 'search' (the default): reddit_api extra ``plan``."""
-    kind = str(_reddit_extra().get("plan") or "search").strip().lower()
+    """'listing' (the default: listing-first, its cost does not grow with agencies) or 'search' (per-agency
+    searches, the earlier plan): reddit_api extra ``plan``."""
+    kind = str(_reddit_extra().get("plan") or "listing").strip().lower()
     if kind not in ("listing", "search"):
         raise RequestError(f"reddit_api extra 'plan' is {kind!r}; use 'listing' or 'search'")
     return kind
@@ -258,8 +259,8 @@ def _reddit_plan(slugs: Sequence[str] | None, global_subreddits: Sequence[str] |
     """The Reddit queries and their requests-per-hour estimate; refuses (RequestError naming what to drop)
     a plan that does not fit Reddit's 100 requests per minute.
 
-    ``plan = "listing"``: new and comments listings of subreddit groups (collectors/reddit_plan.py);
-    ``"search"`` (default): searches over the global subreddits and one 'new' listing per agency subreddit.
+    ``plan = "listing"`` (default): new and comments listings of subreddit groups (collectors/reddit_plan.py);
+    ``"search"``: searches over the global subreddits and one 'new' listing per agency subreddit.
     """
     from trustwatch.collectors import agencies as ag
     from trustwatch.collectors import reddit_plan as rp
