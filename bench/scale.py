@@ -1,7 +1,8 @@
 """The store as it grows: write_page throughput at 0 .. N stored posts, size per million, analyst queries.
 
 Fills a migrated PostgreSQL store with generated posts spread over twelve months (one mention and one
-metric snapshot each, 200 agencies, 5,000 authors) by ``INSERT ... SELECT generate_series`` in chunks,
+metric snapshot each, 200 agencies, one author per 20 posts, as ``bench/ingest.py``: the authors table grows
+with the store, and a page's author lookup must not grow with it) by ``INSERT ... SELECT generate_series`` in chunks,
 and at each checkpoint measures ``write_page`` on fresh 500-post pages of new posts (the collectors'
 path); the rate on the empty store is the baseline every later rate is divided by.  After the last
 checkpoint it reports the size on disk per million posts, the two analyst questions read straight from
@@ -40,13 +41,16 @@ SECONDS = 365 * 24 * 3600
 N_AGENCIES = 200
 
 FILL = """
-INSERT INTO posts (platform, platform_post_id, kind, author_platform_id, text, lang, created_at, like_count,
-                   repost_count, reply_count, quote_count, raw, first_collected_at, last_collected_at)
-SELECT 'x', 'f' || g, 'post', 'u' || (g % 5000),
+INSERT INTO authors (platform, platform_user_id, username, first_seen_at, last_seen_at)
+SELECT 'x', 'a' || a, 'author' || a, now(), now() FROM generate_series(:lo / 20, (:hi - 1) / 20) AS a
+ON CONFLICT DO NOTHING;
+INSERT INTO posts (platform, platform_post_id, kind, author_id, author_platform_id, text, lang, created_at,
+                   like_count, repost_count, reply_count, quote_count, raw, first_collected_at, last_collected_at)
+SELECT 'x', 'f' || g, 'post', au.id, au.platform_user_id,
        'generated post number ' || g || ' about the police department and its officers on patrol downtown',
        'en', :start + make_interval(secs => (g::bigint * 7919) % :seconds), g % 13, g % 5, g % 3, 0,
        '{"id": "generated"}', now(), now()
-FROM generate_series(:lo, :hi - 1) AS g;
+FROM generate_series(:lo, :hi - 1) AS g JOIN authors au ON au.platform = 'x' AND au.platform_user_id = 'a' || (g / 20);
 INSERT INTO post_mentions (post_id, agency_id, matched_term, match_kind, post_created_at, platform)
 SELECT p.id, a.id, a.name, 'name', p.created_at, 'x'
 FROM posts p JOIN agencies_ranked a ON a.rank = (p.id % :agencies)
@@ -81,7 +85,7 @@ def fill(engine, lo: int, hi: int, chunk: int = 250_000) -> None:
                 conn.execute(text(statement), {"start": YEAR_START, "seconds": SECONDS, "lo": start, "hi": stop,
                                                "agencies": N_AGENCIES, "last_id": last_id})
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text("VACUUM ANALYZE posts, post_mentions, metric_snapshots"))
+        conn.execute(text("VACUUM ANALYZE authors, posts, post_mentions, metric_snapshots"))
 
 
 def write_rate(engine, first_id: int, pages: int, size: int = 500) -> float:
@@ -139,12 +143,14 @@ def main() -> None:
             print(f"| {checkpoint:,} | {rate:,.0f} | {rate / base:.2f}x |")
         with engine.connect() as conn:
             total = conn.execute(text("SELECT count(*) FROM posts")).scalar_one()
+            authors = conn.execute(text("SELECT count(*) FROM authors")).scalar_one()
             size = int(conn.execute(text(
                 "SELECT sum(pg_total_relation_size(c)) FROM unnest(ARRAY['posts', 'post_mentions', "
                 "'metric_snapshots']::regclass[]) c")).scalar_one())
             agency = conn.execute(text("SELECT id FROM agencies ORDER BY id LIMIT 1")).scalar_one()
         print(f"\nsize on disk: {size / 2**20:,.0f} MiB for {total:,} posts = "
-              f"{size / 2**20 / (total / 1e6):,.0f} MiB per million posts (posts, mentions, snapshots, indexes)")
+              f"{size / 2**20 / (total / 1e6):,.0f} MiB per million posts (posts, mentions, snapshots, indexes); "
+              f"{authors:,} authors")
         one_year = timed(engine, "SELECT date_trunc('day', post_created_at) AS day, count(*) FROM post_mentions "
                                  "WHERE agency_id = :a AND post_created_at >= :s AND post_created_at < :e GROUP BY 1",
                          {"a": agency, "s": YEAR_START, "e": YEAR_START + dt.timedelta(days=365)})
