@@ -69,11 +69,6 @@ ON CONFLICT (platform, platform_user_id) DO UPDATE SET
 # Each post's author is a correlated lookup on the authors' unique key, not a join: the staging table has no
 # statistics, so with a join the planner hashed the whole authors table for every page (59 of 94 ms of a
 # 500-post page with 50,000 authors stored: write_page lost a third of its speed at 1 M posts).
-# A page write_page commits itself does not wait for its WAL to reach the disk (synchronous_commit off for that
-# transaction only, set in the same statement to save a round trip): the cursor commits with the rows, so a
-# server crash can only lose the last pages *together with* their cursor, and the retry reads them again;
-# the run's closing ledger update commits synchronously, which flushes every page before it.  Nothing is
-# lost or stored twice, and the page no longer waits for a disk flush.
 _MERGE_POSTS = """
 WITH up AS (
     INSERT INTO posts (platform, platform_post_id, kind, author_id, author_platform_id, text, title, lang,
@@ -147,8 +142,7 @@ snap AS (
                                   quote_count, score)
     SELECT id, :run_id, :now, like_count, repost_count, reply_count, quote_count, score FROM seen
 )
-SELECT (SELECT count(*) FILTER (WHERE is_new) FROM seen),
-       CASE WHEN :async_commit THEN set_config('synchronous_commit', 'off', true) END
+SELECT count(*) FILTER (WHERE is_new) FROM seen
 """
 
 # Parsed once: text() scans a statement this long for bind parameters in about 70 µs.
@@ -210,13 +204,11 @@ def write_rows_pg(
     run_id: int | None,
     now: dt.datetime,
     clear_staging: bool = False,
-    async_commit: bool = False,
 ) -> int:
     """Stage and merge one page; returns how many posts were new.
 
     ``clear_staging``: empty the staging table afterwards, for a caller that keeps the transaction open
-    across pages (otherwise ON COMMIT DELETE ROWS does it).  ``async_commit``: the page's transaction
-    commits without waiting for its WAL flush (see ``_MERGE_POSTS``); only for a transaction write_page owns.
+    across pages (otherwise ON COMMIT DELETE ROWS does it).
     """
     if authors:
         conn.execute(_MERGE_AUTHORS_SQL, {"now": now, "authors": orjson.dumps([
@@ -242,7 +234,7 @@ def write_rows_pg(
                 _json(p.withheld), p.removed_by_category, _json(p.edit_history_ids), _json(p.raw),
                 p.deleted_reason, _json(by_post.get((p.platform, p.platform_post_id))), p.author_is_agency,
             ))
-    new = conn.execute(_MERGE_POSTS_SQL, {"now": now, "run_id": run_id, "async_commit": async_commit}).one()[0]
+    new = conn.execute(_MERGE_POSTS_SQL, {"now": now, "run_id": run_id}).scalar_one()
     if clear_staging:
         conn.exec_driver_sql("DELETE FROM tw_stage_posts")
     return int(new)

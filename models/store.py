@@ -519,7 +519,7 @@ def _write(
         from trustwatch.models.pg_bulk import write_rows_pg
 
         new = write_rows_pg(conn, posts, authors, mentions, agencies, snapshot_run, now,
-                            clear_staging=not owns_transaction, async_commit=owns_transaction)
+                            clear_staging=not owns_transaction)
     else:
         new = _write_rows(conn, posts, authors, mentions, agencies, snapshot_run, now)
     if ledger:

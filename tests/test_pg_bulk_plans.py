@@ -1,4 +1,4 @@
-"""The PostgreSQL bulk path: cheap as the store grows (each page reads only its own rows), and what it commits.
+"""The PostgreSQL bulk path stays cheap as the store grows: each page reads only its own rows.
 
 The staging table has no statistics, so the planner guesses its size; a join against a whole table
 (authors, posts) then costs in proportion to that table, and write_page slowed by a third with 1 M
@@ -9,8 +9,7 @@ store with many authors.
 from __future__ import annotations
 
 import pytest
-from sqlalchemy import Engine, event, text
-from sqlalchemy.engine import Connection
+from sqlalchemy import Engine, text
 from trustwatch.models import store
 
 from tests.store_helpers import AGENCIES, make_page
@@ -53,28 +52,3 @@ def test_a_page_finds_its_authors_by_key_not_by_reading_every_author(pg_engine: 
             "SELECT count(*) FROM posts p LEFT JOIN authors a ON a.id = p.author_id "
             "WHERE a.platform_user_id IS DISTINCT FROM p.author_platform_id")).scalar_one()
     assert wrong == 0
-
-
-def test_only_the_pages_write_page_commits_itself_skip_the_wait_for_the_disk(pg_engine: Engine) -> None:
-    """A page's own transaction commits asynchronously (its cursor goes with it, so a crash loses both and
-    the retry reads the page again); a caller's transaction and every other store transaction stay
-    synchronous, so the run's closing ledger update flushes the pages before it."""
-    store.sync_agencies(pg_engine, AGENCIES)
-    modes: list[str] = []
-
-    @event.listens_for(pg_engine, "commit")
-    def _mode_at_commit(conn: Connection) -> None:
-        cursor = conn.connection.driver_connection.execute("SHOW synchronous_commit")
-        modes.append(cursor.fetchone()[0])
-
-    store.write_page(pg_engine, make_page(range(100)))
-    assert modes == ["off"]
-    with pg_engine.begin() as conn:
-        store.write_page(conn, make_page(range(100, 200)))
-    assert modes == ["off", "on"]
-    run = store.open_run(pg_engine, platform="x", query_key="q", query_version="1", query_text="q",
-                         window_start=None, window_end=None)
-    store.update_run(pg_engine, run.run_id, status="success")
-    assert modes[2:] == ["on", "on"]
-    with pg_engine.connect() as conn:
-        assert conn.execute(text("SELECT count(*) FROM posts")).scalar_one() == 200
