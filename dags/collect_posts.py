@@ -121,7 +121,8 @@ def _trigger_params() -> dict[str, Param]:
             type=["null", "string"],
             format="date-time",
             title="Start (UTC)",
-            description="First moment to collect, inclusive. Leave both dates empty for the last hour.",
+            description="First moment to collect, inclusive. Leave both dates empty for the most recent "
+            "complete hour not read yet (the run summary says when there is nothing new).",
         ),
         "end": Param(
             None,
@@ -223,19 +224,25 @@ def build_collect_dag(platform: str) -> Any:
                 data_interval_start,
                 data_interval_end,
                 run_type == "manual",
+                unread=True,
             )
+            # Without dates: the most recent complete hour not read yet, or a sentence saying there is nothing new.
+            request["nothing_new"] = request.get("nothing_new")
             # A dry run asks the API for counts, so it needs the connection too. Fail here, once, rather
             # than in every mapped collect task.
             _call(get_connection, spec["conn_id"])
             request["dry_run"] = bool(params.get("dry_run"))
-            log.info(
-                "collecting %s posts in [%s, %s) for %s%s",
-                spec["label"],
-                request["start"],
-                request["end"],
-                ", ".join(request.get("agencies") or []) or "every active agency",
-                " (dry run)" if request["dry_run"] else "",
-            )
+            if request["nothing_new"]:
+                log.warning("%s: %s", spec["label"], request["nothing_new"])
+            else:
+                log.info(
+                    "collecting %s posts in [%s, %s) for %s%s",
+                    spec["label"],
+                    request["start"],
+                    request["end"],
+                    ", ".join(request.get("agencies") or []) or "every active agency",
+                    " (dry run)" if request["dry_run"] else "",
+                )
             return request
 
         @task(task_id="compile_queries", retries=1)
@@ -254,14 +261,21 @@ def build_collect_dag(platform: str) -> Any:
             map_index_template="{{ task.op_kwargs['query']['key'] }}",
             execution_timeout=dt.timedelta(minutes=45),
         )
-        def collect(query: dict, start: str, end: str, dry_run: bool) -> dict:
-            """Collect one query over the window; the store's write path makes a rerun add nothing."""
+        def collect(query: dict, start: str, end: str, dry_run: bool, nothing_new: str | None = None) -> dict:
+            """Collect one query over the window; the store's write path makes a rerun add nothing.
+
+            ``nothing_new``: a trigger without dates found every recent hour read already; nothing is asked.
+            """
             from trustwatch import tasks
 
             context = get_current_context()
-            summary = _call(
-                tasks.collect_query, platform, query, start, end, dry_run=dry_run, run_context=_run_context()
-            )
+            if nothing_new:
+                summary = {"query_key": query.get("key"), "status": "success", "skipped": True,
+                           "nothing_new": True, "window_start": start, "window_end": end}
+            else:
+                summary = _call(
+                    tasks.collect_query, platform, query, start, end, dry_run=dry_run, run_context=_run_context()
+                )
             summary = {"query_key": query.get("key"), **summary}
             log.info("query %s: %s", query.get("key"), summary)
             context["outlet_events"][POSTS_ASSET].extra = {
@@ -275,7 +289,8 @@ def build_collect_dag(platform: str) -> Any:
             return summary
 
         @task(task_id="summary", trigger_rule="all_done_min_one_success", retries=1)
-        def summary(summaries: Any, queries: list[dict], start: str, end: str) -> dict:
+        def summary(summaries: Any, queries: list[dict], start: str, end: str, nothing_new: str | None = None
+                    ) -> dict:
             """Add up the queries' results for the log and the ledger; fail the run if a query failed.
 
             A failed mapped task leaves no result behind, so the gaps are the compiled queries that have
@@ -288,10 +303,12 @@ def build_collect_dag(platform: str) -> Any:
             done = [item for item in results if isinstance(item, dict)]
             answered = {str(item.get("query_key")) for item in done}
             missing = [str(q.get("key")) for q in queries or [] if str(q.get("key")) not in answered]
-            run_context = {**_run_context(), "failed_queries": missing, "start": start, "end": end}
+            run_context = {**_run_context(), "failed_queries": missing, "start": start, "end": end,
+                           "nothing_new": nothing_new}
             totals = _call(tasks.summarize, platform, done, run_context=run_context)
+            log.info("%s run summary: %s", spec["label"], totals["outcome"])
             log.info(
-                "%s run summary for [%s, %s): %d queries, %d failed%s; %s",
+                "%s run totals for [%s, %s): %d queries, %d failed%s; %s",
                 spec["label"],
                 start,
                 end,
@@ -312,9 +329,9 @@ def build_collect_dag(platform: str) -> Any:
         synced >> request
         queries = compile_queries(request["agencies"])
         results = collect.partial(
-            start=request["start"], end=request["end"], dry_run=request["dry_run"]
+            start=request["start"], end=request["end"], dry_run=request["dry_run"], nothing_new=request["nothing_new"]
         ).expand(query=queries)
-        summary(results, queries, request["start"], request["end"])
+        summary(results, queries, request["start"], request["end"], request["nothing_new"])
 
     return collect_dag()
 
