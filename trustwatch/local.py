@@ -594,10 +594,10 @@ def run(config: LocalConfig) -> int:
     """Prepare everything, start Airflow's components (and the sandbox in demo mode), wait until Ctrl-C.
 
     The UI comes first: the API server starts as soon as Airflow's metadata database is migrated (skipped
-    when current), and the banner shows when it answers.  The steps only the scheduler needs (the store's
-    migrations, the registry, the pools, the sandbox and its connections) run after that, and then the
-    scheduler, the DAG processor and the triggerer start (what ``airflow standalone`` runs, without its
-    second migration check and with nothing competing with the API server for the CPU while it boots).
+    when current), and the banner shows when it answers.  Then the DAG processor starts, the steps only
+    the scheduler needs run (the store's migrations, the registry, the pools, the sandbox and its
+    connections), and then the scheduler and the triggerer start (what ``airflow standalone`` runs, without
+    its second migration check and with nothing competing with the API server for the CPU while it boots).
     """
     if port_in_use(config.host, config.port):
         raise LocalRunError(
@@ -642,6 +642,11 @@ def run(config: LocalConfig) -> int:
                              "(demo_backfill.log): trends and alerts fill in within minutes")
         print(banner([*notice, *ready] if notice else ready), flush=True)
 
+        # The DAG processor only parses dags/: started now, the DAGs show in the UI while the rest is set up
+        # (a run triggered meanwhile waits, queued, for the scheduler).  Demo DAGs are created unpaused.
+        if missing:
+            env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "False"
+        components["dag-processor"] = processes.start("airflow", airflow_command("dag-processor"), env)
         _run_step("migrating the trustwatch store", trustwatch_command("db", "upgrade"), env)
         _run_step("syncing the agency registry", trustwatch_command("agencies", "sync"), env)
         ensure_pools(config, env)
@@ -657,11 +662,8 @@ def run(config: LocalConfig) -> int:
             if not wait_for_url(f"{sandbox_url}/", timeout=60, process=sandbox):
                 raise LocalRunError(f"the sandbox did not start; see {processes.log_file('sandbox')}")
             create_demo_connections(config, env, sandbox_url, missing)
-            # Demo runs should start without a click: the DAGs are created unpaused.
-            env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "False"
-        print("==> starting the scheduler, the DAG processor and the triggerer (the DAGs show within a minute)",
-              flush=True)
-        for name in ("scheduler", "dag-processor", "triggerer"):
+        print("==> starting the scheduler and the triggerer", flush=True)
+        for name in ("scheduler", "triggerer"):
             components[name] = processes.start("airflow", airflow_command(name), env)
         if notice and "x_api" in missing:
             start_demo_backfill(config, env, processes, sandbox_url)
