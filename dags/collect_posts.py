@@ -246,10 +246,18 @@ def build_collect_dag(platform: str) -> Any:
             return request
 
         @task(task_id="compile_queries", retries=1)
-        def compile_queries(agencies: list[str] | None) -> list[dict]:
-            """Compile the registry into the platform's search queries (one mapped collect task each)."""
+        def compile_queries(agencies: list[str] | None, nothing_new: str | None = None) -> list[dict]:
+            """Compile the registry into the platform's search queries (one mapped collect task each).
+
+            ``nothing_new``: a trigger without dates found every recent hour read already.  One placeholder
+            stands for the queries (an empty map would skip the summary too): its collect task, named
+            ``nothing-new`` in the grid, asks the API nothing, and the summary says why.
+            """
             from trustwatch import tasks
 
+            if nothing_new:
+                log.info("no queries to run: %s", nothing_new)
+                return [{"key": "nothing-new", "nothing_new": nothing_new}]
             queries = _call(tasks.compile_queries, platform, agencies or None)
             log.info("%d %s queries: %s", len(queries), platform, ", ".join(q["key"] for q in queries))
             return queries
@@ -261,17 +269,13 @@ def build_collect_dag(platform: str) -> Any:
             map_index_template="{{ task.op_kwargs['query']['key'] }}",
             execution_timeout=dt.timedelta(minutes=45),
         )
-        def collect(query: dict, start: str, end: str, dry_run: bool, nothing_new: str | None = None) -> dict:
-            """Collect one query over the window; the store's write path makes a rerun add nothing.
-
-            ``nothing_new``: a trigger without dates found every recent hour read already; nothing is asked.
-            """
+        def collect(query: dict, start: str, end: str, dry_run: bool) -> dict:
+            """Collect one query over the window; the store's write path makes a rerun add nothing."""
             from trustwatch import tasks
 
             context = get_current_context()
-            if nothing_new:
-                summary = {"query_key": query.get("key"), "status": "success", "skipped": True,
-                           "nothing_new": True, "window_start": start, "window_end": end}
+            if query.get("nothing_new"):  # compile_queries' placeholder: every recent hour was read already
+                summary = {"status": "success", "skipped": True, "window_start": start, "window_end": end}
             else:
                 summary = _call(
                     tasks.collect_query, platform, query, start, end, dry_run=dry_run, run_context=_run_context()
@@ -327,9 +331,9 @@ def build_collect_dag(platform: str) -> Any:
         synced = sync_registry()
         request = check_request()
         synced >> request
-        queries = compile_queries(request["agencies"])
+        queries = compile_queries(request["agencies"], request["nothing_new"])
         results = collect.partial(
-            start=request["start"], end=request["end"], dry_run=request["dry_run"], nothing_new=request["nothing_new"]
+            start=request["start"], end=request["end"], dry_run=request["dry_run"]
         ).expand(query=queries)
         summary(results, queries, request["start"], request["end"], request["nothing_new"])
 
