@@ -137,13 +137,15 @@ def test_first_command_serves_the_ui_collects_on_trigger_and_stops_on_ctrl_c(tmp
         dag = _wait_for(
             lambda: (lambda r: r[1] if r[0] == 200 else None)(_http("GET", f"{base}/api/v2/dags/collect_x",
                                                                       token=token)),
-            90, "collect_x to be parsed", log, proc,
+            # the banner comes when the UI answers; the DAG processor starts then
+            180, "collect_x to be parsed", log, proc,
         )
         assert dag["is_paused"] is False, "demo mode should create the DAGs unpaused"
         # the demo connections are real Airflow connections, marked as sandbox
         for conn_id in ("x_api", "reddit_api"):
-            status, conn = _http("GET", f"{base}/api/v2/connections/{conn_id}", token=token)
-            assert status == 200 and conn["description"].startswith("SANDBOX"), conn
+            conn = _wait_for(lambda c=conn_id: (lambda r: r[1] if r[0] == 200 else None)(
+                _http("GET", f"{base}/api/v2/connections/{c}", token=token)), 60, f"connection {conn_id}", log, proc)
+            assert conn["description"].startswith("SANDBOX"), conn
 
         stop = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
         conf = {
@@ -159,7 +161,8 @@ def test_first_command_serves_the_ui_collects_on_trigger_and_stops_on_ctrl_c(tmp
             lambda: (lambda r: r[1] if r[1].get("state") in ("success", "failed") else None)(
                 _http("GET", run_url, token=token)
             ),
-            150, "the triggered collect_x run to finish", log, proc,
+            # queued until the scheduler starts, behind the UI
+            300, "the triggered collect_x run to finish", log, proc,
         )
         assert final["state"] == "success", _tail(log, 120)
 

@@ -594,9 +594,9 @@ def run(config: LocalConfig) -> int:
     """Prepare everything, start Airflow's components (and the sandbox in demo mode), wait until Ctrl-C.
 
     The UI comes first: the API server starts as soon as Airflow's metadata database is migrated (skipped
-    when current), and the banner shows when it answers.  Then the DAG processor starts, the steps only
-    the scheduler needs run (the store's migrations, the registry, the pools, the sandbox and its
-    connections), and then the scheduler and the triggerer start (what ``airflow standalone`` runs, without
+    when current), and the banner shows when it answers.  Then the DAG processor starts, the sandbox and
+    its connections are set up, the steps only the scheduler needs run (the store's migrations, the
+    registry, the pools), and then the scheduler and the triggerer start (what ``airflow standalone`` runs, without
     its second migration check and with nothing competing with the API server for the CPU while it boots).
     """
     if port_in_use(config.host, config.port):
@@ -647,10 +647,7 @@ def run(config: LocalConfig) -> int:
         if missing:
             env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "False"
         components["dag-processor"] = processes.start("airflow", airflow_command("dag-processor"), env)
-        _run_step("migrating the trustwatch store", trustwatch_command("db", "upgrade"), env)
-        _run_step("syncing the agency registry", trustwatch_command("agencies", "sync"), env)
-        ensure_pools(config, env)
-        if missing:
+        if missing:  # first what the UI shows (Admin > Connections), while the sandbox builds its corpus
             print(f"==> starting the sandbox APIs on {sandbox_url}", flush=True)
             port = sandbox_url.rsplit(":", 1)[1]
             sandbox = processes.start(
@@ -659,9 +656,12 @@ def run(config: LocalConfig) -> int:
                                    "--days", str(config.demo_days), "--posts", str(config.demo_posts), "--events"),
                 env,
             )
-            if not wait_for_url(f"{sandbox_url}/", timeout=60, process=sandbox):
-                raise LocalRunError(f"the sandbox did not start; see {processes.log_file('sandbox')}")
             create_demo_connections(config, env, sandbox_url, missing)
+        _run_step("migrating the trustwatch store", trustwatch_command("db", "upgrade"), env)
+        _run_step("syncing the agency registry", trustwatch_command("agencies", "sync"), env)
+        ensure_pools(config, env)
+        if missing and not wait_for_url(f"{sandbox_url}/", timeout=60, process=sandbox):
+            raise LocalRunError(f"the sandbox did not start; see {processes.log_file('sandbox')}")
         print("==> starting the scheduler and the triggerer", flush=True)
         for name in ("scheduler", "triggerer"):
             components[name] = processes.start("airflow", airflow_command(name), env)
