@@ -121,7 +121,8 @@ def _trigger_params() -> dict[str, Param]:
             type=["null", "string"],
             format="date-time",
             title="Start (UTC)",
-            description="First moment to collect, inclusive. Leave both dates empty for the last hour.",
+            description="First moment to collect, inclusive. Leave both dates empty for the most recent "
+            "complete hour not read yet (the run summary says when there is nothing new).",
         ),
         "end": Param(
             None,
@@ -223,26 +224,40 @@ def build_collect_dag(platform: str) -> Any:
                 data_interval_start,
                 data_interval_end,
                 run_type == "manual",
+                unread=True,
             )
+            # Without dates: the most recent complete hour not read yet, or a sentence saying there is nothing new.
+            request["nothing_new"] = request.get("nothing_new")
             # A dry run asks the API for counts, so it needs the connection too. Fail here, once, rather
             # than in every mapped collect task.
             _call(get_connection, spec["conn_id"])
             request["dry_run"] = bool(params.get("dry_run"))
-            log.info(
-                "collecting %s posts in [%s, %s) for %s%s",
-                spec["label"],
-                request["start"],
-                request["end"],
-                ", ".join(request.get("agencies") or []) or "every active agency",
-                " (dry run)" if request["dry_run"] else "",
-            )
+            if request["nothing_new"]:
+                log.warning("%s: %s", spec["label"], request["nothing_new"])
+            else:
+                log.info(
+                    "collecting %s posts in [%s, %s) for %s%s",
+                    spec["label"],
+                    request["start"],
+                    request["end"],
+                    ", ".join(request.get("agencies") or []) or "every active agency",
+                    " (dry run)" if request["dry_run"] else "",
+                )
             return request
 
         @task(task_id="compile_queries", retries=1)
-        def compile_queries(agencies: list[str] | None) -> list[dict]:
-            """Compile the registry into the platform's search queries (one mapped collect task each)."""
+        def compile_queries(agencies: list[str] | None, nothing_new: str | None = None) -> list[dict]:
+            """Compile the registry into the platform's search queries (one mapped collect task each).
+
+            ``nothing_new``: a trigger without dates found every recent hour read already.  One placeholder
+            stands for the queries (an empty map would skip the summary too): its collect task, named
+            ``nothing-new`` in the grid, asks the API nothing, and the summary says why.
+            """
             from trustwatch import tasks
 
+            if nothing_new:
+                log.info("no queries to run: %s", nothing_new)
+                return [{"key": "nothing-new", "nothing_new": nothing_new}]
             queries = _call(tasks.compile_queries, platform, agencies or None)
             log.info("%d %s queries: %s", len(queries), platform, ", ".join(q["key"] for q in queries))
             return queries
@@ -259,9 +274,12 @@ def build_collect_dag(platform: str) -> Any:
             from trustwatch import tasks
 
             context = get_current_context()
-            summary = _call(
-                tasks.collect_query, platform, query, start, end, dry_run=dry_run, run_context=_run_context()
-            )
+            if query.get("nothing_new"):  # compile_queries' placeholder: every recent hour was read already
+                summary = {"status": "success", "skipped": True, "window_start": start, "window_end": end}
+            else:
+                summary = _call(
+                    tasks.collect_query, platform, query, start, end, dry_run=dry_run, run_context=_run_context()
+                )
             summary = {"query_key": query.get("key"), **summary}
             log.info("query %s: %s", query.get("key"), summary)
             context["outlet_events"][POSTS_ASSET].extra = {
@@ -275,7 +293,8 @@ def build_collect_dag(platform: str) -> Any:
             return summary
 
         @task(task_id="summary", trigger_rule="all_done_min_one_success", retries=1)
-        def summary(summaries: Any, queries: list[dict], start: str, end: str) -> dict:
+        def summary(summaries: Any, queries: list[dict], start: str, end: str, nothing_new: str | None = None
+                    ) -> dict:
             """Add up the queries' results for the log and the ledger; fail the run if a query failed.
 
             A failed mapped task leaves no result behind, so the gaps are the compiled queries that have
@@ -288,10 +307,12 @@ def build_collect_dag(platform: str) -> Any:
             done = [item for item in results if isinstance(item, dict)]
             answered = {str(item.get("query_key")) for item in done}
             missing = [str(q.get("key")) for q in queries or [] if str(q.get("key")) not in answered]
-            run_context = {**_run_context(), "failed_queries": missing, "start": start, "end": end}
+            run_context = {**_run_context(), "failed_queries": missing, "start": start, "end": end,
+                           "nothing_new": nothing_new}
             totals = _call(tasks.summarize, platform, done, run_context=run_context)
+            log.info("%s run summary: %s", spec["label"], totals["outcome"])
             log.info(
-                "%s run summary for [%s, %s): %d queries, %d failed%s; %s",
+                "%s run totals for [%s, %s): %d queries, %d failed%s; %s",
                 spec["label"],
                 start,
                 end,
@@ -310,11 +331,11 @@ def build_collect_dag(platform: str) -> Any:
         synced = sync_registry()
         request = check_request()
         synced >> request
-        queries = compile_queries(request["agencies"])
+        queries = compile_queries(request["agencies"], request["nothing_new"])
         results = collect.partial(
             start=request["start"], end=request["end"], dry_run=request["dry_run"]
         ).expand(query=queries)
-        summary(results, queries, request["start"], request["end"])
+        summary(results, queries, request["start"], request["end"], request["nothing_new"])
 
     return collect_dag()
 

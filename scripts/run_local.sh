@@ -6,7 +6,8 @@
 # Creates .venv (Python 3.11+) and installs the project when needed, then hands over to
 # trustwatch/local.py, which starts the embedded PostgreSQL server under data/ (Airflow metadata and
 # the store; --sqlite for SQLite files), migrates the store, syncs the agency registry, creates the
-# x_api / reddit_api pools and starts `airflow standalone` on 127.0.0.1. Without API credentials
+# x_api / reddit_api pools and starts Airflow's API server, then its scheduler, DAG processor and
+# triggerer, on 127.0.0.1. Without API credentials
 # it starts the sandbox and runs in demo mode. Component output goes to data/logs/. Ctrl-C stops
 # every process it started, the database last.
 #
@@ -31,7 +32,9 @@ fi
 # last installed it; an environment that already imports it (installed by hand) is trusted as it is.
 stamp="$venv/.trustwatch-installed"
 wanted="$(cksum < "$repo/pyproject.toml")"
-if ! (cd / && "$venv/bin/python" -c 'import trustwatch.cli, airflow') >/dev/null 2>&1 \
+# (find_spec, not import: importing Airflow costs seconds of the first command's start)
+if ! (cd / && "$venv/bin/python" -c 'import importlib.util as u, sys
+sys.exit(not (u.find_spec("trustwatch.cli") and u.find_spec("airflow")))') >/dev/null 2>&1 \
     || { [[ -f "$stamp" ]] && [[ "$(cat "$stamp")" != "$wanted" ]]; }; then
   echo "==> installing trustwatch and Apache Airflow into $venv (the first time takes a few minutes)"
   "$venv/bin/python" -m pip install --quiet --editable "$repo[dev]"

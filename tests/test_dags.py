@@ -393,12 +393,14 @@ def test_collect_x_against_the_sandbox_into_sqlite_and_refusals(airflow_home, sa
          "unset_env": ["AIRFLOW_CONN_X_API"]},
     ]
     last_hour = {"name": "last-hour", "dag_id": "collect_x", "conf": {"agencies": AGENCIES}}
+    hour_before = {"name": "hour-before", "dag_id": "collect_x", "conf": {"agencies": AGENCIES}}
     earlier = (dt.datetime.fromisoformat(start) - dt.timedelta(days=2)).isoformat()
     dry_run = {"name": "dry-run", "dag_id": "collect_x",
                "conf": {"start": earlier, "end": start, "agencies": AGENCIES, "dry_run": True}}
     # Refusals first: once a run has looked the connection up, Airflow caches it in the process.
     results, logs = _run_scenarios(
-        airflow_home, sandbox, store_url, [*refusals, *_collect_twice("x", (start, end)), dry_run, last_hour], tmp_path
+        airflow_home, sandbox, store_url,
+        [*refusals, *_collect_twice("x", (start, end)), dry_run, last_hour, hour_before], tmp_path,
     )
     _check_collected_twice(results, "x", store_url, logs)
 
@@ -407,14 +409,18 @@ def test_collect_x_against_the_sandbox_into_sqlite_and_refusals(airflow_home, sa
     assert results["dry-run"]["counts"]["posts"] == results["x-again"]["counts"]["posts"]
     assert "counted" in logs["dry-run"] or "expected_posts" in logs["dry-run"]
 
-    # A manual run without dates covers the hour before it started.
+    # A manual run without dates covers the most recent complete hour not read yet: a second one, the hour
+    # before the first one's (or the next hour, when the clock passed the hour in between).
     assert results["last-hour"]["state"] == "success", results["last-hour"]["tasks"]
+    assert results["hour-before"]["state"] == "success", results["hour-before"]["tasks"]
     windows = _ledger_windows(store_url)
     assert (start, end) in windows
     recent = [w for w in windows if w not in {(start, end), (earlier, start)}]
-    assert recent and all(
-        dt.datetime.fromisoformat(e) - dt.datetime.fromisoformat(s) == dt.timedelta(hours=1) for s, e in recent
-    ), recent
+    assert len(recent) == 2, recent
+    for s, e in recent:
+        s_t, e_t = dt.datetime.fromisoformat(s), dt.datetime.fromisoformat(e)
+        assert e_t - s_t == dt.timedelta(hours=1) and s_t.minute == s_t.second == 0, recent
+    assert "new posts stored" in logs["hour-before"] and "run summary" in logs["hour-before"]
 
     for refusal in refusals:
         result = results[refusal["name"]]
@@ -431,6 +437,44 @@ def test_collect_x_against_the_sandbox_into_sqlite_and_refusals(airflow_home, sa
         counts = results[refusal["name"]]["counts"]
         assert counts["posts"] == counts["collection_runs"] == 0, refusal["name"]
     assert X_TOKEN not in "".join(logs.values())
+
+
+def test_a_trigger_without_dates_says_nothing_new_when_the_recent_hours_were_read(airflow_home, sandbox, tmp_path):
+    """The first hour's complaint: after the scheduled run, the form's defaults finished green with 0 posts and
+    said nothing. Now such a run asks the API nothing and its summary says what was read last."""
+    from trustwatch.models import store
+    from trustwatch.models.db import make_engine
+
+    from trustwatch import tasks
+
+    store_url = _migrated(f"sqlite:///{tmp_path / 'store.db'}")
+    engine = make_engine(store_url)
+    hour = dt.datetime.now(dt.UTC).replace(minute=0, second=0, microsecond=0)
+    # What a backfill and the scheduled runs leave in the ledger: success rows of the same queries up to the
+    # hour in progress; ending an hour later keeps the test right if the clock passes the hour meanwhile.
+    for query in tasks.compile_queries("x", AGENCIES):
+        for start, end, run_id in ((hour - dt.timedelta(days=2), hour - dt.timedelta(hours=1), None),
+                                   (hour - dt.timedelta(hours=1), hour + dt.timedelta(hours=1), "scheduled__1")):
+            handle = store.open_run(engine, platform="x", query_key=query["key"], query_version=query["version"],
+                                    query_text=query["text"], window_start=start, window_end=end,
+                                    run_context={"dag_run_id": run_id})
+            store.update_run(engine, handle.run_id, status="success", finished_at=store.utcnow())
+    engine.dispose()
+    asked_before = len(sandbox.requests_to("/2/"))
+    results, logs = _run_scenarios(
+        airflow_home, sandbox, store_url,
+        [{"name": "defaults", "dag_id": "collect_x", "conf": {"agencies": AGENCIES}}], tmp_path,
+    )
+    result, log = results["defaults"], logs["defaults"]
+    assert result["state"] == "success", (result["tasks"], _errors(log))
+    # one placeholder collect task, named so in the grid, instead of one per query
+    assert {k: v for k, v in result["tasks"].items() if k.startswith(("collect", "summary"))} == {
+        "collect[nothing-new]": "success", "summary": "success"}, result["tasks"]
+    assert result["counts"]["posts"] == 0
+    assert len(sandbox.requests_to("/2/")) == asked_before, "a run with nothing new asked the API"
+    assert "nothing new: every complete hour of the last 24 h was read already" in log
+    assert "(by scheduled__1)" in log and "give start and end in the form" in log
+    assert re.search(r"X \(Twitter\) run summary: nothing new", log), log[-3000:]
 
 
 @pytest.mark.postgres

