@@ -352,11 +352,10 @@ def write_report(engine: Engine, out: Path, agencies: Sequence[str] | None = Non
     period = f"since {since.isoformat()}" if since else "all collected data"
     overview = "".join(
         f'<tr><td style="text-align:left"><a href="#agency-{html.escape(s.slug, quote=True)}">'
-        f"{html.escape(s.name)}</a></td><td>{_fmt(s.meta.get('ori'))}</td><td>{_fmt(s.meta.get('state'))}</td>"
-        f"<td>{_fmt(s.meta.get('kind'))}</td><td>{_fmt(s.meta.get('agency_type'))}</td>"
-        f"<td>{sum(w.mentions for w in s.weeks)}</td>"
+        f"{html.escape(s.name)}</a></td><td>{sum(w.mentions for w in s.weeks)}</td>"
         f"<td>{_fmt(_pooled_mean(s.weeks, 'sentiment'))}</td><td>{_fmt(_pooled_mean(s.weeks, 'trust'))}</td>"
-        f"<td>{len(s.alerts)}</td></tr>"
+        f"<td>{len(s.alerts)}</td><td>{_fmt(s.meta.get('ori'))}</td><td>{_fmt(s.meta.get('state'))}</td>"
+        f"<td>{_fmt(s.meta.get('kind'))}</td><td>{_fmt(s.meta.get('agency_type'))}</td></tr>"
         for s in sections
     )
     body = "".join(_section_html(s, _chart(s)) for s in sections) if sections else (
@@ -369,8 +368,8 @@ def write_report(engine: Engine, out: Path, agencies: Sequence[str] | None = Non
 <p>Generated {generated}; {html.escape(period)}; scorer {html.escape(SCORER_NAME)} version
 {html.escape(version)}.</p></header>
 <section id="summary"><h2>Summary</h2>
-<table><tr><th>agency</th><th>ORI</th><th>state</th><th>kind</th><th>FBI type</th><th>mentions</th>
-<th>mean sentiment</th><th>mean trust</th><th>alerts</th></tr>
+<table><tr><th>agency</th><th>mentions</th><th>mean sentiment</th><th>mean trust</th><th>alerts</th><th>ORI</th>
+<th>state</th><th>kind</th><th>FBI type</th></tr>
 {overview}</table></section>
 {body}
 <section id="method"><h2>Method</h2>

@@ -55,7 +55,7 @@ def test_the_report_shows_ori_state_and_type_and_filters_by_them(rolled_up: Engi
     everyone = write_report(rolled_up, tmp_path / "all.html").read_text(encoding="utf-8")
     for slug in (*TX_SHERIFFS, *OTHERS):
         assert f"agency-{slug}" in everyone and registry.by_slug(slug).ori in everyone
-    assert "<th>ORI</th><th>state</th><th>kind</th><th>FBI type</th>" in everyone
+    assert "<th>alerts</th><th>ORI</th>\n<th>state</th><th>kind</th><th>FBI type</th>" in everyone
     sheriffs = write_report(rolled_up, tmp_path / "tx.html", states=["tx"], kinds=["sheriff"]).read_text(
         encoding="utf-8")
     assert {slug for slug in (*TX_SHERIFFS, *OTHERS) if f'id="agency-{slug}"' in sheriffs} == set(TX_SHERIFFS)
