@@ -157,8 +157,8 @@ def _automaton(words: dict[str, Any]) -> tuple[Any, list[Any]]:
     """An Aho-Corasick automaton over the keys of ``words`` (all overlapping matches), and their values.
 
     ahocorasick-rs (the Rust ``aho-corasick`` crate) keeps each state's matches with the state, where
-    pyahocorasick walks the failure links at every character: scanning a post costs it half (a third on
-    posts full of agency-like phrases), for the same matches.
+    pyahocorasick walks the failure links at every character: a scan costs about a quarter less on average,
+    and half on posts full of agency-like phrases ("Union City Police in Union City"), for the same matches.
     """
     keys = sorted(words)
     automaton = ahocorasick_rs.AhoCorasick(keys, matchkind=ahocorasick_rs.MATCHKIND_STANDARD)
