@@ -79,6 +79,8 @@ class AgencySection:
     weeks: list[WeekStats]
     alerts: list[dict[str, Any]]
     samples: dict[str, list[dict[str, Any]]]
+    #: The agency's FBI ORI, state, kind and FBI type (issue 16): what analysts filter and join on.
+    meta: dict[str, Any] = field(default_factory=dict)
 
 
 def _pick_version(conn: Connection, wanted: str | None) -> str:
@@ -92,8 +94,21 @@ def _pick_version(conn: Connection, wanted: str | None) -> str:
     return SCORER_VERSION if SCORER_VERSION in versions else versions[0]
 
 
+#: Agency metadata the report shows beside each name (issue 16).
+_META_COLUMNS = ("ori", "state", "kind", "agency_type")
+
+
+def _agency_meta(conn: Connection, slugs: Sequence[str]) -> dict[str, dict[str, Any]]:
+    if not slugs:
+        return {}
+    rows = conn.execute(text("SELECT slug, ori, state, kind, agency_type FROM agencies WHERE slug IN :slugs")
+                        .bindparams(bindparam("slugs", expanding=True)), {"slugs": list(slugs)}).mappings()
+    return {r["slug"]: {c: r[c] for c in _META_COLUMNS} for r in rows}
+
+
 def _choose_agencies(conn: Connection, slugs: Sequence[str] | None, since: dt.date | None, version: str,
-                     limit: int) -> list[tuple[str, str]]:
+                     limit: int, states: Sequence[str] | None = None,
+                     kinds: Sequence[str] | None = None) -> list[tuple[str, str]]:
     if slugs:
         rows = conn.execute(
             text("SELECT slug, name FROM agencies WHERE slug IN :slugs").bindparams(
@@ -103,14 +118,22 @@ def _choose_agencies(conn: Connection, slugs: Sequence[str] | None, since: dt.da
         if unknown:
             raise ReportError(f"unknown agencies {', '.join(unknown)}: use slugs from `trustwatch agencies list`")
         return [(s, names[s]) for s in dict.fromkeys(slugs)]
+    # "County sheriffs in Texas": states and kinds narrow the agencies ranked by mentions.
+    where, params = "", {"v": version, "since": since or dt.date(1970, 1, 1), "limit": limit}
+    binds = [bindparam("since", type_=Date())]
+    for column, values in (("state", states), ("kind", kinds)):
+        if values:
+            where += f" AND a.{column} IN :{column}s"
+            params[f"{column}s"] = [v.upper() if column == "state" else v for v in values]
+            binds.append(bindparam(f"{column}s", expanding=True))
     rows = conn.execute(
         text(
             "SELECT a.slug, a.name, sum(t.mentions) AS n FROM agency_daily_trends t "
             "JOIN agencies a ON a.id = t.agency_id "
-            "WHERE t.grain = 'day' AND t.scorer_version = :v AND t.day >= :since "
+            f"WHERE t.grain = 'day' AND t.scorer_version = :v AND t.day >= :since{where} "
             "GROUP BY a.slug, a.name ORDER BY n DESC, a.slug LIMIT :limit"
-        ).bindparams(bindparam("since", type_=Date())),
-        {"v": version, "since": since or dt.date(1970, 1, 1), "limit": limit},
+        ).bindparams(*binds),
+        params,
     ).all()
     return [(r.slug, r.name) for r in rows]
 
@@ -283,6 +306,8 @@ def _section_html(section: AgencySection, chart: str) -> str:
     return f"""
 <section class="agency" id="agency-{slug}">
 <h2>{html.escape(section.name)} <small>({html.escape(section.slug)})</small></h2>
+<p class="meta">ORI {_fmt(section.meta.get("ori"))} · state {_fmt(section.meta.get("state"))} ·
+{_fmt(section.meta.get("kind"))} · FBI type {_fmt(section.meta.get("agency_type"))}</p>
 <img class="chart" alt="weekly mentions, sentiment and trust of {slug}" src="data:image/png;base64,{chart}">
 <h3>Weekly trend</h3>
 <table class="weekly"><tr><th>week (Monday)</th><th>mentions</th><th>direct</th><th>thread</th><th>reposts</th>
@@ -305,19 +330,22 @@ text-align:right;vertical-align:top}th{background:#f3f3f3}td:last-child ul{text-
 
 
 def write_report(engine: Engine, out: Path, agencies: Sequence[str] | None = None, since: dt.date | None = None,
-                 scorer_version: str | None = None, max_agencies: int = DEFAULT_MAX_AGENCIES) -> Path:
+                 scorer_version: str | None = None, max_agencies: int = DEFAULT_MAX_AGENCIES,
+                 states: Sequence[str] | None = None, kinds: Sequence[str] | None = None) -> Path:
     """Write the HTML trend report to ``out`` and return its path.
 
-    ``agencies``: slugs to show (default: the ``max_agencies`` most mentioned in the period);
+    ``agencies``: slugs to show (default: the ``max_agencies`` most mentioned in the period, of ``states``
+    and ``kinds`` when given: ``states=["TX"], kinds=["sheriff"]`` for the county sheriffs of Texas);
     ``since``: first day shown (default: everything); ``scorer_version``: the version whose scores are
     shown (default: the current one when rolled up, else the most recently refreshed).
     """
     with engine.connect() as conn:
         version = _pick_version(conn, scorer_version)
-        chosen = _choose_agencies(conn, agencies, since, version, max_agencies)
+        chosen = _choose_agencies(conn, agencies, since, version, max_agencies, states, kinds)
+        meta = _agency_meta(conn, [slug for slug, _ in chosen])
         sections = [
             AgencySection(slug, name, _weeks(conn, slug, since, version), _alerts(conn, slug, since, version),
-                          _samples(conn, slug, since, version))
+                          _samples(conn, slug, since, version), meta.get(slug, {}))
             for slug, name in chosen
         ]
     generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
@@ -326,7 +354,8 @@ def write_report(engine: Engine, out: Path, agencies: Sequence[str] | None = Non
         f'<tr><td style="text-align:left"><a href="#agency-{html.escape(s.slug, quote=True)}">'
         f"{html.escape(s.name)}</a></td><td>{sum(w.mentions for w in s.weeks)}</td>"
         f"<td>{_fmt(_pooled_mean(s.weeks, 'sentiment'))}</td><td>{_fmt(_pooled_mean(s.weeks, 'trust'))}</td>"
-        f"<td>{len(s.alerts)}</td></tr>"
+        f"<td>{len(s.alerts)}</td><td>{_fmt(s.meta.get('ori'))}</td><td>{_fmt(s.meta.get('state'))}</td>"
+        f"<td>{_fmt(s.meta.get('kind'))}</td><td>{_fmt(s.meta.get('agency_type'))}</td></tr>"
         for s in sections
     )
     body = "".join(_section_html(s, _chart(s)) for s in sections) if sections else (
@@ -339,7 +368,8 @@ def write_report(engine: Engine, out: Path, agencies: Sequence[str] | None = Non
 <p>Generated {generated}; {html.escape(period)}; scorer {html.escape(SCORER_NAME)} version
 {html.escape(version)}.</p></header>
 <section id="summary"><h2>Summary</h2>
-<table><tr><th>agency</th><th>mentions</th><th>mean sentiment</th><th>mean trust</th><th>alerts</th></tr>
+<table><tr><th>agency</th><th>mentions</th><th>mean sentiment</th><th>mean trust</th><th>alerts</th><th>ORI</th>
+<th>state</th><th>kind</th><th>FBI type</th></tr>
 {overview}</table></section>
 {body}
 <section id="method"><h2>Method</h2>

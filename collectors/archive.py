@@ -206,17 +206,20 @@ def _tweet_key(raw: dict[str, Any]) -> str:
 def _matched_only(payload: dict[str, Any], matcher: Any) -> tuple[dict[str, Any], int]:
     """The page with only the tweets that may be kept: match the raw text before building any record.
 
-    A post is kept when its stored text names an agency, so a tweet is built only when some version of
-    its post matches (the normalizer then keeps the latest version, and the usual match decides); tweets
-    whose text cannot even be read stay in, so they are rejected with their reason as before.  About 97 %
-    of an archive mentions no agency: their records, validation and author records were the bulk of the
+    A post is kept when its stored text names an agency (or a name several share), so a tweet is built only
+    when some version of its post matches (the normalizer then keeps the latest version, and the usual match
+    decides); tweets whose text cannot even be read stay in, so they are rejected with their reason as before.
+    About 97 % of an archive mentions no agency: their records, validation and author records were the bulk of the
     import's parse time.  Returns the page and how many posts it left out (counted as read).
     """
     def may_match(raw: Any) -> bool:
         if not isinstance(raw, dict):
             return True
         body = _tweet_text(raw)
-        return not isinstance(body, str) or bool(matcher.match(body))
+        if not isinstance(body, str):
+            return True
+        unsettled: list[Any] = []  # a shared name left unsettled is kept too: countable as ambiguous
+        return bool(matcher.match(body, unsettled=unsettled)) or bool(unsettled)
 
     data = payload.get("data")
     includes = payload.get("includes")
@@ -435,7 +438,7 @@ def _thread_mentions(engine: Engine, page: Page, recent: dict[str, set[tuple[str
 
 
 def _keep_matched(page: Page) -> tuple[list[PostRecord], list[AuthorRecord]]:
-    mentioned = {m.platform_post_id for m in page.mentions}
+    mentioned = {m.platform_post_id for m in page.mentions} | {a.platform_post_id for a in page.ambiguities}
     posts = [p for p in page.posts if p.platform_post_id in mentioned]
     authors_needed = {p.author_platform_id for p in posts}
     return posts, [a for a in page.authors if a.platform_user_id in authors_needed]

@@ -17,7 +17,7 @@ from sqlalchemy import Engine, select
 from trustwatch.models import store
 from trustwatch.models.tables import CollectionRun
 
-from trustwatch.records import MentionRecord, Page, PostRecord, Window
+from trustwatch.records import AmbiguityRecord, MentionRecord, Page, PostRecord, Window
 
 log = logging.getLogger(__name__)
 
@@ -71,7 +71,8 @@ def agency_account(username: str | None, matcher: Any) -> str | None:
 
 
 def add_mentions(page: Page, matcher: Any) -> None:
-    """Match every post of the page and append direct mentions (kept: what the collector set itself).
+    """Match every post of the page and append direct mentions (kept: what the collector set itself), and
+    the shared names it leaves unsettled as ``page.ambiguities`` (one per post and term).
 
     Reposts and agency speech are marked here, where the matcher is at hand: every match in a repost's text
     comes from the reposted text (``via_repost``), and a post whose author is an agency's own X account gets
@@ -86,12 +87,14 @@ def add_mentions(page: Page, matcher: Any) -> None:
     for mention in page.mentions:
         if mention.platform_post_id in reposts:
             mention.via_repost = True
+    have_ambiguous = {(a.platform_post_id, a.term) for a in page.ambiguities}
     for post in page.posts:
         if post.platform == "x" and agency_authors.get(post.author_platform_id or ""):
             post.author_is_agency = True
         if not isinstance(post.text, str):
             continue
-        for match in matcher.match(post_match_text(post), community=post.community):
+        unsettled: list[Any] = []
+        for match in matcher.match(post_match_text(post), community=post.community, unsettled=unsettled):
             key = (post.platform_post_id, match.agency_slug, match.kind, match.term)
             if key in have:
                 continue
@@ -100,6 +103,11 @@ def add_mentions(page: Page, matcher: Any) -> None:
                 MentionRecord(post.platform, post.platform_post_id, match.agency_slug, match.term, match.kind,
                               match.start, match.end, via_repost=post.kind == "repost")
             )
+        for left in unsettled:  # a shared name the post does not settle: countable, not attributed
+            if (post.platform_post_id, left.term) not in have_ambiguous:
+                have_ambiguous.add((post.platform_post_id, left.term))
+                page.ambiguities.append(AmbiguityRecord(post.platform, post.platform_post_id, left.term,
+                                                        tuple(left.candidates), left.start, left.end))
 
 
 def covered_until(engine: Engine, platform: str, query: Any, start: dt.datetime) -> dt.datetime | None:

@@ -466,7 +466,8 @@ def _write_one_by_one(
     for post in posts:
         author = by_author.get((post.platform, post.author_platform_id))
         one = Page(posts=[post], authors=[author] if author else [],
-                   mentions=[m for m in page.mentions if m.platform_post_id == post.platform_post_id])
+                   mentions=[m for m in page.mentions if m.platform_post_id == post.platform_post_id],
+                   ambiguities=[a for a in page.ambiguities if a.platform_post_id == post.platform_post_id])
         savepoint = conn.begin_nested()
         try:
             result = _write(conn, one, None, now, [post], one.authors, [], owns_transaction=False,
@@ -522,6 +523,10 @@ def _write(
                             clear_staging=not owns_transaction)
     else:
         new = _write_rows(conn, posts, authors, mentions, agencies, snapshot_run, now)
+    if page.ambiguities:  # shared names the posts leave unsettled: countable, attributed to none (issue 16)
+        from trustwatch.models.ambiguous import write_ambiguities
+
+        write_ambiguities(conn, page.ambiguities, known)
     if ledger:
         _write_rejects_and_ledger(conn, page, run_id, now, len(posts), new, rejects)
     # mentions were made unique per (post, agency, kind, term) above: each is one row of post_mentions

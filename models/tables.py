@@ -242,6 +242,36 @@ class PostMention(Base):
     )
 
 
+class AmbiguousMention(Base):
+    """A shared agency name a post uses without settling which agency it means (issue 16)."""
+
+    __tablename__ = "ambiguous_mentions"
+    __table_args__ = (
+        UniqueConstraint("post_id", "term"),
+        Index("ix_ambiguous_mentions_created_term", "post_created_at", "term"),
+        {"comment": "Names several agencies share (\"Clinton PD\": 19 agencies), found in posts that do not say "
+                    "which one they mean: attributed to none, kept so analysts can count what was left out. "
+                    "One row per post and name; see the view ambiguous_mentions_daily."},
+    )
+
+    id: Mapped[int] = mapped_column(BigId, primary_key=True, comment="Surrogate key.")
+    # No foreign key, like post_mentions: write_page takes the post id from the same transaction.
+    post_id: Mapped[int] = mapped_column(BigId, comment="The post (posts.id).")
+    term: Mapped[str] = mapped_column(String(200), comment="The shared name as the registry writes it, e.g. "
+                                                           "'Clinton PD'.")
+    candidates: Mapped[list[str]] = mapped_column(
+        JSONType, comment="Slugs of the agencies the name may mean (agencies.slug; join there for ori, state, "
+                          "type), sorted; as the registry stood when the post was first matched."
+    )
+    candidate_count: Mapped[int] = mapped_column(Integer, comment="How many agencies the name may mean.")
+    start_offset: Mapped[int | None] = mapped_column(Integer, comment="Start of the name in the text.")
+    end_offset: Mapped[int | None] = mapped_column(Integer, comment="End of the name in the text.")
+    post_created_at: Mapped[dt.datetime] = mapped_column(
+        UTCDateTime, comment="The post's created_at, copied for per-day counts."
+    )
+    platform: Mapped[str] = mapped_column(String(10), comment="The post's platform, copied for counts.")
+
+
 class MetricSnapshot(Base):
     """Engagement of a post each time it is seen."""
 

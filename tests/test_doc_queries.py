@@ -19,7 +19,7 @@ from trustwatch.analysis.trends import enrich
 from trustwatch.collectors.agencies import load_registry
 from trustwatch.models import store as store_mod
 
-from trustwatch.records import AuthorRecord, MentionRecord, Metrics, Page, PostRecord, RejectRecord
+from trustwatch.records import AmbiguityRecord, AuthorRecord, MentionRecord, Metrics, Page, PostRecord, RejectRecord
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -70,6 +70,13 @@ def _fill(engine: Engine) -> None:
                     metrics=Metrics(likes=n % 17, reposts=n % 5, replies=n % 3, quotes=0, score=n % 11)))
                 start = body.index(words)
                 page.mentions.append(MentionRecord(platform, pid, slug, words, "name", start, start + len(words)))
+    for days_back in (9, 5, 2):  # a shared name no post settles: README's ambiguity queries count it
+        n += 1
+        pid = str(10_000 + n)
+        page.posts.append(PostRecord(platform="x", platform_post_id=pid, kind="post", text="Clinton PD made an arrest",
+                                     created_at=now - dt.timedelta(days=days_back), author_platform_id="u1"))
+        page.ambiguities.append(AmbiguityRecord("x", pid, "Clinton PD", ("ia-clinton-police-department",
+                                                                         "ms-clinton-police-department"), 0, 10))
     page.rejects.append(RejectRecord("x", "missing created_at", {"id": "1"}, source="api"))
     run = store_mod.open_run(engine, platform="x", query_key="q1", query_version="v1", query_text="nypd",
                              window_start=now - dt.timedelta(hours=1), window_end=now)

@@ -37,7 +37,7 @@ class Match:
 class PhraseMatcher:
     """Finds registry names verbatim; the real matcher has its own tests."""
 
-    def match(self, text: str, community: str | None = None) -> list[Match]:
+    def match(self, text: str, community: str | None = None, unsettled: list | None = None) -> list[Match]:
         out = []
         for a in AGENCIES:
             i = text.find(a.name)

@@ -104,7 +104,7 @@ def cmd_enrich(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    print(tasks.report(args.out, args.agency, args.since))
+    print(tasks.report(args.out, args.agency, args.since, args.state, args.kind))
     return 0
 
 
@@ -183,6 +183,8 @@ def build_parser() -> argparse.ArgumentParser:
     rep = sub.add_parser("report", help="write the HTML trend report")
     rep.add_argument("--agency", action="append", help="only this agency (repeatable)")
     rep.add_argument("--since", help="first day, YYYY-MM-DD")
+    rep.add_argument("--state", action="append", help="only agencies of this state, e.g. TX (repeatable)")
+    rep.add_argument("--kind", action="append", help="only agencies of this kind, e.g. sheriff (repeatable)")
     rep.add_argument("--out", required=True, help="the HTML file to write")
     rep.set_defaults(func=cmd_report)
 

@@ -104,6 +104,23 @@ class MentionRecord:
 
 
 @dataclass(slots=True)
+class AmbiguityRecord:
+    """A name several agencies share, found in a post that does not settle which one it means.
+
+    Not attributed to any agency, but kept so analysts can count what attribution left out (issue 16).
+    """
+
+    platform: str
+    platform_post_id: str
+    #: The shared name as the registry writes it, e.g. "Clinton PD".
+    term: str
+    #: Slugs of the agencies it may mean, sorted.
+    candidates: tuple[str, ...]
+    start: int | None = None
+    end: int | None = None
+
+
+@dataclass(slots=True)
 class RejectRecord:
     """A raw record that could not be normalized, kept aside with the reason."""
 
@@ -126,6 +143,8 @@ class Page:
     posts: list[PostRecord] = field(default_factory=list)
     mentions: list[MentionRecord] = field(default_factory=list)
     rejects: list[RejectRecord] = field(default_factory=list)
+    #: Shared names the matcher could not settle (not attributed; stored in ambiguous_mentions).
+    ambiguities: list[AmbiguityRecord] = field(default_factory=list)
     cursor: str | None = None
     requests: int = 1
     api_errors: int = 0
@@ -145,6 +164,7 @@ class Page:
         self.posts.extend(other.posts)
         self.mentions.extend(other.mentions)
         self.rejects.extend(other.rejects)
+        self.ambiguities.extend(other.ambiguities)
         self.api_errors += other.api_errors
         self.coverage_gap = self.coverage_gap or other.coverage_gap
         self.skipped.extend(other.skipped)

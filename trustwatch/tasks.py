@@ -776,8 +776,10 @@ def report_path(run_time: dt.datetime | None = None) -> Path:
     return reports_dir() / f"trend-{moment:%Y-%m-%dT%H%MZ}.html"
 
 
-def report(out: str | None = None, agencies: Sequence[str] | None = None, since: str | None = None) -> str:
-    """Write the self-contained HTML trend report; returns its path."""
+def report(out: str | None = None, agencies: Sequence[str] | None = None, since: str | None = None,
+           states: Sequence[str] | None = None, kinds: Sequence[str] | None = None) -> str:
+    """Write the self-contained HTML trend report (of ``states`` and ``kinds`` only, when given); returns its
+    path."""
 
     from trustwatch.analysis.report import ReportError, write_report
 
@@ -790,7 +792,8 @@ def report(out: str | None = None, agencies: Sequence[str] | None = None, since:
     target = Path(out) if out else reports_dir() / f"trend-{dt.datetime.now(dt.UTC):%Y-%m-%d}.html"
     target.parent.mkdir(parents=True, exist_ok=True)
     try:
-        path = write_report(engine(), target, agencies=check_agencies(agencies) or None, since=since_date)
+        path = write_report(engine(), target, agencies=check_agencies(agencies) or None, since=since_date,
+                            states=states or None, kinds=kinds or None)
     except ReportError as exc:
         raise RequestError(str(exc)) from None
     return str(path)

@@ -13,9 +13,16 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-import ahocorasick
+import ahocorasick_rs
 from trustwatch.collectors.agencies.registry import US_STATES, AgencyEntry, Registry
-from trustwatch.collectors.agencies.text import _quick_scan, _scan_form, match_key, normalize_term, normalize_text
+from trustwatch.collectors.agencies.text import (
+    _quick_scan,
+    _scan_form,
+    match_key,
+    non_ascii_chars,
+    normalize_term,
+    normalize_text,
+)
 
 
 class Match(NamedTuple):
@@ -52,7 +59,6 @@ class Unsettled(NamedTuple):
 
 _STATE_CODE_RE = re.compile(r"(?:,[ \t]*|\()([A-Z]{2})\b")
 _STATE_CODE_KEYS = {code: match_key(name) for code, name in US_STATES.items()}
-_LETTER_RANK = {c: i for i, c in enumerate(" etaoinshrdlcumwfgypbvkjxqz0123456789@#_")}
 _CITY_POLICE_PATTERNS = ("{} police", "{} cops", "{} pd", "{} police dept", "policía de {}", "policia de {}")
 _DIRECTIONS = ("north ", "south ", "east ", "west ")
 _URLISH_RE = re.compile(
@@ -145,6 +151,18 @@ class _Slot:
 
 
 _BLOCKED = _Slot(blocker=True, strong=True)
+
+
+def _automaton(words: dict[str, Any]) -> tuple[Any, list[Any]]:
+    """An Aho-Corasick automaton over the keys of ``words`` (all overlapping matches), and their values.
+
+    ahocorasick-rs (the Rust ``aho-corasick`` crate) keeps each state's matches with the state, where
+    pyahocorasick walks the failure links at every character: a scan costs about a quarter less on average,
+    and half on posts full of agency-like phrases ("Union City Police in Union City"), for the same matches.
+    """
+    keys = sorted(words)
+    automaton = ahocorasick_rs.AhoCorasick(keys, matchkind=ahocorasick_rs.MATCHKIND_STANDARD)
+    return automaton.find_matches_as_indexes, [words[k] for k in keys]
 
 
 def _normalize_community(community: str | None) -> str | None:
@@ -246,10 +264,8 @@ class Matcher:
         # (cities, states), scanned only when an ambiguous alias is not settled otherwise.  Most
         # posts pay for one pass over the specific terms only; police words for a community are
         # looked up directly (an agency has a handful).
-        self._automaton = ahocorasick.Automaton()
-        self._settling = ahocorasick.Automaton()
-        strong_words: list[tuple[str, tuple[int, _Slot, int]]] = []
-        settling_words: list[tuple[str, tuple[int, _Slot, int]]] = []
+        strong_words: dict[str, tuple[_Slot, int]] = {}
+        settling_words: dict[str, str] = {}
         for key, slot in self._slots.items():
             # One attribution per agency and key: an alias equal to the name stays the name.
             unique: dict[int, tuple[int, str, str, str | None]] = {}
@@ -261,24 +277,20 @@ class Matcher:
                 slot.ambiguous is not None and slot.ambiguous[2] is not None
             )
             slot.strong = bool(slot.attributes) or slot.ambiguous is not None or slot.blocker
-            # Values: (length of the core, slot, characters to skip at the start of the match).
+            # Values: (slot, characters to skip at the start of the match).
             if slot.strong:
-                strong_words.append((f" {key} ", (len(key), slot, 0)))
+                strong_words[f" {key} "] = (slot, 0)
                 hashtag = "#" + key
                 if " " not in key and key[0] not in "@#" and hashtag not in self._slots:
                     # "#LAPD" names the LAPD even when it is not a registered hashtag.
-                    strong_words.append((f" {hashtag} ", (len(hashtag), slot, 1)))
+                    strong_words[f" {hashtag} "] = (slot, 1)
             if slot.context:
-                settling_words.append((f" {key} ", (len(key), slot, 0)))
+                # Values: the settling word the key stands for.
+                settling_words[f" {key} "] = key
                 if " " not in key and key[0] not in "@#":
-                    settling_words.append((f" #{key} ", (len(key) + 1, slot, 1)))
-        for automaton, words in ((self._automaton, strong_words), (self._settling, settling_words)):
-            # pyahocorasick scans a node's children in insertion order: inserting keys in order of
-            # English letter frequency puts the likely branch first (about 10% faster scans).
-            words.sort(key=lambda kv: [_LETTER_RANK.get(c, 99) for c in kv[0]])
-            for word, value in words:
-                automaton.add_word(word, value)
-            automaton.make_automaton()
+                    settling_words[f" #{key} "] = key
+        self._strong_find, self._strong_values = _automaton(strong_words)
+        self._settling_find, self._settling_values = _automaton(settling_words)
 
     @staticmethod
     def _exclusive(sets: list[frozenset[str]], i: int, group: Sequence[int]) -> frozenset[str]:
@@ -311,22 +323,25 @@ class Matcher:
             if not sub:
                 sub = self._community_cache.setdefault(community, _normalize_community(community) or "")
             community_agencies = self._subreddits.get(sub, [])
-        scan = _quick_scan(text)
+        chars = None if text.isascii() else non_ascii_chars(text)
+        scan = _quick_scan(text, chars)
         if scan is None:
-            norm, omap = normalize_text(text)
+            norm, omap = normalize_text(text, chars)
             scan = _scan_form(norm)
-            hits: Any = self._automaton.iter(scan)
+            hits = self._strong_find(scan, True)
         else:
-            hits = list(self._automaton.iter(scan))
+            hits = self._strong_find(scan, True)
             if not hits and not community_agencies:
                 return []  # most posts: no term, no community, and no normalization needed
-            norm, omap = normalize_text(text)
+            norm, omap = normalize_text(text, chars)
         may_have_urls = "." in norm or "@" in norm
         strong: list[tuple[int, int, _Slot]] = []
-        for end_idx, (length, slot, skip) in hits:
-            # The key's trailing space sits at scan[end_idx], i.e. norm[end_idx - 1].
-            end = end_idx - 1
-            start = end - length
+        values = self._strong_values
+        for index, start, stop in hits:
+            # The key " core " spans scan[start:stop]; scan has one leading space more than norm, so the
+            # core is norm[start:stop - 2].
+            slot, skip = values[index]
+            end = stop - 2
             if may_have_urls and _inside_url(norm, start, end):
                 continue
             # "North Miami Police", "East Cleveland Police": another city with its own police;
@@ -381,17 +396,23 @@ class Matcher:
             evidence = matched.union(community_agencies)
             if any(amb[0].isdisjoint(evidence) for amb in ambiguous):
                 # Only now are the city and state words worth a pass of their own.
-                for end_idx, (length, _slot, skip) in self._settling.iter(scan):
-                    end = end_idx - 1
-                    if any(a <= end - length and end <= b for a, b in term_spans):
-                        # A place inside an agency's name settles nothing: "Wilson" in "Wilson County
-                        # Sheriff's Office", "Texas" in "Texas Highway Patrol".
+                settling = self._settling_values
+                for index, begin, stop in self._settling_find(scan, True):
+                    word = settling[index]
+                    if word in context:
                         continue
-                    if not (may_have_urls and _inside_url(norm, end - length, end)):
-                        context.add(scan[end_idx - length + skip:end_idx])
+                    end = stop - 2
+                    for a, b in term_spans:
+                        if a <= begin and end <= b:
+                            # A place inside an agency's name settles nothing: "Wilson" in "Wilson County
+                            # Sheriff's Office", "Texas" in "Texas Highway Patrol".
+                            break
+                    else:
+                        if not (may_have_urls and _inside_url(norm, begin, end)):
+                            context.add(word)
                 # "Clinton, IA" / "Clinton (IA)": a capitalised postal code after a comma or in
                 # parentheses names the state; bare two-letter words ("in", "or", "me") never do.
-                for code in _STATE_CODE_RE.findall(text):
+                for code in _STATE_CODE_RE.findall(text) if "," in text or "(" in text else ():
                     state_key = _STATE_CODE_KEYS.get(code)
                     if state_key:
                         context.add(state_key)
@@ -426,9 +447,10 @@ class Matcher:
     ) -> list[int]:
         """Which candidates of an ambiguous alias the post settles: own evidence, city, then state."""
         candidates, _term, _exact, city_index, state_index, default = amb
-        direct = [i for i in (*matched, *community) if i in candidates]
-        if direct:
-            return list(dict.fromkeys(direct))
+        if matched or community:
+            direct = [i for i in (*matched, *community) if i in candidates]
+            if direct:
+                return list(dict.fromkeys(direct))
         fallback = [] if default is None else [default]
         if matched and default is None:
             # "Kalamazoo Police and Portage police": the one Portage in the state of an agency the
@@ -439,7 +461,13 @@ class Matcher:
                 fallback = near
         if not context:
             return fallback
-        city = list(dict.fromkeys(i for word in context for i in city_index.get(word, ())))
+        city: list[int] = []
+        for word in context:
+            found = city_index.get(word)
+            if found:
+                city.extend(found)
+        if len(city) > 1:
+            city = list(dict.fromkeys(city))
         states = context & self._all_states
         if city and states:
             # A city named together with another state is another city of that name.
@@ -447,7 +475,11 @@ class Matcher:
                     or not states.isdisjoint(self._state_ctx[i])]
         if city:
             return city
-        state = {i for word in context for i in state_index.get(word, ())}
+        state: set[int] = set()
+        for word in context:
+            found = state_index.get(word)
+            if found:
+                state.update(found)
         return list(state) if len(state) == 1 else fallback
 
     def agencies_in(self, text: str, community: str | None = None) -> list[str]:

@@ -60,12 +60,18 @@ def _char_fold(ch: str) -> tuple[str, str] | str | None:
     return info
 
 
-def _classify(text: str) -> tuple[dict[str, str], str]:
+def non_ascii_chars(text: str) -> set[str]:
+    """The distinct non-ASCII characters of ``text``; the matcher finds them once per post and hands them to
+    both :func:`_quick_scan` and :func:`normalize_text`."""
+    return set(_NON_ASCII_RE.findall(text))
+
+
+def _classify(text: str, chars: set[str] | None = None) -> tuple[dict[str, str], str]:
     """For a non-ASCII text: replacements for one-to-one characters, and the other characters."""
     replace: dict[str, str] = {}
     other = ""
     folds = _CHAR_FOLDS
-    for ch in set(_NON_ASCII_RE.findall(text)):
+    for ch in non_ascii_chars(text) if chars is None else chars:
         info = folds[ch] if ch in folds else _char_fold(ch)
         if info is None:
             continue
@@ -100,18 +106,19 @@ class OffsetMap:
         return o_start, o_end
 
 
-def normalize_text(text: str) -> tuple[str, OffsetMap | None]:
+def normalize_text(text: str, chars: set[str] | None = None) -> tuple[str, OffsetMap | None]:
     """NFKC + casefold with offsets kept; the map is None when every offset stays the same.
 
     ASCII is just ``str.lower``; characters that fold one-to-one (emoji, accented letters,
     full-width forms, curly quotes, no-break spaces) are replaced in place.  Only characters that
     fold to another length ("…", "ß", "ﬁ", combining marks) get segments in an offset map.
     Whitespace is kept one for one: the matcher reads every run of spaces and punctuation as a
-    word boundary, so a name broken by a single line break still matches.
+    word boundary, so a name broken by a single line break still matches.  ``chars``: the text's
+    :func:`non_ascii_chars`, when the caller has them already.
     """
     if text.isascii():
         return text.lower(), None
-    replace, unsafe = _classify(text)
+    replace, unsafe = _classify(text, chars)
     if not unsafe:
         norm = text.lower()
         for lowered, folded in replace.items():
@@ -203,19 +210,19 @@ def _scan_form(norm: str) -> str:
     return f" {_NON_WORD_RE.sub(' ', norm)} "
 
 
-def _quick_scan(text: str) -> str | None:
+def _quick_scan(text: str, chars: set[str] | None = None) -> str | None:
     """Scan form straight from the original text, or None when that needs the full normalization first.
 
     Equal to ``_scan_form(normalize_text(text)[0])`` whenever it returns a string: ASCII text, and text whose
     non-ASCII characters each stand for one Latin-1 character in scan form (emoji, curly quotes, dashes, no-break
     spaces, full-width forms, accented Latin letters), which covers most posts.  The matcher then normalizes only
-    the posts it finds a term in.
+    the posts it finds a term in.  ``chars``: the text's :func:`non_ascii_chars`, when the caller has them.
     """
     if text.isascii():
         return f" {text.encode('ascii').translate(_SCAN_TABLE).decode('ascii')} "
-    chars = _SCAN_CHARS
-    for ch in set(_NON_ASCII_RE.findall(text)):
-        stand_in = chars[ch] if ch in chars else _scan_char(ch)
+    stand_ins = _SCAN_CHARS
+    for ch in non_ascii_chars(text) if chars is None else chars:
+        stand_in = stand_ins[ch] if ch in stand_ins else _scan_char(ch)
         if not stand_in:
             return None
         if ch > "\xff":
