@@ -44,7 +44,7 @@ def test_language_rules() -> None:
     assert unscored_language("qht", "#NYPD") is None
 
 
-def _store_five_posts(store: Engine) -> None:
+def store_five_posts(store: Engine) -> None:
     """One English and one Spanish-or-German post per platform and a Japanese one, about one agency."""
     sync_agencies(store, AGENCIES)
     items = [
@@ -60,7 +60,7 @@ def _store_five_posts(store: Engine) -> None:
 
 
 def test_non_english_posts_are_unscored_and_counted_apart(store: Engine) -> None:
-    _store_five_posts(store)
+    store_five_posts(store)
     result = trends.enrich(store, workers=1)
     assert result["posts_left_unscored_language"] == 3
     with store.connect() as conn:
@@ -87,7 +87,7 @@ def test_non_english_posts_are_unscored_and_counted_apart(store: Engine) -> None
 @pytest.mark.parametrize("view", ["agency_daily_trend", "agency_weekly_trend"])
 def test_the_trend_views_show_the_posts_left_unscored(store: Engine, view: str) -> None:
     """An analyst reading the views sees why scored < mentions: the posts not in English (migration 0023)."""
-    _store_five_posts(store)
+    store_five_posts(store)
     trends.enrich(store, workers=1)
     with store.connect() as conn:
         rows = conn.execute(text(
