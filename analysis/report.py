@@ -48,6 +48,8 @@ class WeekStats:
     reposts: int = 0
     agency_posts: int = 0
     scored: int = 0
+    #: Posts left unscored because they are not in English (in ``mentions``, not in ``scored``; issue 19).
+    unscored_language: int = 0
     sentiment_sum: float = 0.0
     sentiment_sq_sum: float = 0.0
     trust_sum: float = 0.0
@@ -142,7 +144,7 @@ def _weeks(conn: Connection, slug: str, since: dt.date | None, version: str) -> 
     rows = conn.execute(
         text(
             "SELECT t.day, t.platform, t.scope, t.mentions, t.scored, t.sentiment_sum, t.sentiment_sq_sum, "
-            "t.trust_sum, t.trust_sq_sum, t.reposts, t.agency_posts "
+            "t.trust_sum, t.trust_sq_sum, t.reposts, t.agency_posts, t.unscored_language "
             "FROM agency_daily_trends t JOIN agencies a ON a.id = t.agency_id "
             "WHERE a.slug = :slug AND t.grain = 'week' AND t.scorer_version = :v AND t.day >= :since "
             "ORDER BY t.day"
@@ -161,11 +163,56 @@ def _weeks(conn: Connection, slug: str, since: dt.date | None, version: str) -> 
         w.reposts += r.reposts
         w.agency_posts += r.agency_posts
         w.scored += r.scored
+        w.unscored_language += r.unscored_language
         w.sentiment_sum += r.sentiment_sum
         w.sentiment_sq_sum += r.sentiment_sq_sum
         w.trust_sum += r.trust_sum
         w.trust_sq_sum += r.trust_sq_sum
     return [weeks[k] for k in sorted(weeks)]
+
+
+@dataclass
+class Unscored:
+    """Posts of the period left without a score because they are not in English, by language code."""
+
+    by_language: dict[str, int]
+
+    @property
+    def posts(self) -> int:
+        """How many posts were left out of the sentiment and trust figures."""
+        return sum(self.by_language.values())
+
+    def sentence(self) -> str:
+        """What the report and the command line say about them."""
+        if not self.posts:
+            return "No post was left unscored for its language."
+        languages = ", ".join(f"{code} {n:,}" for code, n in self.by_language.items())
+        return (f"{self.posts:,} posts were left unscored because they are not in English ({languages}): "
+                "they count as mentions but not in the sentiment and trust figures.")
+
+
+def unscored_language(engine: Engine, since: dt.date | None = None, scorer_version: str | None = None
+                      ) -> Unscored:
+    """Posts (not post-agency pairs) left unscored for their language, since ``since``, by language: the
+    count the report shows, read from ``post_scores`` so a post naming two agencies counts once."""
+    with engine.connect() as conn:
+        return _unscored(conn, since, _pick_version(conn, scorer_version))
+
+
+def _unscored(conn: Connection, since: dt.date | None, version: str) -> Unscored:
+    start = dt.datetime.combine(since or dt.date(1970, 1, 1), dt.time(), tzinfo=dt.UTC)
+    rows = conn.execute(
+        text(
+            "SELECT u.reason, count(*) AS n FROM ("
+            "  SELECT DISTINCT s.post_id, s.unscored_reason AS reason FROM post_scores s "
+            "  JOIN posts p ON p.id = s.post_id "
+            "  WHERE s.scorer = :scorer AND s.scorer_version = :v AND s.unscored_reason LIKE 'language:%' "
+            "  AND p.deleted_at IS NULL AND p.created_at >= :start) u "
+            "GROUP BY u.reason ORDER BY n DESC, u.reason"
+        ).bindparams(bindparam("start", type_=UTCDateTime())),
+        {"scorer": SCORER_NAME, "v": version, "start": start},
+    )
+    return Unscored({r.reason.split(":", 1)[1]: r.n for r in rows})
 
 
 def _alerts(conn: Connection, slug: str, since: dt.date | None, version: str) -> list[dict[str, Any]]:
@@ -280,7 +327,7 @@ def _post_html(post: dict[str, Any]) -> str:
 def _section_html(section: AgencySection, chart: str) -> str:
     rows = "".join(
         f"<tr><td>{w.week.isoformat()}</td><td>{w.mentions}</td><td>{w.direct}</td><td>{w.thread}</td>"
-        f"<td>{w.reposts}</td><td>{w.agency_posts}</td><td>{w.scored}</td><td>{_fmt(w.mean('sentiment'))}</td><td>{_fmt(w.stddev('sentiment'))}</td>"
+        f"<td>{w.reposts}</td><td>{w.agency_posts}</td><td>{w.scored}</td><td>{w.unscored_language}</td><td>{_fmt(w.mean('sentiment'))}</td><td>{_fmt(w.stddev('sentiment'))}</td>"
         f"<td>{_fmt(w.mean('trust'))}</td><td>{_fmt(w.stddev('trust'))}</td></tr>"
         for w in section.weeks
     )
@@ -311,7 +358,8 @@ def _section_html(section: AgencySection, chart: str) -> str:
 <img class="chart" alt="weekly mentions, sentiment and trust of {slug}" src="data:image/png;base64,{chart}">
 <h3>Weekly trend</h3>
 <table class="weekly"><tr><th>week (Monday)</th><th>mentions</th><th>direct</th><th>thread</th><th>reposts</th>
-<th>agency posts</th><th>scored</th><th>mean sentiment</th><th>sd</th><th>mean trust</th><th>sd</th></tr>{rows}</table>
+<th>agency posts</th><th>scored</th><th>not in English</th>
+<th>mean sentiment</th><th>sd</th><th>mean trust</th><th>sd</th></tr>{rows}</table>
 <h3>Alerts</h3>
 {alerts}
 <h3>Sample posts</h3>
@@ -348,12 +396,14 @@ def write_report(engine: Engine, out: Path, agencies: Sequence[str] | None = Non
                           _samples(conn, slug, since, version), meta.get(slug, {}))
             for slug, name in chosen
         ]
+        unscored = _unscored(conn, since, version)
     generated = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
     period = f"since {since.isoformat()}" if since else "all collected data"
     overview = "".join(
         f'<tr><td style="text-align:left"><a href="#agency-{html.escape(s.slug, quote=True)}">'
         f"{html.escape(s.name)}</a></td><td>{sum(w.mentions for w in s.weeks)}</td>"
         f"<td>{_fmt(_pooled_mean(s.weeks, 'sentiment'))}</td><td>{_fmt(_pooled_mean(s.weeks, 'trust'))}</td>"
+        f"<td>{sum(w.unscored_language for w in s.weeks)}</td>"
         f"<td>{len(s.alerts)}</td><td>{_fmt(s.meta.get('ori'))}</td><td>{_fmt(s.meta.get('state'))}</td>"
         f"<td>{_fmt(s.meta.get('kind'))}</td><td>{_fmt(s.meta.get('agency_type'))}</td></tr>"
         for s in sections
@@ -368,8 +418,9 @@ def write_report(engine: Engine, out: Path, agencies: Sequence[str] | None = Non
 <p>Generated {generated}; {html.escape(period)}; scorer {html.escape(SCORER_NAME)} version
 {html.escape(version)}.</p></header>
 <section id="summary"><h2>Summary</h2>
-<table><tr><th>agency</th><th>mentions</th><th>mean sentiment</th><th>mean trust</th><th>alerts</th><th>ORI</th>
-<th>state</th><th>kind</th><th>FBI type</th></tr>
+<p id="unscored-language">{html.escape(unscored.sentence())}</p>
+<table><tr><th>agency</th><th>mentions</th><th>mean sentiment</th><th>mean trust</th><th>not in English</th>
+<th>alerts</th><th>ORI</th><th>state</th><th>kind</th><th>FBI type</th></tr>
 {overview}</table></section>
 {body}
 <section id="method"><h2>Method</h2>
@@ -378,7 +429,9 @@ withheld posts are left out. Sentiment is VADER's compound score of the sentence
 trust is the trust lexicon (docs/ANALYSIS.md) read over the same sentences, with VADER as a weaker second
 voice, in [-1, 1]. Bands show ± one standard deviation of the week's scores. An alert marks a day whose
 mentions exceed the agency's trailing 28-day median by a robust z-score (median absolute deviation) of at
-least 3.5, with at least 5 mentions.</p></section>
+least 3.5, with at least 5 mentions. VADER and the trust lexicon read English only: posts in another
+language (X's label; an offline detector for Reddit) are counted as mentions, in "not in English", and
+left out of the means.</p></section>
 </body></html>
 """
     out = Path(out)

@@ -9,7 +9,8 @@ or tombstoned; the last two are found through ``metric_snapshots.observed_at`` (
 snapshot) and ``posts.deleted_at`` newer than the previous refresh, both indexed (migration 0019).
 
 Scoring runs in worker processes (:data:`WORKERS_ENV`, default: the machine's cores): VADER is pure Python,
-so one process scores about 10,000 posts/s while the database would take several times that.
+so one process scores about 10,000 posts/s while the database would take several times that.  Each worker
+reads, scores and writes its own batches, so the database round trips of one overlap the scoring of another.
 
 Rollup rows per agency, period, platform and scope: ``scope`` is 'direct' when the post names the agency
 itself and 'thread' when it only inherits the agency from its thread (a Reddit comment under a submission
@@ -32,6 +33,7 @@ from array import array
 from collections import deque
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import Date, Engine, bindparam, text
@@ -382,18 +384,49 @@ def _score_items(scorer: Scorer, items: Sequence[Item]) -> list[ScoreRow]:
     return out
 
 
-_WORKER_SCORER: Scorer | None = None
+@dataclass
+class BatchResult:
+    """What one batch did: posts read, scores written, posts left unscored for language, their UTC days."""
+
+    posts: int
+    written: int
+    left_out: int
+    days: set[dt.date]
 
 
-def _worker_init(scorer: Scorer) -> None:
-    """Runs once in each worker process: keep the scorer (lexicon automaton, VADER) for every batch."""
-    global _WORKER_SCORER
-    _WORKER_SCORER = scorer
+def _enrich_batch(engine: Engine, scorer: Scorer, post_ids: Sequence[int]) -> BatchResult:
+    """Read, score and write one batch (its scores in one transaction): what each worker process does, so
+    reading and writing run in parallel with scoring instead of in one coordinating process."""
+    with engine.connect() as conn:
+        items, days = _load_batch(conn, post_ids)
+    rows = _score_items(scorer, items)
+    with engine.begin() as conn:
+        written = _insert_scores(conn, rows, scorer.name, scorer.version, _utcnow())
+    return BatchResult(len(post_ids), written, len({row[0] for row in rows if row[4] is not None}), days)
 
 
-def _worker_score(items: list[Item]) -> list[ScoreRow]:
-    assert _WORKER_SCORER is not None, "worker started without _worker_init"
-    return _score_items(_WORKER_SCORER, items)
+_WORKER: tuple[Engine, Scorer] | None = None
+
+
+def _worker_init(url: str, scorer: Scorer) -> None:
+    """Runs once in each worker process: its own engine (connections are not shared across processes) and
+    the scorer (lexicon automaton, VADER) for every batch."""
+    global _WORKER
+    from trustwatch.models.db import make_engine
+
+    _WORKER = (make_engine(url, pool_size=1), scorer)
+
+
+def _worker_batch(post_ids: list[int]) -> BatchResult:
+    assert _WORKER is not None, "worker started without _worker_init"
+    return _enrich_batch(_WORKER[0], _WORKER[1], post_ids)
+
+
+def _worker_url(engine: Engine) -> str | None:
+    """The URL a worker process connects with; None for a store only this process can reach (in memory)."""
+    if engine.url.get_backend_name() == "sqlite" and engine.url.database in (None, "", ":memory:"):
+        return None
+    return engine.url.render_as_string(hide_password=False)
 
 
 def enrich_workers(workers: int | None = None) -> int:
@@ -425,8 +458,9 @@ def enrich(engine: Engine, batch_size: int = 1000, scorer_version: str | None = 
     """Score what is unscored for the scorer version, then refresh the rollups of the days touched.
 
     One transaction per batch of posts, so an interrupted run keeps its work and the next run goes on
-    where it stopped.  With more than one worker, batches are read ahead and scored in worker processes
-    while this process writes the scores of earlier ones (a few batches in flight, so memory stays flat).
+    where it stopped.  With more than one worker (and at least PARALLEL_MIN_POSTS to score), each worker
+    process reads, scores and writes whole batches over its own connection, while this process only hands
+    out post ids (a few batches in flight, so memory stays flat): reading and writing overlap with scoring.
     The first run of a scorer version builds that version's rollups from scratch.  Returns counts for the
     task log.
     """
@@ -441,42 +475,39 @@ def enrich(engine: Engine, batch_size: int = 1000, scorer_version: str | None = 
     batches, posts, scores, left_out = 0, 0, 0, 0
     with engine.connect() as conn:
         unscored = _unscored_posts(conn, scorer.name, scorer.version)
+    url = _worker_url(engine)
     pool: ProcessPoolExecutor | None = None
-    read = 0
-    pending: deque[tuple[int, Future[list[ScoreRow]] | list[ScoreRow]]]
-    pending = deque()
+    if workers > 1 and len(unscored) >= PARALLEL_MIN_POSTS and url is not None:
+        # Started at once (the run's size is known): the workers start while the first batches are queued.
+        # spawn: workers share nothing with this process (no inherited connections, Airflow threads).
+        pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                   initializer=_worker_init, initargs=(url, scorer))
+    pending: deque[Future[BatchResult]] = deque()
 
-    def write_oldest() -> None:
+    def account(done: BatchResult) -> None:
         nonlocal batches, posts, scores, left_out
-        count, result = pending.popleft()
-        rows = result.result() if isinstance(result, Future) else result
-        left_out += len({row[0] for row in rows if row[4] is not None})
-        with engine.begin() as conn:
-            written = _insert_scores(conn, rows, scorer.name, scorer.version, _utcnow())
         batches += 1
-        posts += count
-        scores += written
-        log.info("scored batch %d: %d posts, %d scores", batches, count, written)
+        posts += done.posts
+        scores += done.written
+        left_out += done.left_out
+        touched.update(done.days)
+        log.info("scored batch %d: %d posts, %d scores", batches, done.posts, done.written)
 
     try:
         for first in range(0, len(unscored), batch_size):
             ids = unscored[first:first + batch_size].tolist()
-            with engine.connect() as conn:
-                items, days = _load_batch(conn, ids)
-            touched |= days
-            read += len(ids)
-            if pool is None and workers > 1 and read >= PARALLEL_MIN_POSTS:
-                # spawn: workers share nothing with this process (no inherited connections, Airflow threads).
-                pool = ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                           initializer=_worker_init, initargs=(scorer,))
-            pending.append((len(ids), pool.submit(_worker_score, items) if pool else _score_items(scorer, items)))
-            while len(pending) > 2 * workers or (pool is None and pending):
-                write_oldest()
+            if pool is None:
+                account(_enrich_batch(engine, scorer, ids))
+                continue
+            pending.append(pool.submit(_worker_batch, ids))
+            while len(pending) > 2 * workers:
+                account(pending.popleft().result())
         while pending:
-            write_oldest()
+            account(pending.popleft().result())
     finally:
         if pool is not None:
-            pool.shutdown(cancel_futures=True)
+            # every result is in (or the run failed): no need to wait for the workers to exit
+            pool.shutdown(wait=False, cancel_futures=True)
     if previous is None:
         rows = rebuild(engine, scorer.version, scorer.name, now=started)
         refreshed = "all"

@@ -117,16 +117,21 @@ ORDER BY agency, week, platform, scope
 """
 VIEW_ALL = VIEW_ONE.replace("agency = :slug AND ", "")
 
+#: The raw-table answer, written independently of analysis/trends.py: a post's week is its agency's local ISO
+#: week (agencies.timezone, UTC without one; issue 16), as in the rollups.  The UTC range is widened by a day
+#: either side (time zones lie within 14 hours of UTC) and the local week decides.
 RAW_ONE = """
 WITH pm AS (
     SELECT m.post_id, m.agency_id, p.platform, p.author_platform_id AS author,
-           CAST(date_trunc('week', p.created_at AT TIME ZONE 'UTC') AS date) AS week,
+           CAST(date_trunc('week', p.created_at AT TIME ZONE coalesce(a.timezone, 'UTC')) AS date) AS week,
            CASE WHEN min(CASE WHEN m.match_kind = 'thread' THEN 1 ELSE 0 END) = 1
                 THEN 'thread' ELSE 'direct' END AS scope
     FROM post_mentions m
     JOIN posts p ON p.id = m.post_id
+    JOIN agencies a ON a.id = m.agency_id
     WHERE p.deleted_at IS NULL {agency_filter}
-      AND m.post_created_at >= :start AND m.post_created_at < :end
+      AND m.post_created_at >= CAST(:start AS timestamptz) - interval '1 day'
+      AND m.post_created_at < CAST(:end AS timestamptz) + interval '1 day'
     GROUP BY m.post_id, m.agency_id, p.platform, p.author_platform_id, 5
 )
 SELECT a.slug AS agency, pm.week, pm.platform, pm.scope, count(*) AS mentions,
@@ -141,6 +146,7 @@ FROM pm
 JOIN agencies a ON a.id = pm.agency_id
 LEFT JOIN post_scores s ON s.post_id = pm.post_id AND s.agency_id = pm.agency_id
                        AND s.scorer = :scorer AND s.scorer_version = :version
+WHERE pm.week >= :first AND pm.week < :stop
 GROUP BY a.slug, pm.week, pm.platform, pm.scope
 ORDER BY agency, week, platform, scope
 """

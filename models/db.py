@@ -22,6 +22,10 @@ from trustwatch.settings import (
 
 #: How long a SQLite writer waits for another one before failing (ms).
 SQLITE_BUSY_TIMEOUT_MS = 60_000
+#: Prepared statements each SQLite connection keeps (Python's default: 128).  A page write's multi-row
+#: INSERTs have a different text for every row count, each prepared statement holding ~0.7 MB: with 128 an
+#: import grew by ~90 MB before the cache filled (issue 19, section 2).
+SQLITE_CACHED_STATEMENTS = 16
 
 
 def _sqlite_setup(engine: Engine) -> None:
@@ -89,6 +93,7 @@ def make_engine(url: str | StoreUrl | None = None, **kwargs: Any) -> Engine:
             except OSError as exc:
                 raise StoreUnreachableError(resolved, f"cannot create its folder ({exc.strerror})") from None
         kwargs.setdefault("connect_args", {}).setdefault("timeout", SQLITE_BUSY_TIMEOUT_MS / 1000)
+        kwargs["connect_args"].setdefault("cached_statements", SQLITE_CACHED_STATEMENTS)
     elif parsed.get_backend_name() != "postgresql":
         raise ConfigError(
             f"{resolved.source}: backend {parsed.get_backend_name()!r} is not supported (use postgresql or sqlite)"

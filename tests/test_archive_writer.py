@@ -105,3 +105,31 @@ def test_comments_inherit_a_submission_still_being_written(synced: Engine, regis
         kinds = conn.execute(text("SELECT p.platform_post_id, m.match_kind FROM post_mentions m "
                                   "JOIN posts p ON p.id = m.post_id ORDER BY 1")).all()
     assert [tuple(k) for k in kinds] == [("c1", "thread"), ("c2", "thread"), ("c3", "thread"), ("s1", "name")]
+
+
+def test_sqlite_connections_keep_few_prepared_statements(tmp_path: Path, registry, matcher, monkeypatch) -> None:
+    """The SQLite --all import's memory grew with the file until Python's cache of 128 prepared statements
+    per connection was full: a page's multi-row INSERTs differ in row count, each statement ~0.7 MB.  The
+    store's connections (the importer's and its writer thread's) keep few."""
+    from sqlite3 import dbapi2  # what SQLAlchemy's pysqlite dialect connects with
+
+    from trustwatch.models.db import SQLITE_CACHED_STATEMENTS, make_engine
+
+    from trustwatch import migrate
+
+    opened: list[dict] = []
+    real_connect = dbapi2.connect
+
+    def connect(*args, **kwargs):
+        opened.append(kwargs)
+        return real_connect(*args, **kwargs)
+
+    monkeypatch.setattr(dbapi2, "connect", connect)
+    engine = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
+    migrate.upgrade(engine)
+    sync_agencies(engine, registry.entries)
+    summary = import_file(engine, "x", _x_file(tmp_path, registry, 30), matcher=matcher, keep_all=True,
+                          batch_posts=7)
+    engine.dispose()
+    assert summary.status == "success" and summary.posts_kept > 0
+    assert opened and all(k.get("cached_statements") == SQLITE_CACHED_STATEMENTS <= 16 for k in opened)

@@ -137,3 +137,16 @@ def test_stale_days_finds_resighted_and_tombstoned_posts(store: Engine) -> None:
         days = trends.stale_days(conn, since)
     day0 = dt.date(2026, 10, 5)
     assert days == {day0 + dt.timedelta(days=1), day0 + dt.timedelta(days=4)}
+
+
+def test_workers_read_and_write_their_own_batches(store: Engine, monkeypatch) -> None:
+    """With workers, this process only hands out post ids: the texts are read and the scores written by the
+    worker processes over their own connections, so that database time overlaps with scoring."""
+    _fill(store, 300, days=5)
+    monkeypatch.setattr(trends, "PARALLEL_MIN_POSTS", 0)
+    inserts = _count_statements(store, "INSERT INTO POST_SCORES")
+    reads = _count_statements(store, "SELECT P.ID, P.TEXT")
+    result = trends.enrich(store, batch_size=100, workers=2)
+    assert result["batches"] == 3 and result["scores_written"] == 375
+    assert inserts == [] and reads == []
+    assert _scores(store) == _expected(store)

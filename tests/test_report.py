@@ -22,6 +22,7 @@ from trustwatch.sandbox.reddit_corpus import RedditCorpus
 from trustwatch.sandbox.x_corpus import XCorpus
 
 from tests.store_helpers import AGENCIES
+from tests.test_language import store_five_posts
 from tests.test_trends import BASELINE, make_post, write
 from trustwatch.records import AuthorRecord, MentionRecord, Page
 
@@ -192,3 +193,31 @@ def test_report_shows_a_spike_alert_with_its_top_posts(sqlite_engine: Engine, tm
     alerts = section[section.index(">Alerts<"):section.index(">Sample posts<")]
     assert "2026-11-06" in alerts and "engagement 900" in alerts
     assert "covered up the beating" in alerts
+
+
+def test_report_says_how_many_posts_were_left_unscored_for_language(
+        sqlite_engine: Engine, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture) -> None:
+    from trustwatch import cli, tasks
+
+    store_five_posts(sqlite_engine)  # two English posts; one German, one Spanish and one Japanese
+    trends.enrich(sqlite_engine, workers=1)
+    doc = write_report(sqlite_engine, tmp_path / "lang.html").read_text(encoding="utf-8")
+    said = doc[doc.index('id="unscored-language">'):]
+    said = said[said.index(">") + 1:said.index("</p>")]
+    assert said.startswith("3 posts were left unscored because they are not in English (de 1, es 1, ja 1)")
+    parser = ReportParser()
+    parser.feed(doc)
+    row = parser.summary_rows[0]  # agency, mentions, mean sentiment, mean trust, not in English, alerts
+    assert (row[1], row[4]) == ("5", "3")
+    weekly = doc[doc.index('<table class="weekly">'):]
+    header = [h.strip() for h in weekly[:weekly.index("</tr>")].replace("</th>", "").split("<th>")[1:]]
+    cells = weekly[weekly.index("</tr>") + 5:weekly.index("</table>")]
+    cells = [c.split("</td>")[0] for c in cells.split("<td>")[1:]]
+    assert (cells[header.index("mentions")], cells[header.index("scored")],
+            cells[header.index("not in English")]) == ("5", "2", "3")
+
+    monkeypatch.setattr(tasks, "engine", lambda: sqlite_engine)
+    assert cli.main(["report", "--out", str(tmp_path / "cli.html")]) == 0
+    assert "3 posts were left unscored because they are not in English" in capsys.readouterr().out
+    assert cli.main(["report", "--out", str(tmp_path / "later.html"), "--since", "2026-10-07"]) == 0
+    assert "No post was left unscored for its language." in capsys.readouterr().out

@@ -104,7 +104,14 @@ def cmd_enrich(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    import datetime as dt
+
+    from trustwatch.analysis.report import unscored_language
+
     print(tasks.report(args.out, args.agency, args.since, args.state, args.kind))
+    # The report says it too; an operator reading the terminal should not have to open it to learn it.
+    since = dt.date.fromisoformat(args.since[:10]) if args.since else None  # tasks.report checked it
+    print(unscored_language(tasks.engine(), since).sentence())
     return 0
 
 
