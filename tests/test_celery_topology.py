@@ -26,6 +26,7 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from trustwatch.collectors.agencies import compile_x_queries
+from trustwatch.collectors.x import query_suffix
 from trustwatch.sandbox.common import CorpusConfig
 from trustwatch.sandbox.server import SandboxServer
 
@@ -55,11 +56,15 @@ def _load_native_topology() -> Any:
 native = _load_native_topology()
 
 
+def x_extra(sandbox: SandboxServer) -> dict[str, Any]:
+    """The x_api connection's extra: the endpoint, the query length and (defaults) the query suffix."""
+    return {"base_url": sandbox.url, "endpoint": "recent", "max_query_length": 512}
+
+
 def connections(sandbox: SandboxServer) -> dict[str, str]:
     """The API connections an operator puts in .env, pointed at the sandbox."""
     return {
-        "AIRFLOW_CONN_X_API": json.dumps({"conn_type": "http", "password": X_TOKEN, "extra": {
-            "base_url": sandbox.url, "endpoint": "recent", "max_query_length": 512}}),
+        "AIRFLOW_CONN_X_API": json.dumps({"conn_type": "http", "password": X_TOKEN, "extra": x_extra(sandbox)}),
         "AIRFLOW_CONN_REDDIT_API": json.dumps({"conn_type": "http", "login": "sandbox-client",
                                                "password": REDDIT_SECRET, "extra": {
                                                    "base_url": sandbox.url,
@@ -275,10 +280,14 @@ def test_backfill_on_two_celery_workers_stores_the_ground_truth_and_survives_a_k
     assert dup_mentions == 0
     x_truth: set[str] = set()
     reddit_truth: set[str] = set()
+    # the X queries as the collect DAG compiles them: with the connection's suffix (-is:retweet by default:
+    # reposts are not collected), so the ground truth has no repost either
+    suffix = query_suffix(x_extra(sandbox))
     for run in runs:  # what each run was asked for: its window, and its agencies (none named: all)
         agencies = _conf(run.conf).get("agencies") or None
         if run.dag_id == "collect_x":
-            texts = [q.text for q in compile_x_queries(registry, max_query_length=512, agencies=agencies)]
+            texts = [q.text for q in compile_x_queries(registry, max_query_length=512, suffix=suffix,
+                                                       agencies=agencies)]
             x_truth |= sandbox.x.expected_stored_ids(texts, run.data_interval_start, run.data_interval_end)
         else:
             reddit_truth |= sandbox.reddit.ground_truth(run.data_interval_start, run.data_interval_end, agencies)
