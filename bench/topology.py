@@ -7,6 +7,11 @@ Every second it samples the resident memory of each service (the process and its
 task processes count to the worker) and reports each one's peak.  The one-worker run is the baseline the
 two-worker time is divided by; both run in the same invocation, on the same corpus.
 
+The API pools get ``--pool-slots`` slots (compose's TRUSTWATCH_*_POOL_SLOTS; 8 by default, more than two
+workers' task slots) so that they are not the bound: with the default 2 slots, four Reddit collect tasks
+per window queue behind the pool whatever the number of workers, and a second worker cannot help.  The
+load average before and after each run is printed beside its time: on a shared machine it decides them.
+
     nice .venv/bin/python bench/topology.py --hours 24 --agencies nypd seattle-pd
 """
 
@@ -77,7 +82,7 @@ class MemorySampler(threading.Thread):
                 self.peaks[process.name] = max(self.peaks.get(process.name, 0), rss)
 
 
-def run_once(workers: int, hours: int, agencies: list[str], posts: int) -> dict:
+def run_once(workers: int, hours: int, agencies: list[str], posts: int, pool_slots: int) -> dict:
     sandbox = SandboxServer(CorpusConfig(seed=18, posts=posts, days=2), x_bearer_token="bench-x",
                             reddit_client_secret="bench-reddit").start()
     end = sandbox.config.stop
@@ -92,8 +97,9 @@ def run_once(workers: int, hours: int, agencies: list[str], posts: int) -> dict:
     }
     with tempfile.TemporaryDirectory(prefix="tw_topology_") as tmp:
         extra = {**conns, "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "false"}  # only the backfill runs
-        topology = native.Topology(Path(tmp), metadata_url, store_url, native.generated_variables(),
-                                   workers=workers, extra_env=extra)
+        variables = {**native.generated_variables(), "TRUSTWATCH_X_POOL_SLOTS": str(pool_slots),
+                     "TRUSTWATCH_REDDIT_POOL_SLOTS": str(pool_slots)}
+        topology = native.Topology(Path(tmp), metadata_url, store_url, variables, workers=workers, extra_env=extra)
         sampler = MemorySampler(topology)
         metadata = create_engine(metadata_url)
         try:
@@ -101,6 +107,7 @@ def run_once(workers: int, hours: int, agencies: list[str], posts: int) -> dict:
                 sampler.start()
                 topology.wait(lambda: _count(metadata, "SELECT count(*) FROM dag WHERE dag_id LIKE 'collect_%'") >= 2,
                               300, "the DAGs to be parsed")
+                load_before = os.getloadavg()[0]
                 t0 = time.perf_counter()
                 for dag_id in ("collect_x", "collect_reddit"):
                     result = topology.airflow("backfill", "create", "--dag-id", dag_id, "--from-date",
@@ -114,6 +121,7 @@ def run_once(workers: int, hours: int, agencies: list[str], posts: int) -> dict:
                                                        "AND state IN ('success', 'failed')") >= 2 * hours,
                               3600, "the backfill")
                 wall = time.perf_counter() - t0
+                load_after = os.getloadavg()[0]
                 failed = _count(metadata, "SELECT count(*) FROM dag_run WHERE state = 'failed'")
                 tasks = _count(metadata, "SELECT count(*) FROM task_instance WHERE dag_id LIKE 'collect_%'")
         finally:
@@ -122,7 +130,8 @@ def run_once(workers: int, hours: int, agencies: list[str], posts: int) -> dict:
             sandbox.stop()
             _drop_db(metadata_url)
             _drop_db(store_url)
-    return {"workers": workers, "wall_s": wall, "failed_runs": failed, "tasks": tasks, "peak_rss": sampler.peaks}
+    return {"workers": workers, "wall_s": wall, "failed_runs": failed, "tasks": tasks, "peak_rss": sampler.peaks,
+            "load": (load_before, load_after)}
 
 
 def _count(engine, sql: str) -> int:
@@ -138,15 +147,16 @@ def main() -> None:
     parser.add_argument("--hours", type=int, default=24)
     parser.add_argument("--agencies", nargs="+", default=["nypd", "seattle-pd"])
     parser.add_argument("--posts", type=int, default=1200)
+    parser.add_argument("--pool-slots", type=int, default=8, help="slots of the x_api and reddit_api pools")
     args = parser.parse_args()
-    results = [run_once(workers, args.hours, args.agencies, args.posts) for workers in (1, 2)]
+    results = [run_once(workers, args.hours, args.agencies, args.posts, args.pool_slots) for workers in (1, 2)]
     one, two = results
-    print(f"cpus: {os.cpu_count()}, load average at the end: {os.getloadavg()}")
-    print("| workers | wall time (s) | task instances | failed runs | speed-up vs 1 worker |")
-    print("|---|---|---|---|---|")
+    print(f"cpus: {os.cpu_count()}, load average at the end: {os.getloadavg()}, pool slots: {args.pool_slots}")
+    print("| workers | wall time (s) | task instances | failed runs | speed-up vs 1 worker | load before / after |")
+    print("|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['workers']} | {r['wall_s']:.0f} | {r['tasks']} | {r['failed_runs']} | "
-              f"{one['wall_s'] / r['wall_s']:.2f}x |")
+              f"{one['wall_s'] / r['wall_s']:.2f}x | {r['load'][0]:.1f} / {r['load'][1]:.1f} |")
     print()
     print("| process | peak RSS, 1 worker (MiB) | peak RSS, 2 workers (MiB) |")
     print("|---|---|---|")

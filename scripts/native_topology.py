@@ -82,7 +82,12 @@ def load_compose(path: Path = COMPOSE) -> dict[str, Any]:
 
 @dataclass(frozen=True)
 class Endpoint:
-    """Where a compose service runs on this machine; databases also name the database and login."""
+    """Where a compose service runs on this machine; databases also name the database and login.
+
+    ``host`` is an address, or, as libpq reads it, a Unix-socket directory when it starts with ``/``:
+    the embedded PostgreSQL server that ``scripts/test.sh`` starts where no server answers listens only
+    on a socket, so CI's databases have no TCP address at all.
+    """
 
     host: str
     port: int
@@ -90,12 +95,25 @@ class Endpoint:
     password: str | None = None
     database: str | None = None
 
+    @property
+    def is_socket(self) -> bool:
+        """True when ``host`` is a Unix-socket directory rather than a network address."""
+        return self.host.startswith("/")
+
     @classmethod
     def from_url(cls, url: str) -> Endpoint:
-        """An endpoint from a database URL (the test server's fresh database)."""
+        """An endpoint from a database URL (the test server's fresh database), TCP or ``?host=/socket/dir``."""
         parsed = make_url(url)
-        return cls(parsed.host or "127.0.0.1", parsed.port or 5432, parsed.username, parsed.password,
-                   parsed.database)
+        host = parsed.host or _query_value(parsed.query.get("host")) or "127.0.0.1"
+        port = parsed.port or int(_query_value(parsed.query.get("port")) or 5432)
+        return cls(host, port, parsed.username, parsed.password, parsed.database)
+
+
+def _query_value(value: str | tuple[str, ...] | None) -> str | None:
+    """One value of a URL query parameter (SQLAlchemy gives a tuple when the name repeats)."""
+    if isinstance(value, tuple):
+        return value[0] if value else None
+    return value
 
 
 def _rewrite_url(value: str, endpoints: Mapping[str, Endpoint]) -> str:
@@ -108,7 +126,12 @@ def _rewrite_url(value: str, endpoints: Mapping[str, Endpoint]) -> str:
         url = None
     if url is not None and url.host in endpoints:
         target = endpoints[url.host]
-        replaced: URL = url.set(host=target.host, port=target.port)
+        if target.is_socket:  # libpq's form for a socket: no host in the authority, ?host=<dir>&port=<n>
+            replaced: URL = URL.create(url.drivername, username=url.username, password=url.password,
+                                       database=url.database,
+                                       query={**url.query, "host": target.host, "port": str(target.port)})
+        else:
+            replaced = url.set(host=target.host, port=target.port)
         if target.database is not None:
             replaced = replaced.set(database=target.database)
         if target.username is not None:
@@ -197,6 +220,8 @@ class Process:
     name: str
     popen: subprocess.Popen
     log: Path
+    command: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict, repr=False)
 
 
 @dataclass
@@ -265,7 +290,7 @@ class Topology:
         with log.open("ab") as out:
             popen = subprocess.Popen(command, env=env, stdout=out, stderr=subprocess.STDOUT,  # noqa: S603
                                      stdin=subprocess.DEVNULL, start_new_session=True, cwd=self.workdir)
-        process = Process(name, popen, log)
+        process = Process(name, popen, log, command, env)
         self.processes.append(process)
         return process
 
@@ -346,6 +371,17 @@ class Topology:
         except subprocess.TimeoutExpired:
             os.killpg(process.popen.pid, signal.SIGKILL)
             process.popen.wait(timeout=10)
+
+    def restart(self, process: Process) -> Process:
+        """Start a killed service again, same name, command and environment: compose's ``restart: always``.
+
+        The dead process leaves the list, so ``wait`` watches the new one.
+        """
+        if process.popen.poll() is None:
+            raise TopologyError(f"{process.name} is still running; kill it first")
+        self.processes.remove(process)
+        self.killed.discard(process.name)
+        return self._start(process.name, process.command, process.env)
 
     def stop(self) -> None:
         """Stop every process this topology started: SIGTERM to each group, then SIGKILL after a grace."""

@@ -280,6 +280,13 @@ def _url_from_connection(conn: ConnectionInfo) -> str:
         if not path:
             raise ConfigError(f"connection '{conn.conn_id}': a sqlite connection needs the file path as host")
         return f"sqlite:///{path}"
+    if conn.host and conn.host.startswith("/"):
+        # A Unix-socket directory (libpq's reading of a host that starts with "/", as Airflow's Postgres
+        # hook passes it): in a URL it goes in the query, the authority cannot hold a path.
+        socket = {"host": conn.host, **({"port": str(conn.port)} if conn.port else {})}
+        url = URL.create(_DRIVERS[kind], username=conn.login, password=conn.password, database=conn.schema,
+                         query=socket)
+        return url.render_as_string(hide_password=False)
     url = URL.create(
         _DRIVERS[kind],
         username=conn.login,
