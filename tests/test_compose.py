@@ -163,7 +163,8 @@ def test_analyst_role_reads_the_store_but_cannot_write(compose, pg_server):
     role = f"tw_analyst_{uuid.uuid4().hex[:8]}"
     env = {
         **os.environ,
-        "PGHOST": admin_url.host or "127.0.0.1",
+        # a server on a Unix socket only (the embedded one): libpq takes the socket directory as PGHOST
+        "PGHOST": admin_url.host or str(admin_url.query.get("host") or "127.0.0.1"),
         "PGPORT": str(admin_url.port or 5432),
         "POSTGRES_USER": admin_url.username or "postgres",
         "POSTGRES_DB": db_name,

@@ -23,6 +23,7 @@ import pytest
 from sqlalchemy import func, select
 from trustwatch.collectors.agencies import compile_reddit_queries, compile_x_queries
 from trustwatch.collectors.reddit import RedditCollector, RedditSettings, plan_queries
+from trustwatch.collectors.reddit_plan import listing_first_queries
 from trustwatch.collectors.runner import run_query
 from trustwatch.collectors.x import XCollector, XSettings, query_suffix
 from trustwatch.models import store as store_module
@@ -297,10 +298,11 @@ def test_sigkill_mid_run_then_rerun_stores_exactly_the_ground_truth(platform: st
     # the third listing request hangs (the client's timeout is 60 s): the process is killed while it waits
     if platform == "x":
         server.faults.add(path_of(platform), "slow", after=2, seconds=15)
-    else:  # the second query's listing: the first one has committed its pages by then
-        second = plan_queries(compile_reddit_queries(registry, agencies=SOME), registry)[1]
-        assert second.kind == "new"
-        server.faults.add(f"/r/{second.subreddits[0]}/new", "slow", seconds=15)
+    else:  # the default (listing-first) plan's second query, the comment listing: the submission listing
+        # before it has committed its pages by then
+        second = listing_first_queries(registry, agencies=SOME)[1]
+        assert second.kind == "comments"
+        server.faults.add(f"/{second.text}", "slow", seconds=15)
     t0 = time.monotonic()
     proc = subprocess.Popen(cli(platform, window), cwd=REPO, env=cli_env(server, url),
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -321,6 +323,7 @@ def test_sigkill_mid_run_then_rerun_stores_exactly_the_ground_truth(platform: st
     assert kept
 
     server.faults.clear()
+    rerun_began = dt.datetime.now(dt.UTC)
     done = subprocess.run(cli(platform, window), cwd=REPO, env=cli_env(server, url), capture_output=True,
                           timeout=120, check=False)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
@@ -332,11 +335,25 @@ def test_sigkill_mid_run_then_rerun_stores_exactly_the_ground_truth(platform: st
         texts = [q.text for q in compile_x_queries(registry, 4096, suffix=query_suffix({}))]
         expected = server.x.expected_stored_ids(texts, window.start, window.end)
     else:
-        # the threads' comments written by now (the live sandbox's clock): later ones come with revisits
-        now = dt.datetime.now(dt.UTC)
-        comments = server.reddit.corpus.comments
-        expected = {i for i in server.reddit.ground_truth(window.start, window.end, SOME)
-                    if i not in comments or comments[i].created <= now}
+        # The default plan's rules decide what a run keeps (the agency subreddits' police words, comments
+        # naming an agency, their threads): the killed-and-resumed store must equal one uninterrupted run of
+        # the same command, item for item, and hold every thread of the ground truth with its comments.
+        # Items written after the rerun began (the live clock) are left out of the comparison.
+        corpus = server.reddit.corpus
+        clean_url = f"sqlite:///{tmp_path / 'clean.db'}"
+        migrate.upgrade(make_engine(clean_url))
+        clean_run = subprocess.run(cli(platform, window), cwd=REPO, env=cli_env(server, clean_url),
+                                   capture_output=True, timeout=120, check=False)
+        assert clean_run.returncode == 0, clean_run.stderr.decode()[-2000:]
+
+        def settled(item_id: str) -> bool:
+            item = corpus.comments.get(item_id) or corpus.submissions.get(item_id)
+            return item is not None and item.created <= rerun_began
+
+        clean = {i for i in stored(make_engine(clean_url), platform) if settled(i)}
+        assert server.reddit.ground_truth(window.start, window.end, SOME, at=rerun_began) <= set(ids)
+        ids = [i for i in ids if settled(i)]
+        expected = clean
     assert set(ids) == expected
     rows = {r.id: r for r in ledger(engine)}
     again = rows[interrupted[0].id]
@@ -410,9 +427,10 @@ def test_two_runs_of_the_same_window_read_it_once(live_sandbox: SandboxServer, p
 
 
 class CuttableProxy:
-    """A TCP proxy in front of PostgreSQL that a test can cut (the server 'stops') and restore."""
+    """A TCP proxy in front of PostgreSQL that a test can cut (the server 'stops') and restore. The target is
+    ``(host, port)``, or the path of a Unix socket (the embedded server the test command starts has no TCP)."""
 
-    def __init__(self, target: tuple[str, int]) -> None:
+    def __init__(self, target: tuple[str, int] | str) -> None:
         import socket
         import threading
 
@@ -436,7 +454,11 @@ class CuttableProxy:
             if not self.up:
                 client.close()
                 continue
-            upstream = socket.create_connection(self.target)
+            if isinstance(self.target, str):
+                upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                upstream.connect(self.target)
+            else:
+                upstream = socket.create_connection(self.target)
             with self.lock:
                 self.open += [client, upstream]
             for a, b in ((client, upstream), (upstream, client)):
@@ -492,8 +514,13 @@ def test_the_database_stopped_mid_run_is_one_line_and_the_next_run_takes_over(
     engine = make_engine(direct)
     migrate.upgrade(engine)
     parsed = make_url(direct)
-    proxy = CuttableProxy((parsed.host or "127.0.0.1", parsed.port or 5432))
-    via_proxy = parsed.set(port=proxy.port).render_as_string(hide_password=False)
+    socket_dir = parsed.query.get("host")
+    if isinstance(socket_dir, str) and socket_dir.startswith("/"):  # a server on a Unix socket only
+        proxy = CuttableProxy(f"{socket_dir}/.s.PGSQL.{parsed.port or 5432}")
+        parsed = parsed.difference_update_query(["host"])
+    else:
+        proxy = CuttableProxy((parsed.host or "127.0.0.1", parsed.port or 5432))
+    via_proxy = parsed.set(host="127.0.0.1", port=proxy.port).render_as_string(hide_password=False)
     end = server.config.stop
     window = Window(end - dt.timedelta(hours=30), end)
     server.faults.add(path_of("x"), "slow", after=2, seconds=4)
