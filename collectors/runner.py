@@ -110,6 +110,18 @@ def add_mentions(page: Page, matcher: Any) -> None:
                                                         tuple(left.candidates), left.start, left.end))
 
 
+def proof_conditions(t: Any) -> list[Any]:
+    """The ledger rows that promise their whole window is stored: API reads that ended ``success`` without
+    a coverage gap (rows whose ``notes`` name a skipped part are left out by :func:`proves_whole` too)."""
+    return [t.c.source == "api", t.c.status == "success", t.c.coverage_gap.is_(False),
+            t.c.window_start.is_not(None), t.c.window_end.is_not(None)]
+
+
+def proves_whole(notes: dict[str, Any] | None) -> bool:
+    """False for a success that left a part (a subreddit, a page) out: it proves nothing whole."""
+    return not (notes or {}).get("skipped")
+
+
 def covered_until(engine: Engine, platform: str, query: Any, start: dt.datetime) -> dt.datetime | None:
     """How far the ledger proves this query version unbroken from ``start``: the end of the run of
     successful, gap-free windows that reaches back to ``start`` (None when none covers ``start`` itself).
@@ -122,13 +134,12 @@ def covered_until(engine: Engine, platform: str, query: Any, start: dt.datetime)
         rows = conn.execute(
             select(t.c.window_start, t.c.window_end, t.c.notes)
             .where(t.c.platform == platform, t.c.query_key == query.key, t.c.query_version == query.version,
-                   t.c.source == "api", t.c.status == "success", t.c.coverage_gap.is_(False),
-                   t.c.window_start.is_not(None), t.c.window_end.is_not(None), t.c.window_end > start)
+                   *proof_conditions(t), t.c.window_end > start)
             .order_by(t.c.window_start)
         ).all()
     reach: dt.datetime | None = None
     for row in rows:
-        if (row.notes or {}).get("skipped"):
+        if not proves_whole(row.notes):
             continue
         if row.window_start > (reach or start):
             break  # a hole: nothing after it is proven contiguous with ``start``

@@ -274,6 +274,7 @@ def unread_window(platform: str, agencies: Sequence[str] | None = None, now: dt.
     """
     from sqlalchemy import bindparam, select
 
+    from trustwatch.collectors.runner import proof_conditions, proves_whole
     from trustwatch.models.tables import CollectionRun
 
     now = (now or dt.datetime.now(dt.UTC)).astimezone(dt.UTC)
@@ -291,14 +292,14 @@ def unread_window(platform: str, agencies: Sequence[str] | None = None, now: dt.
             rows = conn.execute(
                 select(t.c.id, t.c.query_key, t.c.query_version, t.c.window_start, t.c.window_end, t.c.notes,
                        t.c.dag_run_id)
-                .where(t.c.platform == platform, t.c.source == "api", t.c.status == "success",
-                       t.c.coverage_gap.is_(False), t.c.query_key.in_(bindparam("keys", expanding=True)),
+                .where(t.c.platform == platform, *proof_conditions(t),
+                       t.c.query_key.in_(bindparam("keys", expanding=True)),
                        t.c.window_start < newest_end, t.c.window_end > hours[-1][0]),
                 {"keys": keys},
             ).all()
     spans: dict[tuple[str, str], list[tuple[dt.datetime, dt.datetime]]] = {}
     for row in rows:
-        if not (row.notes or {}).get("skipped"):  # a success that left subreddits out proves nothing whole
+        if proves_whole(row.notes):
             spans.setdefault((row.query_key, row.query_version), []).append((row.window_start, row.window_end))
     covered = {query: _merged(found) for query, found in spans.items()}
 
