@@ -32,6 +32,10 @@ from sqlalchemy.engine import Connection
 _LOCK_KEY = 0x7457_5041  # "tWPA"
 
 
+class PartitionError(Exception):
+    """A partition step that cannot run as asked (bad month, no partitioned store); nothing was changed."""
+
+
 @dataclass(frozen=True)
 class Partitioned:
     """A table partitioned by month on PostgreSQL, with the keys it has there."""
@@ -78,7 +82,7 @@ def parse_month(value: str) -> dt.date:
     try:
         return dt.datetime.strptime(value.strip(), "%Y-%m").date()
     except ValueError:
-        raise ValueError(f"month {value!r} is not YYYY-MM, e.g. 2025-01") from None
+        raise PartitionError(f"month {value!r} is not YYYY-MM, e.g. 2025-01") from None
 
 
 def partition_name(table: str, month: dt.date) -> str:
@@ -230,19 +234,19 @@ def detach_month(engine: Engine, month: dt.date, archive: Path) -> RetentionResu
     A run that stops half way is resumed by running it again: detached tables are found and archived.
     """
     if engine.dialect.name != "postgresql":
-        raise ValueError("retention by partition needs the PostgreSQL store (SQLite keeps plain tables)")
+        raise PartitionError("retention by partition needs the PostgreSQL store (SQLite keeps plain tables)")
     started = time.perf_counter()
     archive.mkdir(parents=True, exist_ok=True)
     lo, hi = _bound(month), _bound(next_month(month))
     names = {spec.table: partition_name(spec.table, month) for spec in PARTITIONED}
     with engine.begin() as conn:
         if not is_partitioned(conn):
-            raise ValueError("the store is not partitioned: run `trustwatch migrate` (migration 0024) first")
+            raise PartitionError("the store is not partitioned: run `trustwatch db upgrade` (migration 0024) first")
         attached = _existing(conn)
         present = {t for t, n in names.items()
                    if conn.execute(text("SELECT to_regclass(:n) IS NOT NULL"), {"n": n}).scalar()}
         if not present:
-            raise ValueError(f"no partition for {month:%Y-%m}: nothing to detach")
+            raise PartitionError(f"no partition for {month:%Y-%m}: nothing to detach")
         t0 = time.perf_counter()
         for table, name in names.items():
             if name in attached:
@@ -265,7 +269,7 @@ def detach_month(engine: Engine, month: dt.date, archive: Path) -> RetentionResu
             files.append(str(path))
         counted = {t: conn.execute(text(f"SELECT count(*) FROM ({q}) q")).scalar_one() for t, q in queries.items()}
         if counted != rows:
-            raise RuntimeError(f"archive of {month:%Y-%m} holds {rows} rows, the store {counted}: nothing dropped")
+            raise PartitionError(f"archive of {month:%Y-%m} holds {rows} rows, the store {counted}: nothing dropped")
         conn.execute(text(f"DELETE FROM post_scores WHERE post_id IN (SELECT id FROM {posts})"))
         conn.execute(text(f"DELETE FROM ambiguous_mentions WHERE post_created_at >= {lo} AND post_created_at < {hi}"))
         for table in present:

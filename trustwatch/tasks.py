@@ -100,10 +100,16 @@ def upgrade_store() -> str:
 
 def sync_registry() -> dict[str, int]:
     """Load the registry into the store: upsert entries, deactivate removed ones."""
+    from trustwatch.models.partitions import prepare
     from trustwatch.models.store import sync_agencies
 
-    result = sync_agencies(engine(), registry().entries)
+    store = engine()
+    result = sync_agencies(store, registry().entries)
     log.info("agency registry synced: %s", result)
+    # PostgreSQL: the coming months' partitions exist before their posts arrive (a no-op on SQLite)
+    created = prepare(store)
+    if created:
+        log.info("partitions created: %s", ", ".join(created))
     return result
 
 
