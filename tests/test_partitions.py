@@ -203,3 +203,24 @@ def test_the_migration_truncates_sub_second_times_and_says_so(pg_server, caplog:
     assert rows(engine, "SELECT post_id, post_created_at FROM post_mentions ORDER BY post_id") == [
         (1, dt.datetime(2026, 1, 31, 23, 59, 59, tzinfo=UTC)), (2, dt.datetime(2026, 2, 1, 10, tzinfo=UTC))]
     engine.dispose()
+
+
+@pytest.mark.postgres
+def test_the_rollup_reads_only_the_months_it_refreshes(pg_engine: Engine) -> None:
+    """The enrich step's rollup over January's days reads January's partitions of posts and of post_mentions
+    (a mention carries its post's time), not the other months'."""
+    from trustwatch.analysis import trends
+
+    with pg_engine.begin() as conn:
+        partitions.ensure_months(conn, [dt.date(2026, 1, 1), dt.date(2026, 2, 1), dt.date(2026, 3, 1)])
+    stmt = trends._rollup_statement("postgresql", "day", 1)
+    explain = text("EXPLAIN " + stmt.text).bindparams(*stmt._bindparams.values())
+    params = {"grain": "day", "version": "v", "scorer": "s", "now": dt.datetime.now(UTC),
+              "periods": [dt.date(2026, 1, 10)], "start_0": dt.datetime(2026, 1, 9, 12, tzinfo=UTC),
+              "end_0": dt.datetime(2026, 1, 11, 12, tzinfo=UTC)}
+    with pg_engine.connect() as conn:
+        conn.execute(text("SET plan_cache_mode = force_custom_plan"))
+        plan = "\n".join(r[0] for r in conn.execute(explain, params))
+    assert "posts_2026_01" in plan and "post_mentions_2026_01" in plan, plan
+    for other in ("posts_2026_02", "post_mentions_2026_02", "post_mentions_2026_03", "post_mentions_default"):
+        assert other not in plan, plan
