@@ -129,17 +129,13 @@ def pg_metadata(metadata: MetaData) -> MetaData:
     return out
 
 
-def _existing(conn: Connection) -> set[str]:
-    return partitions_of(conn)
-
-
 def ensure_months(conn: Connection, months: Iterable[dt.date]) -> list[str]:
     """Create the partitions of ``months`` for every partitioned table; returns the ones created.
 
     Rows already in the ``DEFAULT`` partition for a month are moved into the new partition (PostgreSQL
     refuses a partition whose range the default partition still holds rows of)."""
     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
-    existing = _existing(conn)
+    existing = partitions_of(conn)
     created: list[str] = []
     for month in sorted(set(months)):
         lo, hi = _bound(month), _bound(next_month(month))
@@ -167,7 +163,7 @@ def ensure_months(conn: Connection, months: Iterable[dt.date]) -> list[str]:
 
 def ensure_default(conn: Connection) -> None:
     """The ``DEFAULT`` partition of each table: a row dated outside the prepared months lands there."""
-    existing = _existing(conn)
+    existing = partitions_of(conn)
     for spec in PARTITIONED:
         name = f"{spec.table}_default"
         if name not in existing:
@@ -242,7 +238,7 @@ def detach_month(engine: Engine, month: dt.date, archive: Path) -> RetentionResu
     with engine.begin() as conn:
         if not is_partitioned(conn):
             raise PartitionError("the store is not partitioned: run `trustwatch db upgrade` (migration 0024) first")
-        attached = _existing(conn)
+        attached = partitions_of(conn)
         present = {t for t, n in names.items()
                    if conn.execute(text("SELECT to_regclass(:n) IS NOT NULL"), {"n": n}).scalar()}
         if not present:

@@ -99,7 +99,8 @@ def upgrade_store() -> str:
 
 
 def sync_registry() -> dict[str, int]:
-    """Load the registry into the store: upsert entries, deactivate removed ones."""
+    """Load the registry into the store: upsert entries, deactivate removed ones; on a partitioned PostgreSQL
+    store also prepare the coming months' partitions (every collect run passes here)."""
     from trustwatch.models.partitions import prepare
     from trustwatch.models.store import sync_agencies
 
