@@ -69,15 +69,21 @@ ON CONFLICT (platform, platform_user_id) DO UPDATE SET
 # Each post's author is a correlated lookup on the authors' unique key, not a join: the staging table has no
 # statistics, so with a join the planner hashed the whole authors table for every page (59 of 94 ms of a
 # 500-post page with 50,000 authors stored: write_page lost a third of its speed at 1 M posts).
-_MERGE_POSTS = """
-WITH up AS (
+_MERGE_POSTS = f"""
+WITH auth AS ({_MERGE_AUTHORS}
+    RETURNING id, platform, platform_user_id
+),
+up AS (
     INSERT INTO posts (platform, platform_post_id, kind, author_id, author_platform_id, text, title, lang,
                        created_at, url, conversation_id, parent_platform_id, root_platform_id, community,
                        like_count, repost_count, reply_count, quote_count, score, withheld,
                        removed_by_category, edit_history_ids, raw, first_collected_at, last_collected_at,
                        deleted_at, deleted_reason, author_is_agency)
     SELECT s.platform, s.platform_post_id, s.kind,
-           (SELECT a.id FROM authors a WHERE a.platform = s.platform AND a.platform_user_id = s.author_platform_id),
+           COALESCE((SELECT au.id FROM auth au
+                     WHERE au.platform = s.platform AND au.platform_user_id = s.author_platform_id),
+                    (SELECT a.id FROM authors a
+                     WHERE a.platform = s.platform AND a.platform_user_id = s.author_platform_id)),
            s.author_platform_id, s.text, s.title, s.lang,
            s.created_at, s.url, s.conversation_id, s.parent_platform_id, s.root_platform_id, s.community,
            s.like_count, s.repost_count, s.reply_count, s.quote_count, s.score, s.withheld,
@@ -210,16 +216,17 @@ def write_rows_pg(
     ``clear_staging``: empty the staging table afterwards, for a caller that keeps the transaction open
     across pages (otherwise ON COMMIT DELETE ROWS does it).
     """
-    if authors:
-        conn.execute(_MERGE_AUTHORS_SQL, {"now": now, "authors": orjson.dumps([
-            {"platform": a.platform, "platform_user_id": a.platform_user_id, "username": clean_text(a.username),
-             "display_name": clean_text(a.display_name), "followers_count": a.followers_count,
-             "following_count": a.following_count, "post_count": a.post_count,
-             "account_created_at": a.account_created_at, "verified": a.verified,
-             "location": clean_text(a.location)}
-            for a in authors
-        ]).decode()})
+    authors_json = orjson.dumps([
+        {"platform": a.platform, "platform_user_id": a.platform_user_id, "username": clean_text(a.username),
+         "display_name": clean_text(a.display_name), "followers_count": a.followers_count,
+         "following_count": a.following_count, "post_count": a.post_count,
+         "account_created_at": a.account_created_at, "verified": a.verified,
+         "location": clean_text(a.location)}
+        for a in authors
+    ]).decode()
     if not posts:
+        if authors:
+            conn.execute(_MERGE_AUTHORS_SQL, {"now": now, "authors": authors_json})
         return 0
     ensure_staging(conn)
     by_post = _mentions_by_post(mentions, agencies)
@@ -234,7 +241,7 @@ def write_rows_pg(
                 _json(p.withheld), p.removed_by_category, _json(p.edit_history_ids), _json(p.raw),
                 p.deleted_reason, _json(by_post.get((p.platform, p.platform_post_id))), p.author_is_agency,
             ))
-    new = conn.execute(_MERGE_POSTS_SQL, {"now": now, "run_id": run_id}).scalar_one()
+    new = conn.execute(_MERGE_POSTS_SQL, {"now": now, "run_id": run_id, "authors": authors_json}).scalar_one()
     if clear_staging:
         conn.exec_driver_sql("DELETE FROM tw_stage_posts")
     return int(new)
