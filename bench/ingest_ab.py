@@ -17,7 +17,7 @@ import importlib.util
 import json
 import os
 import sys
-import time
+from functools import partial
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -33,7 +33,7 @@ from trustwatch.models import store as new_store  # noqa: E402
 from trustwatch.models.db import make_engine  # noqa: E402
 from trustwatch.models.tables import Agency  # noqa: E402
 
-from bench.ingest import competent_page, drop_db, fresh_db, pages  # noqa: E402
+from bench.ingest import competent_page, drop_db, fresh_db, in_turn, pages  # noqa: E402
 from tests.store_helpers import AGENCIES  # noqa: E402
 from trustwatch import migrate  # noqa: E402
 
@@ -84,19 +84,10 @@ def main() -> None:
                 new_store.sync_agencies(engine, AGENCIES)
             page_list = pages(args.posts, args.size)
             now = dt.datetime.now(dt.UTC)
-            times = [0.0, 0.0, 0.0]
             with Session(engines[2]) as session:
                 agency_ids = {a.slug: a.id for a in session.scalars(select(Agency))}
-                for i, page in enumerate(page_list):
-                    for k in ((i + j) % 3 for j in range(3)):
-                        t0 = time.perf_counter()
-                        if k == 0:
-                            write_old(engines[0], page)
-                        elif k == 1:
-                            new_store.write_page(engines[1], page)
-                        else:
-                            competent_page(session, page, agency_ids, now)
-                        times[k] += time.perf_counter() - t0
+                times = in_turn(page_list, [partial(write_old, engines[0]), partial(new_store.write_page, engines[1]),
+                                            partial(competent_page, session, agency_ids=agency_ids, now=now)])
             for engine in engines:
                 engine.dispose()
         finally:
