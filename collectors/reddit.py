@@ -38,7 +38,7 @@ from trustwatch.records import (
     Window,
     int_or_none,
     parse_timestamp,
-    validate_post,
+    validated,
 )
 
 log = logging.getLogger(__name__)
@@ -208,8 +208,7 @@ def normalize_reddit_thing(thing: dict) -> PostRecord:
             removed_by_category=removed_by_category,
             raw=raw,
         )
-    validate_post(post)
-    return post
+    return validated(post)
 
 
 def _author_record(data: dict[str, Any]) -> AuthorRecord | None:
