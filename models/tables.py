@@ -477,6 +477,15 @@ class AgencyDailyTrend(Base):
     negative: Mapped[int] = mapped_column(Integer, default=0, comment="Scored posts with sentiment <= -0.05.")
     positive: Mapped[int] = mapped_column(Integer, default=0, comment="Scored posts with sentiment >= 0.05.")
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, comment="Last refresh.")
+    # The period's UTC bounds, so SQL without time zone support (SQLite's agency_alerts) finds its posts.
+    starts_at: Mapped[dt.datetime | None] = mapped_column(
+        UTCDateTime, comment="UTC instant the period starts: the agency's local midnight (agencies.timezone; UTC "
+        "without one)."
+    )
+    ends_at: Mapped[dt.datetime | None] = mapped_column(
+        UTCDateTime, comment="UTC instant the period ends (exclusive): the next local midnight after the day or the "
+        "week."
+    )
 
 
 class ApiRateLimit(Base):
