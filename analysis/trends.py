@@ -42,7 +42,7 @@ from sqlalchemy.engine import Connection
 from trustwatch.analysis.language import unscored_language
 from trustwatch.analysis.scoring import SCORER_NAME, SCORER_VERSION, MentionSpan, Scorer, score_text_of
 from trustwatch.models.tables import PostScore
-from trustwatch.models.types import UTCDateTime
+from trustwatch.models.types import UTCDateTime, local_midnight
 
 log = logging.getLogger(__name__)
 
@@ -111,11 +111,6 @@ def _sqlite_utc_midnight(day: str | None, days: int, zone: str | None) -> str | 
         return None
     moment = local_midnight(dt.date.fromisoformat(str(day)[:10]) + dt.timedelta(days=days), zone)
     return moment.replace(tzinfo=None).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def local_midnight(day: dt.date, zone: str | None) -> dt.datetime:
-    """The UTC instant at which ``day`` begins in the IANA time zone ``zone`` (UTC when None or unknown)."""
-    return dt.datetime(day.year, day.month, day.day, tzinfo=_zone(zone or "UTC")).astimezone(dt.UTC)
 
 
 def _bound_expr(dialect: str, period: str, days: int, zone: str) -> str:

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from alembic import op
 
 import trustwatch.models.types
-from trustwatch.analysis.trends import local_midnight
+from trustwatch.models.types import local_midnight
 
 revision: str = '0024'
 down_revision: str | None = '0023'
