@@ -261,7 +261,8 @@ class AmbiguousMention(Base):
                                                            "'Clinton PD'.")
     candidates: Mapped[list[str]] = mapped_column(
         JSONType, comment="Slugs of the agencies the name may mean (agencies.slug; join there for ori, state, "
-                          "type), sorted; as the registry stood when the post was first matched."
+                          "type), sorted; as the registry stood at the last sync (agencies sync matches the post "
+                          "again)."
     )
     candidate_count: Mapped[int] = mapped_column(Integer, comment="How many agencies the name may mean.")
     start_offset: Mapped[int | None] = mapped_column(Integer, comment="Start of the name in the text.")

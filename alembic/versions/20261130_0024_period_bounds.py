@@ -4,6 +4,9 @@ Revision ID: 0024
 Revises: 0023
 Create Date: 2026-11-30 12:00:00
 
+Issue 16: ``ambiguous_mentions.candidates`` now says the registry of the last sync (a sync matches stored
+ambiguities again).
+
 Issue 16, item 4: a rollup row's ``day`` is the agency's own calendar day, but on SQLite ``agency_alerts``
 picked that day's top posts between UTC midnights (a view cannot convert time zones there: the conversion
 the rollups use is a Python function registered on trustwatch's own connection, which an analyst's
@@ -28,6 +31,12 @@ down_revision: str | None = '0023'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
+CANDIDATES = (
+    "Slugs of the agencies the name may mean (agencies.slug; join there for ori, state, type), sorted; as the "
+    "registry stood when the post was first matched.",
+    "Slugs of the agencies the name may mean (agencies.slug; join there for ori, state, type), sorted; as the "
+    "registry stood at the last sync (agencies sync matches the post again).",
+)
 STARTS = "UTC instant the period starts: the agency's local midnight (agencies.timezone; UTC without one)."
 ENDS = "UTC instant the period ends (exclusive): the next local midnight after the day or the week."
 
@@ -80,11 +89,17 @@ def upgrade() -> None:
     _backfill()
     if op.get_bind().dialect.name == "sqlite":
         _sqlite_alerts(forward=True)
+    else:  # stored ambiguities now follow the registry (collectors/ambiguities.py); SQLite keeps no comments
+        op.alter_column("ambiguous_mentions", "candidates", comment=CANDIDATES[1], existing_comment=CANDIDATES[0],
+                        existing_type=trustwatch.models.types.JSONType, existing_nullable=False)
 
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "sqlite":
         _sqlite_alerts(forward=False)
+    else:
+        op.alter_column("ambiguous_mentions", "candidates", comment=CANDIDATES[0], existing_comment=CANDIDATES[1],
+                        existing_type=trustwatch.models.types.JSONType, existing_nullable=False)
     with op.batch_alter_table("agency_daily_trends") as batch:
         batch.drop_column("ends_at")
         batch.drop_column("starts_at")
