@@ -18,7 +18,7 @@ from trustwatch.collectors.agencies.registry import US_STATES, AgencyEntry, Regi
 from trustwatch.collectors.agencies.text import (
     _SCAN_TABLE,
     OffsetMap,
-    _quick_scan,
+    _quick_scan_latin1,
     _scan_form,
     match_key,
     non_ascii_chars,
@@ -165,26 +165,35 @@ def _match_order(m: Match) -> tuple[int, str, str]:
     return m.start, m.agency_slug, m.kind
 
 
-def _automaton(words: dict[str, Any]) -> tuple[Any, list[Any]]:
+def _automaton(words: dict[str, Any], implementation: Any = None) -> tuple[Any, list[Any]]:
     """An Aho-Corasick automaton over the keys of ``words`` (all overlapping matches), and their values.
 
     ahocorasick-rs (the Rust ``aho-corasick`` crate) keeps each state's matches with the state, where
     pyahocorasick walks the failure links at every character: a scan costs about a quarter less on average,
     and half on posts full of agency-like phrases ("Union City Police in Union City"), for the same matches.
-    The automaton works on the scan form's UTF-8 bytes: the crate reports byte offsets, and over a ``str`` the
-    binding turned them into character offsets with a pass over the whole post at every call (a twentieth of
-    the matcher's instructions).  Most scans are ASCII, where the two are the same; :func:`_char_hits`
-    converts the others' few hits.
+    The automaton reads the scan form as bytes: the crate reports byte offsets, and over a ``str`` the binding
+    turned them into character offsets with a pass over the whole post at every call (a twentieth of the
+    matcher's instructions).  Scans are Latin-1 (one byte per character) whenever they can be, which is every
+    quick scan; a key with a Latin-1 letter ("policía de ...") is there in both encodings (a Latin-1 byte above
+    0x7f is never followed by a UTF-8 continuation byte in a Latin-1 scan, nor the reverse), and the rare scan
+    with other characters is UTF-8, its few hits converted by :func:`_char_hits`.  ``implementation``: the
+    crate's choice (a contiguous NFA for these sizes) when None.
     """
     keys = sorted(words)
-    automaton = ahocorasick_rs.BytesAhoCorasick([k.encode("utf-8") for k in keys],
-                                                matchkind=ahocorasick_rs.MATCHKIND_STANDARD)
-    return automaton.find_matches_as_indexes, [words[k] for k in keys]
+    patterns = [k.encode("utf-8") for k in keys]
+    values = [words[k] for k in keys]
+    for k in keys:
+        if not k.isascii() and max(k) <= "\xff":
+            patterns.append(k.encode("latin-1"))
+            values.append(words[k])
+    automaton = ahocorasick_rs.BytesAhoCorasick(patterns, matchkind=ahocorasick_rs.MATCHKIND_STANDARD,
+                                                implementation=implementation)
+    return automaton.find_matches_as_indexes, values
 
 
 def _char_hits(scan: bytes, hits: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
-    """Hits over a non-ASCII UTF-8 scan with character offsets (every key starts and ends with a space, so
-    each byte offset is a character boundary)."""
+    """Hits over a UTF-8 scan with character offsets (every key starts and ends with a space, so each byte
+    offset is a character boundary)."""
     return [(i, len(scan[:start].decode("utf-8")), len(scan[:stop].decode("utf-8"))) for i, start, stop in hits]
 
 
@@ -318,7 +327,10 @@ class Matcher:
                 if " " not in key and key[0] not in "@#":
                     settling_words[f" #{key} "] = key
         self._strong_find, self._strong_values = _automaton(strong_words)
-        self._settling_find, self._settling_values = _automaton(settling_words)
+        # The settling words as a DFA: one table lookup per byte instead of the NFA's transitions and failure
+        # links, for 12 MiB more.  The terms' automaton stays an NFA: as a DFA it needs 110 MiB more
+        # (BENCHMARKS.md, "Matcher instructions").
+        self._settling_find, self._settling_values = _automaton(settling_words, ahocorasick_rs.Implementation.DFA)
 
     @staticmethod
     def _exclusive(sets: list[frozenset[str]], i: int, group: Sequence[int]) -> frozenset[str]:
@@ -352,7 +364,7 @@ class Matcher:
                 sub = self._community_cache.setdefault(community, _normalize_community(community) or "")
             community_agencies = self._subreddits.get(sub, ())
         omap: OffsetMap | None = None
-        wide = False  # the scan has non-ASCII characters: the automaton's byte offsets need converting
+        wide = False  # a UTF-8 scan: the automaton's byte offsets need converting
         if text.isascii():
             # The scan form of ASCII text inline (most posts): one translate, no function calls.
             scan = b" " + text.encode("ascii").translate(_SCAN_TABLE) + b" "
@@ -362,19 +374,20 @@ class Matcher:
             norm = text.lower()
         else:
             chars = non_ascii_chars(text)
-            quick = _quick_scan(text, chars)
+            quick = _quick_scan_latin1(text, chars)
             folded: str | None = None
             if quick is None:
                 folded, omap = normalize_text(text, chars)
-                quick = _scan_form(folded)
-            scan = quick.encode("utf-8")
+                full = _scan_form(folded)
+                wide = max(full) > "\xff"
+                quick = full.encode("utf-8" if wide else "latin-1")
+            scan = quick
             hits = self._strong_find(scan, True)
             if not hits and not community_agencies:
                 return []  # most posts: no term, no community, and no normalization needed
             if folded is None:
                 folded, omap = normalize_text(text, chars)
             norm = folded
-            wide = not quick.isascii()
             if wide and hits:
                 hits = _char_hits(scan, hits)
         may_have_urls = "." in norm or "@" in norm
