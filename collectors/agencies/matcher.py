@@ -165,7 +165,7 @@ def _match_order(m: Match) -> tuple[int, str, str]:
     return m.start, m.agency_slug, m.kind
 
 
-def _automaton(words: dict[str, Any], implementation: Any = None) -> tuple[Any, list[Any]]:
+def _automaton(words: dict[str, Any]) -> tuple[Any, list[Any]]:
     """An Aho-Corasick automaton over the keys of ``words`` (all overlapping matches), and their values.
 
     ahocorasick-rs (the Rust ``aho-corasick`` crate) keeps each state's matches with the state, where
@@ -174,10 +174,9 @@ def _automaton(words: dict[str, Any], implementation: Any = None) -> tuple[Any, 
     The automaton reads the scan form as bytes: the crate reports byte offsets, and over a ``str`` the binding
     turned them into character offsets with a pass over the whole post at every call (a twentieth of the
     matcher's instructions).  Scans are Latin-1 (one byte per character) whenever they can be, which is every
-    quick scan; a key with a Latin-1 letter ("policía de ...") is there in both encodings (a Latin-1 byte above
-    0x7f is never followed by a UTF-8 continuation byte in a Latin-1 scan, nor the reverse), and the rare scan
-    with other characters is UTF-8, its few hits converted by :func:`_char_hits`.  ``implementation``: the
-    crate's choice (a contiguous NFA for these sizes) when None.
+    quick scan; a key with a Latin-1 letter ("policía de ...") is there in both encodings, which cannot match
+    each other's scans (folded text holds no character 0x80-0xBF, the bytes every UTF-8 sequence needs), and
+    the rare scan with other characters is UTF-8, its few hits converted by :func:`_char_hits`.
     """
     keys = sorted(words)
     patterns = [k.encode("utf-8") for k in keys]
@@ -186,8 +185,7 @@ def _automaton(words: dict[str, Any], implementation: Any = None) -> tuple[Any, 
         if not k.isascii() and max(k) <= "\xff":
             patterns.append(k.encode("latin-1"))
             values.append(words[k])
-    automaton = ahocorasick_rs.BytesAhoCorasick(patterns, matchkind=ahocorasick_rs.MATCHKIND_STANDARD,
-                                                implementation=implementation)
+    automaton = ahocorasick_rs.BytesAhoCorasick(patterns, matchkind=ahocorasick_rs.MATCHKIND_STANDARD)
     return automaton.find_matches_as_indexes, values
 
 
@@ -327,10 +325,9 @@ class Matcher:
                 if " " not in key and key[0] not in "@#":
                     settling_words[f" #{key} "] = key
         self._strong_find, self._strong_values = _automaton(strong_words)
-        # The settling words as a DFA: one table lookup per byte instead of the NFA's transitions and failure
-        # links, for 12 MiB more.  The terms' automaton stays an NFA: as a DFA it needs 110 MiB more
-        # (BENCHMARKS.md, "Matcher instructions").
-        self._settling_find, self._settling_values = _automaton(settling_words, ahocorasick_rs.Implementation.DFA)
+        # Both stay the crate's contiguous NFA: as DFAs they run fewer instructions but need 110 and 12 MiB
+        # more, and their tables miss the caches between posts; the matcher got slower (BENCHMARKS.md).
+        self._settling_find, self._settling_values = _automaton(settling_words)
 
     @staticmethod
     def _exclusive(sets: list[frozenset[str]], i: int, group: Sequence[int]) -> frozenset[str]:

@@ -30,6 +30,7 @@ def _fold(chunk: str) -> str:
     return folded.translate(_PUNCT)
 
 
+_NON_ASCII_RE = re.compile(r"[^\x00-\x7f]")
 #: Scripts where characters without a combining class still compose under NFC (Indic vowel signs,
 #: Hangul jamo...): never folded one character at a time.
 _COMPOSING_RANGES = ((0x0900, 0x0DFF), (0x1000, 0x109F), (0x1100, 0x11FF), (0x1B00, 0x1B7F))
@@ -59,41 +60,26 @@ def _char_fold(ch: str) -> tuple[str, str] | str | None:
     return info
 
 
-#: The ASCII bytes, deleted from a post's UTF-8 to leave its other characters.
-_ASCII_BYTES = bytes(range(128))
-
-
 def non_ascii_chars(text: str) -> set[str]:
     """The distinct non-ASCII characters of ``text``; the matcher finds them once per post and hands them to
-    both :func:`_quick_scan` and :func:`normalize_text`.
-
-    Deleting the ASCII bytes from the UTF-8 leaves whole multi-byte sequences (their bytes are all >= 0x80):
-    three C loops instead of a regex that tests every character against a class (a tenth of the matcher's
-    instructions went there).  ``surrogatepass`` keeps a lone surrogate, as the regex did.
-    """
-    return set(text.encode("utf-8", "surrogatepass").translate(None, _ASCII_BYTES).decode("utf-8", "surrogatepass"))
+    both :func:`_quick_scan` and :func:`normalize_text`."""
+    return set(_NON_ASCII_RE.findall(text))
 
 
-def _classify(text: str, chars: set[str] | None = None) -> tuple[dict[str, str], str, list[str]]:
-    """For a non-ASCII text: replacements for one-to-one characters, the other characters, and the non-ASCII
-    characters whose lowercase is another character."""
+def _classify(text: str, chars: set[str] | None = None) -> tuple[dict[str, str], str]:
+    """For a non-ASCII text: replacements for one-to-one characters, and the other characters."""
     replace: dict[str, str] = {}
     other = ""
-    cased: list[str] = []
     folds = _CHAR_FOLDS
     for ch in non_ascii_chars(text) if chars is None else chars:
         info = folds[ch] if ch in folds else _char_fold(ch)
         if info is None:
-            if ch.lower() != ch:
-                cased.append(ch)
             continue
         if info == "":
             other += ch
         else:
             replace[info[0]] = info[1]  # type: ignore[index]
-            if info[0] != ch:  # type: ignore[index]
-                cased.append(ch)
-    return replace, "".join(sorted(other)), cased
+    return replace, "".join(sorted(other))
 
 
 @functools.lru_cache(maxsize=256)
@@ -132,16 +118,9 @@ def normalize_text(text: str, chars: set[str] | None = None) -> tuple[str, Offse
     """
     if text.isascii():
         return text.lower(), None
-    replace, unsafe, cased = _classify(text, chars)
+    replace, unsafe = _classify(text, chars)
     if not unsafe:
-        if "\u03a3" in cased:  # capital sigma: str.lower() writes a final sigma at the end of a word
-            norm = text.lower()
-        else:
-            # str.lower() looks every character up in the Unicode tables (a twentieth of the matcher's
-            # instructions); the same result: ASCII lowered in bytes, then the few cased non-ASCII characters.
-            norm = text.encode("utf-8", "surrogatepass").lower().decode("utf-8", "surrogatepass")
-            for ch in cased:
-                norm = norm.replace(ch, ch.lower())
+        norm = text.lower()
         for lowered, folded in replace.items():
             norm = norm.replace(lowered, folded)
         return norm, None
