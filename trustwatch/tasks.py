@@ -98,11 +98,16 @@ def upgrade_store() -> str:
     return migrate.current(eng) or "base"
 
 
-def sync_registry() -> dict[str, int]:
-    """Load the registry into the store: upsert entries, deactivate removed ones."""
+def sync_registry(recheck: bool = False) -> dict[str, int]:
+    """Load the registry into the store: upsert entries, deactivate removed ones; then match the posts of the
+    stored ambiguities again (``ambiguities_*`` in the result) when an agency changed, or always with
+    ``recheck`` (``trustwatch agencies sync``), so they follow the registry (collectors/ambiguities.py)."""
+    from trustwatch.collectors.ambiguities import Reconciled, reconcile_ambiguities
     from trustwatch.models.store import sync_agencies
 
     result = sync_agencies(engine(), registry().entries)
+    changed = bool(result.get("changed") or result.get("deactivated"))
+    result.update((reconcile_ambiguities(engine(), matcher) if recheck or changed else Reconciled()).summary())
     log.info("agency registry synced: %s", result)
     return result
 
