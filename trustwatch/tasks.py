@@ -98,14 +98,19 @@ def upgrade_store() -> str:
     return migrate.current(eng) or "base"
 
 
-def sync_registry() -> dict[str, int]:
-    """Load the registry into the store: upsert entries, deactivate removed ones; on a partitioned PostgreSQL
-    store also prepare the coming months' partitions (every collect run passes here)."""
+def sync_registry(recheck: bool = False) -> dict[str, int]:
+    """Load the registry into the store: upsert entries, deactivate removed ones; then match the posts of the
+    stored ambiguities again (``ambiguities_*`` in the result) when an agency changed, or always with
+    ``recheck`` (``trustwatch agencies sync``), so they follow the registry (collectors/ambiguities.py).  On a
+    partitioned PostgreSQL store it also prepares the coming months' partitions (every collect run passes here)."""
+    from trustwatch.collectors.ambiguities import Reconciled, reconcile_ambiguities
     from trustwatch.models.partitions import prepare
     from trustwatch.models.store import sync_agencies
 
     store = engine()
     result = sync_agencies(store, registry().entries)
+    changed = bool(result.get("changed") or result.get("deactivated"))
+    result.update((reconcile_ambiguities(store, matcher) if recheck or changed else Reconciled()).summary())
     log.info("agency registry synced: %s", result)
     # PostgreSQL: the coming months' partitions exist before their posts arrive (a no-op on SQLite)
     created = prepare(store)
