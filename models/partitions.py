@@ -60,9 +60,16 @@ PARTITIONED: tuple[Partitioned, ...] = (
     Partitioned("metric_snapshots", "post_created_at", ("id", "post_created_at")),
 )
 
-#: The PostgreSQL conflict targets of the writers (models/pg_bulk.py).
-POSTS_CONFLICT = PARTITIONED[0].uniques["uq_posts_platform_post_created"]
+#: The PostgreSQL conflict target of a mention insert (models/pg_bulk.py writes it in its SQL).
 MENTIONS_CONFLICT = PARTITIONED[1].uniques["uq_post_mentions_key_created"]
+
+
+def mention_key(dialect: str) -> list[str]:
+    """The columns an ``ON CONFLICT`` on ``post_mentions`` names: with the post's time on PostgreSQL (a
+    migrated PostgreSQL store is always partitioned), the models' key on SQLite."""
+    if dialect == "postgresql":
+        return list(MENTIONS_CONFLICT)
+    return ["post_id", "agency_id", "match_kind", "matched_term"]
 
 
 def month_of(moment: dt.datetime | dt.date) -> dt.date:
