@@ -987,13 +987,17 @@ def sync_agencies(engine: Engine, entries: Sequence[Any], digest: str | None = N
             changed += len(todo)
             if todo:
                 conn.execute(stmt, todo)
-        gone = conn.execute(
-            update(t).where(or_(~t.c.slug.in_(slugs) if slugs else t.c.id.isnot(None)), t.c.active.is_(True))
-            .values(active=False, updated_at=now)
-        ).rowcount
+        # The agencies to deactivate are known from the rows read above: naming them is cheaper than a
+        # NOT IN over every registry slug (18,700 bound parameters, most of a second per sync).
+        wanted = set(slugs)
+        removed = [slug for slug, row in existing.items() if slug not in wanted and row.active]
+        gone = 0
+        for names in _chunks(removed):
+            gone += conn.execute(update(t).where(t.c.slug.in_(names), t.c.active.is_(True))
+                                 .values(active=False, updated_at=now)).rowcount or 0
         if sa_inspect(conn).has_table(RegistrySync.__tablename__):  # a store before migration 0024 has none
             record = _insert(conn, RegistrySync.__table__).values(id=1, digest=digest, agencies=len(rows),
                                                                    synced_at=now)
             conn.execute(record.on_conflict_do_update(
                 index_elements=["id"], set_={"digest": digest, "agencies": len(rows), "synced_at": now}))
-    return {"agencies": len(rows), "changed": changed, "deactivated": gone or 0}
+    return {"agencies": len(rows), "changed": changed, "deactivated": gone}
