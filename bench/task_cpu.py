@@ -1,7 +1,7 @@
 """CPU seconds of each collect task, as a fresh task process pays them (issue 18: the topology's bound).
 
-Each Airflow task runs in a new process forked from the worker, which already has Airflow imported.  Each
-step here runs in a new interpreter that first imports ``airflow.sdk`` (not counted, the worker's share),
+Each Airflow task runs in a new process forked from the Celery worker, which already has Airflow imported.
+Each step here runs in a new interpreter that first imports what the worker has (not counted),
 then parses the DAG file and runs the task's ``trustwatch.tasks`` call against a PostgreSQL store and the
 sandbox, and reports the CPU seconds (user + system) it spent from there: the per-task cost trustwatch adds.
 Steps are measured in steady state (the registry synced and, with this branch, its cache written by a
@@ -41,9 +41,12 @@ def _cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def child(step: str, window: list[str]) -> None:
-    """One task process: Airflow already imported (the worker's), then the DAG file and the task call."""
-    import airflow.sdk  # noqa: F401 (the forked task process inherits it from the worker)
+def child(step: str, window: list[str], query: str | None = None) -> None:
+    """One task process: what the Celery worker has imported when it forks the task (the executor's
+    workload code, the supervisor, the task runner and Airflow's models), then the DAG file and the call."""
+    import airflow.providers.celery.executors.celery_executor_utils
+    import airflow.sdk.execution_time.supervisor
+    import airflow.sdk.execution_time.task_runner  # noqa: F401
 
     begin = _cpu()
     import importlib.util
@@ -64,11 +67,11 @@ def child(step: str, window: list[str]) -> None:
         tasks.validate_request("reddit", None, None, ["nypd"], dt.datetime.fromisoformat(start),
                                dt.datetime.fromisoformat(end), unread=True)
     elif step in ("compile_x", "compile_reddit"):
-        tasks.compile_queries(step.removeprefix("compile_"), ["nypd"])
+        queries = tasks.compile_queries(step.removeprefix("compile_"), ["nypd"])
+        print(json.dumps({"queries": queries}))
     elif step in ("collect_x", "collect_reddit"):
-        platform = step.removeprefix("collect_")
-        query = tasks.compile_queries(platform, ["nypd"])[0]  # as the DAG's XCom hands it over
-        tasks.collect_query(platform, query, start, end)
+        # the first compiled query, as the DAG hands it over (XCom): no registry needed to receive it
+        tasks.collect_query(step.removeprefix("collect_"), json.loads(query or "{}"), start, end)
     elif step == "summary_reddit":
         tasks.summarize("reddit", [], run_context={"dag_id": "bench", "dag_run_id": "bench"})
     else:
@@ -101,9 +104,10 @@ def main() -> None:
     parser.add_argument("--tree", type=Path, help="measure this checkout instead of the installed one")
     parser.add_argument("--child", choices=STEPS, help=argparse.SUPPRESS)
     parser.add_argument("--window", nargs=2, help=argparse.SUPPRESS)
+    parser.add_argument("--query", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.window)
+        child(args.child, args.window, args.query)
         return
 
     from sqlalchemy import create_engine, text
@@ -127,6 +131,7 @@ def main() -> None:
         extra = {
             "TRUSTWATCH_DATABASE_URL": admin.set(database=name).render_as_string(hide_password=False),
             "TRUSTWATCH_CACHE_DIR": str(Path(tmp) / "cache"),
+            "AIRFLOW__CORE__EXECUTOR": "CeleryExecutor",  # the worker's executor module imports as in compose
             "AIRFLOW_CONN_X_API": json.dumps({"conn_type": "http", "password": "bench-x", "extra": {
                 "base_url": sandbox.url, "endpoint": "recent", "max_query_length": 512}}),
             "AIRFLOW_CONN_REDDIT_API": json.dumps({"conn_type": "http", "login": "sandbox-client",
@@ -138,10 +143,17 @@ def main() -> None:
         upgrade = "from trustwatch import tasks; tasks.upgrade_store()"
         subprocess.run([python, "-c", upgrade], env=env, check=True, cwd=tmp)
 
+        first_query: dict[str, str] = {}
+
         def run(step: str) -> dict:
-            out = subprocess.run([python, str(Path(__file__).resolve()), "--child", step, "--window", *window],
-                                 env=env, check=True, cwd=tmp, capture_output=True, text=True)
-            return json.loads(out.stdout.strip().splitlines()[-1])
+            query = ["--query", first_query[step]] if step in first_query else []
+            out = subprocess.run([python, str(Path(__file__).resolve()), "--child", step, "--window", *window,
+                                  *query], env=env, check=True, cwd=tmp, capture_output=True, text=True)
+            lines = [json.loads(line) for line in out.stdout.splitlines() if line.startswith("{")]
+            for line in lines:
+                if "queries" in line:
+                    first_query[step.replace("compile_", "collect_")] = json.dumps(line["queries"][0])
+            return lines[-1]
 
         try:
             for step in STEPS:  # steady state: the store synced, the caches (if any) written

@@ -932,8 +932,9 @@ _REGISTRY_FIELDS = ("ori", "agency_type", "county", "latitude", "longitude", "ni
 
 def last_registry_sync(engine: Engine) -> dict[str, Any] | None:
     """The digest, size and time of the registry last synced by :func:`sync_agencies`, or None."""
+    c = RegistrySync.__table__.c  # Core columns: an ORM statement would configure Airflow's mappers in a task
     with engine.connect() as conn:
-        row = conn.execute(select(RegistrySync.digest, RegistrySync.agencies, RegistrySync.synced_at)).first()
+        row = conn.execute(select(c.digest, c.agencies, c.synced_at)).first()
     return None if row is None else {"digest": row.digest, "agencies": row.agencies, "synced_at": row.synced_at}
 
 
