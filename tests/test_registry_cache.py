@@ -19,9 +19,9 @@ from trustwatch.collectors.agencies import cache as registry_cache
 from trustwatch.models import store as store_module
 from trustwatch.models.db import make_engine
 from trustwatch.models.tables import Agency
-from trustwatch.settings import resource_dir
 
 from trustwatch import migrate, tasks
+from trustwatch.settings import resource_dir
 
 TEXTS = [
     "NYPD officers at the Barclays Center tonight",
@@ -167,3 +167,31 @@ def test_a_damaged_or_shared_cache_is_never_trusted(agencies_dir, cache_folder):
     assert registry_cache.load_registry_cached(agencies_dir).entries == expected
     assert cached_file.read_bytes() == b"planted"
     os.chmod(cache_folder, 0o700)
+
+
+def test_a_task_process_with_nothing_changed_imports_no_alembic_and_parses_no_registry(
+        tmp_path, agencies_dir, cache_folder, monkeypatch):
+    """What each collect task's process pays for the schema check and the registry step once warm."""
+    import subprocess
+    import sys
+
+    url = f"sqlite:///{tmp_path / 'store.db'}"
+    engine = make_engine(url)
+    migrate.upgrade(engine)
+    engine.dispose()
+    env = {**os.environ, "TRUSTWATCH_DATABASE_URL": url}
+    env.pop("AIRFLOW_CONN_TRUSTWATCH_DB", None)
+    probe = ("import sys; from trustwatch import tasks; import trustwatch.collectors.agencies.cache as c; "
+             "parsed = []; real = c.load_registry; "
+             "c.load_registry = lambda *a: parsed.append(1) or real(*a); "
+             "result = tasks.sync_registry(); print(result['unchanged'], 'alembic' in sys.modules, bool(parsed))")
+
+    def task_process() -> str:
+        done = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True,
+                              cwd=tmp_path, check=False)
+        assert done.returncode == 0, done.stderr[-3000:]
+        return done.stdout.split()
+
+    assert task_process() == ["False", "True", "True"]  # the first run: migrations read, registry parsed
+    assert task_process() == ["True", "False", "False"]  # every later one: neither
+    assert migrate.head() == migrate._head_uncached()
