@@ -42,7 +42,7 @@ from sqlalchemy.engine import Connection
 from trustwatch.analysis.language import unscored_language
 from trustwatch.analysis.scoring import SCORER_NAME, SCORER_VERSION, MentionSpan, Scorer, score_text_of
 from trustwatch.models.tables import PostScore
-from trustwatch.models.types import UTCDateTime
+from trustwatch.models.types import UTCDateTime, local_midnight
 
 log = logging.getLogger(__name__)
 
@@ -105,17 +105,34 @@ def _sqlite_local_time(value: str | None, zone: str | None) -> str | None:
     return moment.replace(tzinfo=None).isoformat(sep=" ")
 
 
+def _sqlite_utc_midnight(day: str | None, days: int, zone: str | None) -> str | None:
+    """SQLite: the UTC instant (stored text form) of the local midnight ``days`` after ``day`` in ``zone``."""
+    if day is None:
+        return None
+    moment = local_midnight(dt.date.fromisoformat(str(day)[:10]) + dt.timedelta(days=days), zone)
+    return moment.replace(tzinfo=None).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _bound_expr(dialect: str, period: str, days: int, zone: str) -> str:
+    """SQL for the UTC instant of the local midnight ``days`` after the date ``period`` in ``zone``: what a rollup
+    row stores as its bounds, so views without time zone support (SQLite) can find the period's posts."""
+    if dialect == "postgresql":
+        return f"(CAST({period} + {days} AS timestamp) AT TIME ZONE {zone})"
+    return f"tw_utc_midnight({period}, {days}, {zone})"
+
+
 def _register_sqlite_functions(conn: Connection) -> None:
     if conn.dialect.name == "sqlite":
-        conn.connection.driver_connection.create_function(
-            "tw_local_time", 2, _sqlite_local_time, deterministic=True
-        )
+        raw = conn.connection.driver_connection
+        raw.create_function("tw_local_time", 2, _sqlite_local_time, deterministic=True)
+        raw.create_function("tw_utc_midnight", 3, _sqlite_utc_midnight, deterministic=True)
 
 
 _ROLLUP_SQL = """
 INSERT INTO agency_daily_trends (agency_id, grain, day, platform, scope, scorer_version, mentions,
                                  unique_authors, scored, unscored_language, sentiment_sum, sentiment_sq_sum,
-                                 trust_sum, trust_sq_sum, negative, positive, reposts, agency_posts, updated_at)
+                                 trust_sum, trust_sq_sum, negative, positive, reposts, agency_posts, updated_at,
+                                 starts_at, ends_at)
 SELECT pm.agency_id, :grain, pm.period, pm.platform, pm.scope, :version,
        count(CASE WHEN pm.voice = 'public' THEN 1 END),
        count(DISTINCT CASE WHEN pm.voice = 'public' THEN pm.author END), count(s.trust_score),
@@ -126,9 +143,10 @@ SELECT pm.agency_id, :grain, pm.period, pm.platform, pm.scope, :version,
        count(CASE WHEN s.sentiment >= {threshold} THEN 1 END),
        count(CASE WHEN pm.voice = 'repost' THEN 1 END),
        count(CASE WHEN pm.voice = 'agency' THEN 1 END),
-       :now
+       :now, {starts}, {ends}
 FROM (
     SELECT m.post_id, m.agency_id, p.platform, p.author_platform_id AS author, {period} AS period,
+           {zone} AS zone,
            CASE WHEN min(CASE WHEN m.match_kind = 'thread' THEN 1 ELSE 0 END) = 1
                 THEN 'thread' ELSE 'direct' END AS scope,
            CASE WHEN p.author_is_agency THEN 'agency' WHEN p.kind = 'repost' THEN 'repost'
@@ -137,7 +155,8 @@ FROM (
     JOIN post_mentions m ON m.post_id = p.id
     JOIN agencies a ON a.id = m.agency_id
     WHERE p.deleted_at IS NULL {time_filter}
-    GROUP BY m.post_id, m.agency_id, p.platform, p.author_platform_id, {period}, p.author_is_agency, p.kind
+    GROUP BY m.post_id, m.agency_id, p.platform, p.author_platform_id, {period}, a.timezone, p.author_is_agency,
+             p.kind
 ) pm
 LEFT JOIN post_scores s ON s.post_id = pm.post_id AND s.agency_id = pm.agency_id
                        AND s.scorer = :scorer AND s.scorer_version = :version AND pm.voice = 'public'
@@ -154,8 +173,12 @@ def _rollup_statement(dialect: str, grain: str, ranges: int) -> Any:
         time_filter = "AND (" + " OR ".join(
             f"(p.created_at >= :start_{i} AND p.created_at < :end_{i})" for i in range(ranges)) + ")"
         period_filter = "WHERE pm.period IN :periods"
+    days = 1 if grain == "day" else 7
     sql = _ROLLUP_SQL.format(
         period=_period_expr(dialect, "p.created_at", grain, _AGENCY_ZONE),
+        zone=_AGENCY_ZONE,
+        starts=_bound_expr(dialect, "pm.period", 0, "max(pm.zone)"),
+        ends=_bound_expr(dialect, "pm.period", days, "max(pm.zone)"),
         threshold=SENTIMENT_THRESHOLD,
         time_filter=time_filter,
         period_filter=period_filter,

@@ -28,7 +28,10 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Callable
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import orjson
 from sqlalchemy import create_engine, select, text
@@ -190,20 +193,25 @@ def bench_competent_in_turn(url_write: str, url_orm: str, page_list: list) -> tu
         migrate.upgrade(engine)
         store.sync_agencies(engine, AGENCIES)
     now = dt.datetime.now(dt.UTC)
-    times = [0.0, 0.0]
     with Session(engines[1]) as session:
         agency_ids = {a.slug: a.id for a in session.scalars(select(Agency))}
-        for i, page in enumerate(page_list):
-            for k in ((0, 1) if i % 2 == 0 else (1, 0)):
-                t0 = time.perf_counter()
-                if k == 0:
-                    store.write_page(engines[0], page)
-                else:
-                    competent_page(session, page, agency_ids, now)
-                times[k] += time.perf_counter() - t0
+        times = in_turn(page_list, [partial(store.write_page, engines[0]),
+                                    lambda page: competent_page(session, page, agency_ids, now)])
     for engine in engines:
         engine.dispose()
     return times[0], times[1]
+
+
+def in_turn(page_list: list, writers: list[Callable[[Any], Any]]) -> list[float]:
+    """Seconds each writer spent on the same pages, called page by page in turn, the order rotating, so a
+    drift in the shared machine's load hits every writer alike."""
+    times = [0.0] * len(writers)
+    for i, page in enumerate(page_list):
+        for k in ((i + j) % len(writers) for j in range(len(writers))):
+            t0 = time.perf_counter()
+            writers[k](page)
+            times[k] += time.perf_counter() - t0
+    return times
 
 
 FILL = """

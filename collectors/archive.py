@@ -224,10 +224,18 @@ def _matched_only(payload: dict[str, Any], matcher: Any) -> tuple[dict[str, Any]
     data = payload.get("data")
     includes = payload.get("includes")
     tweets = includes.get("tweets") if isinstance(includes, dict) else None
+    if isinstance(data, dict) and not tweets and isinstance(_tweet_text(data), str):
+        # the common line (one streamed tweet, nothing it quotes or reposts): one match decides
+        if may_match(data):
+            return payload, 0
+        out = dict(payload)
+        out["data"] = []
+        return out, 1
     pool = ([data] if isinstance(data, dict) else data if isinstance(data, list) else []) + (
         tweets if isinstance(tweets, list) else [])
-    keys = {_tweet_key(raw) for raw in pool if isinstance(raw, dict) and may_match(raw)}
-    left_out = len({_tweet_key(raw) for raw in pool if isinstance(raw, dict)} - keys)
+    keyed = [(raw, _tweet_key(raw)) for raw in pool if isinstance(raw, dict)]
+    keys = {key for raw, key in keyed if may_match(raw)}
+    left_out = len({key for _, key in keyed} - keys)
 
     def wanted(raw: Any) -> bool:
         return not isinstance(raw, dict) or _tweet_key(raw) in keys or not isinstance(_tweet_text(raw), str)
@@ -264,6 +272,12 @@ def parse_x_line(text: str, source: str, matcher: Any = None, stats: dict[str, i
         payload, left_out = _matched_only(payload, matcher)
         if stats is not None:
             stats["left_out"] = stats.get("left_out", 0) + left_out
+        includes = payload.get("includes")
+        if left_out and not payload.get("data") and not (isinstance(includes, dict) and includes.get("tweets")):
+            # every tweet of the line was left out (about 97 % of an archive's lines): no record to build,
+            # and the normalizer would only have counted the response's errors
+            errors = payload.get("errors")
+            return Page(api_errors=len(errors) if isinstance(errors, list) else 0)
     page = normalize_x_page(payload, source=source)
     includes = payload.get("includes") if isinstance(payload, dict) else None
     if not isinstance(includes, dict):
@@ -315,6 +329,8 @@ def x_line_kind(payload: Any) -> str:
         # an errors-only page is a page of tweets without any; an empty page too
         return "tweets" if "errors" in payload or "meta" in payload else "other"
     data = payload["data"]
+    if isinstance(data, dict) and "text" in data:
+        return "tweets"  # the common line: one streamed tweet
     items = data if isinstance(data, list) else [data]
     objects = [d for d in items if isinstance(d, dict)]
     if not objects or any("text" in d for d in objects):
@@ -442,6 +458,12 @@ def _keep_matched(page: Page) -> tuple[list[PostRecord], list[AuthorRecord]]:
     posts = [p for p in page.posts if p.platform_post_id in mentioned]
     authors_needed = {p.author_platform_id for p in posts}
     return posts, [a for a in page.authors if a.platform_user_id in authors_needed]
+
+
+def _empty(page: Page) -> bool:
+    """Whether a parsed line adds nothing to its batch (most lines of a matched import: every tweet left out)."""
+    return not (page.posts or page.rejects or page.authors or page.mentions or page.ambiguities or page.api_errors
+                or page.skipped or page.unavailable or page.coverage_gap)
 
 
 class _Progress:
@@ -606,6 +628,7 @@ def import_file(
         batch = Page(requests=0)
 
     truncated: str | None = None
+    name = path.name
     try:
         with open_text(path) as fh:
             lines = enumerate(fh, start=1)
@@ -624,7 +647,7 @@ def import_file(
                 if not text:
                     continue
                 before = stats.get("left_out", 0)
-                parsed = parse(text, f"{path.name}:{lineno}", None if keep_all else matcher, stats)
+                parsed = parse(text, f"{name}:{lineno}", None if keep_all else matcher, stats)
                 if parsed.skipped and parsed.skipped[0].startswith(LINE_KIND):
                     kind = parsed.skipped[0][len(LINE_KIND):]
                     kinds[kind] = kinds.get(kind, 0) + 1
@@ -633,7 +656,8 @@ def import_file(
                 if (parsed.posts or stats.get("left_out", 0) > before
                         or any(r.platform_post_id for r in parsed.rejects)):
                     understood += 1
-                batch.extend(parsed)
+                if not _empty(parsed):
+                    batch.extend(parsed)
                 if len(batch.posts) >= batch_posts or len(batch.rejects) >= batch_posts:
                     flush()
             flush()

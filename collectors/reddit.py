@@ -38,7 +38,7 @@ from trustwatch.records import (
     Window,
     int_or_none,
     parse_timestamp,
-    validate_post,
+    validated,
 )
 
 log = logging.getLogger(__name__)
@@ -208,8 +208,7 @@ def normalize_reddit_thing(thing: dict) -> PostRecord:
             removed_by_category=removed_by_category,
             raw=raw,
         )
-    validate_post(post)
-    return post
+    return validated(post)
 
 
 def _author_record(data: dict[str, Any]) -> AuthorRecord | None:
@@ -456,8 +455,9 @@ def plan_queries(compiled: Iterable[Any], registry: Any) -> list[RedditQuery]:
 class Matcher(Protocol):
     """What the collector needs from the agency matcher (``trustwatch.collectors.agencies.Matcher``)."""
 
-    def match(self, text: str, community: str | None = None) -> Sequence[Any]:
-        """The mentions in a text; each has ``agency_slug``."""
+    def match(self, text: str, community: str | None = None, unsettled: list[Any] | None = None) -> Sequence[Any]:
+        """The mentions in a text; each has ``agency_slug``.  ``unsettled`` receives the shared names the text
+        leaves unsettled (each with ``candidates``)."""
         ...
 
 
@@ -658,6 +658,14 @@ class RedditCollector:
         """
         text = f"{post.title}\n{post.text}" if post.title else post.text
         return {match.agency_slug for match in self.matcher.match(text, community=post.community)}
+
+    def _named(self, post: PostRecord) -> tuple[set[str], set[str]]:
+        """:meth:`_agencies_of`, and the candidates of the shared names the post leaves unsettled ("Clinton PD":
+        19 agencies), from one pass of the matcher."""
+        text = f"{post.title}\n{post.text}" if post.title else post.text
+        unsettled: list[Any] = []
+        matches = self.matcher.match(text, community=post.community, unsettled=unsettled)
+        return {match.agency_slug for match in matches}, {slug for left in unsettled for slug in left.candidates}
 
     # -- listings ----------------------------------------------------------------------------------
 
@@ -977,7 +985,15 @@ class RedditCollector:
                 continue
             if post.created_at >= window.end:
                 continue
-            slugs = self._agencies_of(post)
+            if kind != "comment":
+                slugs = self._agencies_of(post)
+            else:
+                # A comment whose only agency-like name is shared and unsettled is kept like an X post: the
+                # runner stores the name in ambiguous_mentions, attributed to none (its thread is context).
+                slugs, candidates = self._named(post)
+                if not slugs and candidates and not (wanted and not candidates & wanted):
+                    kept.append((post, set()))
+                    continue
             if slugs and not (wanted and not slugs & wanted):
                 kept.append((post, slugs))
         return kept, reached_start

@@ -32,7 +32,7 @@ from trustwatch.records import (
     Window,
     int_or_none,
     parse_timestamp,
-    validate_post,
+    validated,
 )
 
 log = logging.getLogger(__name__)
@@ -203,8 +203,7 @@ def tweet_to_record(raw: Any, users: dict[str, dict[str, Any]] | None = None) ->
         edit_history_ids=[str(e) for e in edits] if isinstance(edits, list) and edits else None,
         raw=raw,
     )
-    validate_post(record)
-    return record
+    return validated(record)
 
 
 def user_to_record(raw: dict[str, Any]) -> AuthorRecord | None:

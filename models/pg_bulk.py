@@ -4,8 +4,8 @@ Multi-row ``INSERT ... VALUES`` statements spend most of their time building and
 streams rows instead, and ``INSERT ... SELECT ... ON CONFLICT`` merges them by key (the approach of
 MeltanoLabs' target-postgres).  The posts of a page are COPied into one session-temporary table with
 ``ON COMMIT DELETE ROWS``, created once per connection, each row carrying its mentions as a JSON array; the
-page's few distinct authors travel as one JSON parameter of their own statement.  Every extra staging table
-cost a COPY round trip and a truncation at each commit.
+page's few distinct authors travel as one JSON parameter of the same merge statement.  Every extra staging
+table cost a COPY round trip and a truncation at each commit.
 """
 
 from __future__ import annotations
@@ -37,8 +37,9 @@ _POST_COLS = ("platform", "platform_post_id", "kind", "author_platform_id", "tex
               "author_is_agency")
 _COPY_POSTS = f"COPY tw_stage_posts ({', '.join(_POST_COLS)}) FROM STDIN"
 
-# Authors first, in key order, in a statement of their own: the posts statement then finds every author of
-# the page committed to this transaction, and two writers lock the authors they share in the same order.
+# The page's authors, upserted in key order so two writers lock the authors they share in the same order.  It
+# runs alone for a page without posts; otherwise as the first CTE of the posts merge (one statement and one
+# round trip less per page), where every author is upserted before the first post (see _MERGE_POSTS).
 _MERGE_AUTHORS = """
 INSERT INTO authors (platform, platform_user_id, username, display_name, followers_count, following_count,
                      post_count, account_created_at, verified, location, first_seen_at, last_seen_at)
@@ -66,25 +67,34 @@ ON CONFLICT (platform, platform_user_id) DO UPDATE SET
 # statement inserted has no mentions yet, so its mentions skip the conflict check (a plain insert costs less
 # than ON CONFLICT's speculative one); a post seen before may have them already.  Mentions need no order of
 # their own against deadlocks: each writer holds the lock of a post before it adds the post's mentions.
-# Each post's author is a correlated lookup on the authors' unique key, not a join: the staging table has no
+# A post's author id comes from the upsert's RETURNING (CTE "auth", folded into one JSON object by "ids": the
+# aggregate reads every upserted author before the first post row exists, which keeps the lock order authors
+# then posts; a correlated scan of the CTE per post cost more server time than it saved).  An author the page
+# does not carry is a correlated lookup on the authors' unique key, not a join: the staging table has no
 # statistics, so with a join the planner hashed the whole authors table for every page (59 of 94 ms of a
 # 500-post page with 50,000 authors stored: write_page lost a third of its speed at 1 M posts).
-_MERGE_POSTS = """
-WITH up AS (
+_MERGE_POSTS = f"""
+WITH auth AS ({_MERGE_AUTHORS}
+    RETURNING id, platform, platform_user_id
+),
+ids AS (SELECT jsonb_object_agg(platform || ' ' || platform_user_id, id) AS m FROM auth),
+up AS (
     INSERT INTO posts (platform, platform_post_id, kind, author_id, author_platform_id, text, title, lang,
                        created_at, url, conversation_id, parent_platform_id, root_platform_id, community,
                        like_count, repost_count, reply_count, quote_count, score, withheld,
                        removed_by_category, edit_history_ids, raw, first_collected_at, last_collected_at,
                        deleted_at, deleted_reason, author_is_agency)
     SELECT s.platform, s.platform_post_id, s.kind,
-           (SELECT a.id FROM authors a WHERE a.platform = s.platform AND a.platform_user_id = s.author_platform_id),
+           COALESCE(CAST(ids.m ->> (s.platform || ' ' || s.author_platform_id) AS bigint),
+                    (SELECT a.id FROM authors a
+                     WHERE a.platform = s.platform AND a.platform_user_id = s.author_platform_id)),
            s.author_platform_id, s.text, s.title, s.lang,
            s.created_at, s.url, s.conversation_id, s.parent_platform_id, s.root_platform_id, s.community,
            s.like_count, s.repost_count, s.reply_count, s.quote_count, s.score, s.withheld,
            s.removed_by_category, s.edit_history_ids, s.raw, :now, :now,
            CASE WHEN s.deleted_reason IS NOT NULL THEN CAST(:now AS timestamptz) END, s.deleted_reason,
            coalesce(s.author_is_agency, false)
-    FROM tw_stage_posts s
+    FROM tw_stage_posts s CROSS JOIN ids
     ORDER BY s.platform, s.platform_post_id
     ON CONFLICT (platform, platform_post_id) DO UPDATE SET
         kind = CASE WHEN EXCLUDED.kind = 'post' AND posts.kind IN ('reply', 'quote', 'repost') THEN posts.kind
@@ -210,16 +220,17 @@ def write_rows_pg(
     ``clear_staging``: empty the staging table afterwards, for a caller that keeps the transaction open
     across pages (otherwise ON COMMIT DELETE ROWS does it).
     """
-    if authors:
-        conn.execute(_MERGE_AUTHORS_SQL, {"now": now, "authors": orjson.dumps([
-            {"platform": a.platform, "platform_user_id": a.platform_user_id, "username": clean_text(a.username),
-             "display_name": clean_text(a.display_name), "followers_count": a.followers_count,
-             "following_count": a.following_count, "post_count": a.post_count,
-             "account_created_at": a.account_created_at, "verified": a.verified,
-             "location": clean_text(a.location)}
-            for a in authors
-        ]).decode()})
+    authors_json = orjson.dumps([
+        {"platform": a.platform, "platform_user_id": a.platform_user_id, "username": clean_text(a.username),
+         "display_name": clean_text(a.display_name), "followers_count": a.followers_count,
+         "following_count": a.following_count, "post_count": a.post_count,
+         "account_created_at": a.account_created_at, "verified": a.verified,
+         "location": clean_text(a.location)}
+        for a in authors
+    ]).decode()
     if not posts:
+        if authors:
+            conn.execute(_MERGE_AUTHORS_SQL, {"now": now, "authors": authors_json})
         return 0
     ensure_staging(conn)
     by_post = _mentions_by_post(mentions, agencies)
@@ -234,7 +245,7 @@ def write_rows_pg(
                 _json(p.withheld), p.removed_by_category, _json(p.edit_history_ids), _json(p.raw),
                 p.deleted_reason, _json(by_post.get((p.platform, p.platform_post_id))), p.author_is_agency,
             ))
-    new = conn.execute(_MERGE_POSTS_SQL, {"now": now, "run_id": run_id}).scalar_one()
+    new = conn.execute(_MERGE_POSTS_SQL, {"now": now, "run_id": run_id, "authors": authors_json}).scalar_one()
     if clear_staging:
         conn.exec_driver_sql("DELETE FROM tw_stage_posts")
     return int(new)

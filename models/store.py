@@ -46,8 +46,8 @@ from trustwatch.records import (
     RecordError,
     RejectRecord,
     check_identifier,
+    ensure_valid,
     unique_by,
-    validate_post,
 )
 from trustwatch.settings import StoreUnreachableError
 
@@ -381,8 +381,7 @@ def write_page(engine: Engine | Connection, page: Page, run_id: int | None = Non
     valid: dict[tuple[str, str], PostRecord] = {}
     for post in page.posts:
         try:
-            post = clean_post(post)
-            validate_post(post)
+            post = ensure_valid(clean_post(post))  # checked once: a normalizer's check stands
         except RecordError as exc:
             rejects.append(
                 RejectRecord(post.platform if isinstance(post.platform, str) else "?", str(exc),

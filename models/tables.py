@@ -261,7 +261,8 @@ class AmbiguousMention(Base):
                                                            "'Clinton PD'.")
     candidates: Mapped[list[str]] = mapped_column(
         JSONType, comment="Slugs of the agencies the name may mean (agencies.slug; join there for ori, state, "
-                          "type), sorted; as the registry stood when the post was first matched."
+                          "type), sorted; as the registry stood at the last sync (agencies sync matches the post "
+                          "again)."
     )
     candidate_count: Mapped[int] = mapped_column(Integer, comment="How many agencies the name may mean.")
     start_offset: Mapped[int | None] = mapped_column(Integer, comment="Start of the name in the text.")
@@ -477,6 +478,15 @@ class AgencyDailyTrend(Base):
     negative: Mapped[int] = mapped_column(Integer, default=0, comment="Scored posts with sentiment <= -0.05.")
     positive: Mapped[int] = mapped_column(Integer, default=0, comment="Scored posts with sentiment >= 0.05.")
     updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, comment="Last refresh.")
+    # The period's UTC bounds, so SQL without time zone support (SQLite's agency_alerts) finds its posts.
+    starts_at: Mapped[dt.datetime | None] = mapped_column(
+        UTCDateTime, comment="UTC instant the period starts: the agency's local midnight (agencies.timezone; UTC "
+        "without one)."
+    )
+    ends_at: Mapped[dt.datetime | None] = mapped_column(
+        UTCDateTime, comment="UTC instant the period ends (exclusive): the next local midnight after the day or the "
+        "week."
+    )
 
 
 class ApiRateLimit(Base):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import zoneinfo
 from typing import Any
 
 import orjson
@@ -66,6 +67,16 @@ class UTCDateTime(TypeDecorator[dt.datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=dt.UTC)
         return value.astimezone(dt.UTC)
+
+
+def local_midnight(day: dt.date, zone: str | None) -> dt.datetime:
+    """The UTC instant at which ``day`` begins in the IANA time zone ``zone`` (UTC when None or unknown):
+    where a rollup period of an agency starts, stored with the row for SQL that cannot convert (SQLite)."""
+    try:
+        tz: dt.tzinfo = zoneinfo.ZoneInfo(zone or "UTC")
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        tz = dt.UTC
+    return dt.datetime(day.year, day.month, day.day, tzinfo=tz).astimezone(dt.UTC)
 
 
 def clean_text(value: str | None) -> str | None:

@@ -561,6 +561,21 @@ class RedditCorpus:
         self._index()
         return ids
 
+    def add_comment(self, link_id: str, body: str, created: dt.datetime, agencies: Sequence[str] = ()) -> str:
+        """Add a top-level comment to submission ``link_id``; ``agencies`` are what it names for certain (its
+        ground truth: a comment that only uses a shared name without settling it names none).  Returns its id."""
+        submission = self.submissions[link_id]
+        self._next_comment = max(self._next_comment, max((int(c, 36) for c in self.comments), default=0)) + 1
+        cid = to_base36(self._next_comment)
+        self.comments[cid] = RedditComment(
+            id=cid, link_id=link_id, parent=submission.fullname, subreddit=submission.subreddit,
+            author=self.rng.choice(self._users), body=body, created=created, score=1, agencies=list(agencies),
+        )
+        submission.comments.append(cid)
+        submission.all_comments.append(cid)
+        self._index()
+        return cid
+
     def delete_account(self, username: str) -> int:
         """The user deletes their account: Reddit shows ``[deleted]`` as the author of everything they
         wrote and keeps the text.  Returns how many things changed."""

@@ -135,3 +135,23 @@ def test_prefilter_builds_records_only_for_posts_that_may_be_kept(matcher, monke
     line = json.dumps({"data": copy.deepcopy(tweets), "includes": {"users": []}})
     page = parse_x_line(line, "f:1", matcher)
     assert built == [tweets[-1]["id"]] and [p.platform_post_id for p in page.posts] == [tweets[-1]["id"]]
+
+
+def test_a_line_whose_one_tweet_is_left_out_builds_nothing(matcher, monkeypatch) -> None:
+    """The common line of an archive (one streamed tweet naming no agency) skips the normalizer entirely, and
+    what it reports (nothing kept, one post read, the response's errors) is what the full path reports."""
+    import trustwatch.collectors.x as x
+
+    plain = json.dumps({"data": _tweet(7, "a quiet street tonight"), "includes": {"users": []},
+                        "errors": [{"title": "Not Found Error"}, {"title": "Authorization Error"}]})
+    full = parse_x_line(plain, "f:1", None)
+    normalized: list[object] = []
+    real = x.normalize_x_page
+    monkeypatch.setattr(x, "normalize_x_page", lambda *a, **k: normalized.append(a) or real(*a, **k))
+    stats: dict[str, int] = {}
+    page = parse_x_line(plain, "f:1", matcher, stats)
+    assert normalized == []  # before: one normalizer pass for every line, 97 % of them for nothing
+    assert (page.posts, page.authors, page.rejects, page.api_errors, stats) == ([], [], [], 2, {"left_out": 1})
+    assert page.api_errors == full.api_errors
+    kept = parse_x_line(plain.replace("a quiet street", "the NYPD on a quiet street"), "f:2", matcher, stats)
+    assert len(normalized) == 1 and [p.platform_post_id for p in kept.posts] == [str(_tweet(7, "")["id"])]

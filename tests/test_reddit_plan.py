@@ -223,3 +223,40 @@ def test_the_per_agency_search_plan_stays_an_option(tmp_path, registry, monkeypa
         listing = tasks.compile_queries("reddit")
     assert "search" in kinds and set(kinds) <= {"search", "new"} and estimate_["plan"] == "search"
     assert len(kinds) > len(listing), "the search plan needs a query per agency subreddit"
+
+
+def test_a_comment_leaving_a_shared_name_unsettled_is_kept_as_an_ambiguity(sqlite_engine, registry, matcher):
+    """"Clinton PD" (19 agencies) in a comment of a global subreddit, under a submission about no agency: the
+    comment is stored with its thread as context and one ambiguous_mentions row, attributed to none, as an X
+    post would be; the same name settled by "Clinton Iowa" attributes Iowa's agency."""
+    from trustwatch.models.tables import AmbiguousMention
+    from trustwatch.sandbox.reddit_corpus import GLOBAL_SUBREDDITS
+
+    iowa = "ia-clinton-police-department"
+    globals_ = {s.lower() for s in GLOBAL_SUBREDDITS}
+    with SandboxServer(corpus_config()) as server:
+        corpus = server.reddit.corpus
+        link = next(s for s in sorted(corpus.submissions.values(), key=lambda s: s.created, reverse=True)
+                    if s.subreddit.lower() in globals_ and not s.agencies and s.created < DAY.start)
+        when = DAY.end - dt.timedelta(hours=1)
+        unsettled = corpus.add_comment(link.id, "Clinton PD arrested two men downtown", when)
+        settled = corpus.add_comment(link.id, "Clinton PD arrested two men downtown, Clinton Iowa",
+                                     when + dt.timedelta(minutes=1), agencies=[iowa])
+        summaries = collect(sqlite_engine, server, registry, matcher, listing_first_queries(registry))
+    assert {s.status for s in summaries} == {"success"}
+    got = stored(sqlite_engine)
+    assert got.get(unsettled) == "comment" and got.get(settled) == "comment" and got.get(link.id) == "submission"
+    with sqlite_engine.connect() as conn:
+        ambiguous = conn.execute(
+            select(Post.platform_post_id, AmbiguousMention.term, AmbiguousMention.candidates)
+            .join(AmbiguousMention, AmbiguousMention.post_id == Post.id).where(Post.platform == "reddit")
+        ).all()
+        attributed = conn.execute(
+            select(Post.platform_post_id, PostMention.match_kind).join(PostMention, PostMention.post_id == Post.id)
+            .where(Post.platform_post_id.in_([unsettled, settled]))
+        ).all()
+    mine = [(pid, term) for pid, term, _ in ambiguous if pid in (unsettled, settled)]
+    assert mine == [(unsettled, "Clinton PD")]
+    candidates = next(c for pid, _, c in ambiguous if pid == unsettled)
+    assert iowa in candidates and len(candidates) >= 2
+    assert [pid for pid, _ in attributed] == [settled], "the unsettled comment is attributed to no agency"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import gzip
 import json
@@ -10,6 +11,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, text
 from trustwatch.collectors.agencies import Matcher, Registry
+from trustwatch.collectors.agencies.registry import merge_generated
+from trustwatch.collectors.ambiguities import reconcile_ambiguities
 from trustwatch.collectors.archive import import_file
 from trustwatch.collectors.runner import add_mentions
 from trustwatch.models.store import sync_agencies, write_page
@@ -104,3 +107,49 @@ def test_imported_posts_keep_their_ambiguities(synced: Engine, matcher: Matcher,
     assert rows(synced, "SELECT a.slug FROM post_mentions m JOIN agencies a ON a.id = m.agency_id") == [(IOWA,)]
     assert rows(synced, "SELECT p.text, am.term FROM ambiguous_mentions am JOIN posts p ON p.id = am.post_id") == [
         (UNSETTLED, "Clinton PD")]
+
+
+def remerged(entries: list, curated: set[str] = frozenset()) -> list:
+    """These agencies as the loader would merge them alone: shared names marked again (``curated``: slugs
+    turned into curated entries, the default referents of the names they own)."""
+    plain = [dataclasses.replace(e, ambiguous_aliases=(), default_aliases=(), generated=e.slug not in curated)
+             for e in entries]
+    return merge_generated([e for e in plain if not e.generated], [e for e in plain if e.generated])
+
+
+def test_stored_ambiguities_follow_the_registry(store: Engine, registry: Registry, clintons: list[str]) -> None:
+    """A sync matches the posts of stored ambiguities again: an agency of the same name added in another state
+    joins the candidates; a curated Clinton, Iowa (the default referent of "Clinton PD") turns the row into
+    Iowa's mention with its evidence; each pass says what it changed and a second pass changes nothing."""
+    entries = [e for e in registry.entries if e.slug in {*clintons, "nypd"}]
+    later = next(s for s in sorted(clintons) if s != IOWA)  # the Clinton the first registry lacks
+    first = remerged([e for e in entries if e.slug != later])
+    sync_agencies(store, first)
+    page = Page(posts=[post("1001", UNSETTLED)], authors=[AuthorRecord("x", "1", "someone")])
+    add_mentions(page, Matcher(Registry(first)))
+    write_page(store, page)
+    stored = rows(store, "SELECT candidates, candidate_count FROM ambiguous_mentions")
+    assert [(sorted(json.loads(c) if isinstance(c, str) else c), n) for c, n in stored] == [
+        (sorted(set(clintons) - {later}), len(clintons) - 1)]
+
+    def follow(entries: list) -> dict[str, int]:
+        sync_agencies(store, entries)
+        return reconcile_ambiguities(store, lambda: Matcher(Registry(entries))).summary()
+
+    everyone = remerged(entries)
+    assert follow(everyone) == {"ambiguities_checked": 1, "ambiguities_attributed": 0, "ambiguities_refreshed": 1,
+                                "ambiguities_dropped": 0}
+    stored = rows(store, "SELECT term, candidates, candidate_count, start_offset, end_offset FROM ambiguous_mentions")
+    assert [(t, sorted(json.loads(c) if isinstance(c, str) else c), n, s, e) for t, c, n, s, e in stored] == [
+        ("Clinton PD", sorted(clintons), len(clintons), 0, 10)]
+    assert follow(everyone)["ambiguities_refreshed"] == 0, "a second pass changes nothing"
+
+    curated = remerged(entries, curated={IOWA})
+    assert follow(curated) == {"ambiguities_checked": 1, "ambiguities_attributed": 1, "ambiguities_refreshed": 0,
+                               "ambiguities_dropped": 0}
+    assert rows(store, "SELECT p.platform_post_id, a.slug, m.matched_term, m.match_kind, m.start_offset, "
+                       "m.end_offset FROM post_mentions m JOIN posts p ON p.id = m.post_id "
+                       "JOIN agencies a ON a.id = m.agency_id") == [("1001", IOWA, "Clinton PD", "alias", 0, 10)]
+    assert rows(store, "SELECT count(*) FROM ambiguous_mentions") == [(0,)]
+    assert rows(store, "SELECT count(*) FROM ambiguous_mentions_daily") == [(0,)]
+    assert follow(curated)["ambiguities_checked"] == 0

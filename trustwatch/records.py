@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import operator
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
@@ -86,6 +87,9 @@ class PostRecord:
     raw: dict[str, Any] | None = None
     #: Written by an agency's own account (a registry handle): agency speech, not public opinion.
     author_is_agency: bool = False
+    #: The values :func:`validated` passed (None: never checked).  Not an init field, so a record made by
+    #: ``dataclasses.replace`` starts unchecked; not compared, so equal records stay equal.
+    validated_as: tuple[Any, ...] | None = field(default=None, init=False, repr=False, compare=False)
 
 
 @dataclass(slots=True)
@@ -310,6 +314,31 @@ def validate_post(post: PostRecord) -> None:
         raise RecordError(f"text is {len(post.text)} characters, over the limit of {MAX_TEXT_CHARS}")
     if post.title is not None and len(post.title) > MAX_TEXT_CHARS:
         raise RecordError("title is over the text limit")
+
+
+#: Every field :func:`validate_post` reads: the values it passed are kept on the record, and a record whose values
+#: are still those needs no second check (issue 19: the normalizers and write_page each checked every post).
+_CHECKED_FIELDS = operator.attrgetter(
+    "platform", "platform_post_id", "kind", "created_at", "text", "title", *(name for name, _ in _ID_FIELDS),
+    "metrics.likes", "metrics.reposts", "metrics.replies", "metrics.quotes", "metrics.score")
+
+
+def validated(post: PostRecord) -> PostRecord:
+    """:func:`validate_post`, remembering on the record the values it passed; the normalizers call this."""
+    validate_post(post)
+    post.validated_as = _CHECKED_FIELDS(post)
+    return post
+
+
+def ensure_valid(post: PostRecord) -> PostRecord:
+    """Validate a record unless it passed :func:`validated` with the values it holds now.
+
+    The store calls this for every post: a record built by hand, changed in place after its check (another
+    text, created_at or id), or rebuilt with ``dataclasses.replace`` is checked again, so no path skips it.
+    """
+    if post.validated_as is None or post.validated_as != _CHECKED_FIELDS(post):
+        validated(post)
+    return post
 
 
 #: The first day a post can carry on each platform (X's first tweet, Reddit's launch); a time before it,

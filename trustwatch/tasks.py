@@ -106,24 +106,30 @@ def upgrade_store() -> str:
     return migrate.current(eng) or "base"
 
 
-def sync_registry(force: bool = False) -> dict[str, Any]:
-    """Load the registry into the store: upsert entries, deactivate removed ones.
+def sync_registry(recheck: bool = False) -> dict[str, Any]:
+    """Load the registry into the store: upsert entries, deactivate removed ones; then match the posts of the
+    stored ambiguities again (``ambiguities_*`` in the result) when an agency changed, or always with
+    ``recheck`` (``trustwatch agencies sync``), so they follow the registry (collectors/ambiguities.py).
 
     Every collect run starts with this step, and the registry rarely changes between runs: when the digest
     of the registry files and code (:func:`registry_sync_digest`) equals the one the store recorded at its
     last sync, the store already holds these entries and nothing is parsed or compared (``unchanged`` in
-    the result).  ``force`` compares anyway (after the agencies table was edited by hand).
+    the result).  ``recheck`` compares anyway (after the agencies table was edited by hand).
     """
+    from trustwatch.collectors.ambiguities import Reconciled, reconcile_ambiguities
     from trustwatch.models.store import last_registry_sync, sync_agencies
 
     eng = engine()
     digest = registry_sync_digest()
-    last = None if force else last_registry_sync(eng)
+    last = None if recheck else last_registry_sync(eng)
     if last is not None and last["digest"] == digest:
-        result: dict[str, Any] = {"agencies": last["agencies"], "changed": 0, "deactivated": 0, "unchanged": True}
+        result: dict[str, Any] = {"agencies": last["agencies"], "changed": 0, "deactivated": 0,
+                                  **Reconciled().summary(), "unchanged": True}
         log.info("agency registry unchanged since the store's last sync (%s): %s", last["synced_at"], result)
         return result
     result = {**sync_agencies(eng, registry().entries, digest=digest), "unchanged": False}
+    changed = bool(result.get("changed") or result.get("deactivated"))
+    result.update((reconcile_ambiguities(eng, matcher) if recheck or changed else Reconciled()).summary())
     log.info("agency registry synced: %s", result)
     return result
 

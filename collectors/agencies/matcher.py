@@ -16,7 +16,9 @@ from typing import Any, NamedTuple
 import ahocorasick_rs
 from trustwatch.collectors.agencies.registry import US_STATES, AgencyEntry, Registry
 from trustwatch.collectors.agencies.text import (
-    _quick_scan,
+    _SCAN_TABLE,
+    OffsetMap,
+    _quick_scan_latin1,
     _scan_form,
     match_key,
     non_ascii_chars,
@@ -157,16 +159,46 @@ class _Slot:
 
 
 _BLOCKED = _Slot(blocker=True, strong=True)
+#: Builds a Match from a tuple without the named tuple's Python-level ``__new__`` (one per mention).
+_new_match = tuple.__new__
 
 
-def _automaton(keys: list[str]) -> Any:
-    """The find function of an Aho-Corasick automaton over ``keys`` (all overlapping matches).
+def _leftmost_longest(hit: tuple[int, int, Any]) -> tuple[int, int]:
+    return hit[0], hit[0] - hit[1]
+
+
+def _match_order(m: Match) -> tuple[int, str, str]:
+    return m.start, m.agency_slug, m.kind
+
+
+def _automaton(words: dict[str, Any]) -> tuple[Any, list[Any]]:
+    """An Aho-Corasick automaton over the keys of ``words`` (all overlapping matches), and their values.
 
     ahocorasick-rs (the Rust ``aho-corasick`` crate) keeps each state's matches with the state, where
     pyahocorasick walks the failure links at every character: a scan costs about a quarter less on average,
     and half on posts full of agency-like phrases ("Union City Police in Union City"), for the same matches.
+    The automaton reads the scan form as bytes: the crate reports byte offsets, and over a ``str`` the binding
+    turned them into character offsets with a pass over the whole post at every call (a twentieth of the
+    matcher's instructions).  Scans are Latin-1 (one byte per character) whenever they can be, which is every
+    quick scan; a key with a Latin-1 letter ("policía de ...") is there in both encodings, which cannot match
+    each other's scans (folded text holds no character 0x80-0xBF, the bytes every UTF-8 sequence needs), and
+    the rare scan with other characters is UTF-8, its few hits converted by :func:`_char_hits`.
     """
-    return ahocorasick_rs.AhoCorasick(keys, matchkind=ahocorasick_rs.MATCHKIND_STANDARD).find_matches_as_indexes
+    keys = sorted(words)
+    patterns = [k.encode("utf-8") for k in keys]
+    values = [words[k] for k in keys]
+    for k in keys:
+        if not k.isascii() and max(k) <= "\xff":
+            patterns.append(k.encode("latin-1"))
+            values.append(words[k])
+    automaton = ahocorasick_rs.BytesAhoCorasick(patterns, matchkind=ahocorasick_rs.MATCHKIND_STANDARD)
+    return automaton.find_matches_as_indexes, values
+
+
+def _char_hits(scan: bytes, hits: list[tuple[int, int, int]]) -> list[tuple[int, int, int]]:
+    """Hits over a UTF-8 scan with character offsets (every key starts and ends with a space, so each byte
+    offset is a character boundary)."""
+    return [(i, len(scan[:start].decode("utf-8")), len(scan[:stop].decode("utf-8"))) for i, start, stop in hits]
 
 
 def _normalize_community(community: str | None) -> str | None:
@@ -189,6 +221,7 @@ class Matcher:
     def __init__(self, registry: Registry) -> None:
         self.registry = registry
         self._agencies: list[AgencyEntry] = [e for e in registry.entries if e.active and e.matched]
+        self._slugs: list[str] = [e.slug for e in self._agencies]
         self._slots: dict[str, _Slot] = {}
         self._all_states: set[str] = set()
         self._city_ctx: list[frozenset[str]] = []
@@ -261,8 +294,12 @@ class Matcher:
                     city_index.setdefault(word, []).append(i)
                 for word in self._exclusive(self._state_ctx, i, cands):
                     state_index.setdefault(word, []).append(i)
+            by_state: dict[str | None, list[int]] = {}
+            for i in cands:
+                by_state.setdefault(self._agencies[i].state, []).append(i)
             self._slot(key).ambiguous = (
-                frozenset(cands), term, exact_form, city_index, state_index, defaults.get(key)
+                frozenset(cands), term, exact_form, city_index, state_index, defaults.get(key), by_state,
+                tuple(sorted(self._agencies[i].slug for i in cands)),
             )
         # Two automatons: the attributing terms, scanned for every post, and the settling words
         # (cities, states), scanned only when an ambiguous alias is not settled otherwise.  Most
@@ -293,21 +330,23 @@ class Matcher:
                 settling_words[f" {key} "] = key
                 if " " not in key and key[0] not in "@#":
                     settling_words[f" #{key} "] = key
-        self._strong_keys = sorted(strong_words)
-        self._strong_values = [strong_words[k] for k in self._strong_keys]
-        self._settling_keys = sorted(settling_words)
-        self._settling_values = [settling_words[k] for k in self._settling_keys]
+        # Kept so that a pickled matcher (trustwatch/cache.py, one per registry for every task process) can
+        # rebuild its automatons, which are native objects and do not pickle.
+        self._strong_words, self._settling_words = strong_words, settling_words
         self._build_automatons()
 
     def _build_automatons(self) -> None:
-        self._strong_find = _automaton(self._strong_keys)
-        self._settling_find = _automaton(self._settling_keys)
+        self._strong_find, self._strong_values = _automaton(self._strong_words)
+        # Both stay the crate's contiguous NFA: as DFAs they run fewer instructions but need 110 and 12 MiB
+        # more, and their tables miss the caches between posts; the matcher got slower (BENCHMARKS.md).
+        self._settling_find, self._settling_values = _automaton(self._settling_words)
 
     def __getstate__(self) -> dict[str, Any]:
-        """Picklable state (``trustwatch.collectors.agencies.cache``): the automatons are native objects, so
-        they are left out and rebuilt from their keys on load (a tenth of building the whole matcher)."""
+        """Picklable state (``collectors/agencies/cache.py``): the automatons are native objects, so they are
+        left out and rebuilt from their words on load (a tenth of building the whole matcher)."""
         state = dict(self.__dict__)
-        del state["_strong_find"], state["_settling_find"]
+        for name in ("_strong_find", "_strong_values", "_settling_find", "_settling_values"):
+            del state[name]
         state["_community_cache"] = {}
         return state
 
@@ -339,24 +378,40 @@ class Matcher:
         """
         if not text:
             return []
-        community_agencies: list[int] = []
+        community_agencies: Sequence[int] = ()
         sub = ""
         if community:
             sub = self._community_cache.get(community, "")
             if not sub:
                 sub = self._community_cache.setdefault(community, _normalize_community(community) or "")
-            community_agencies = self._subreddits.get(sub, [])
-        chars = None if text.isascii() else non_ascii_chars(text)
-        scan = _quick_scan(text, chars)
-        if scan is None:
-            norm, omap = normalize_text(text, chars)
-            scan = _scan_form(norm)
+            community_agencies = self._subreddits.get(sub, ())
+        omap: OffsetMap | None = None
+        wide = False  # a UTF-8 scan: the automaton's byte offsets need converting
+        if text.isascii():
+            # The scan form of ASCII text inline (most posts): one translate, no function calls.
+            scan = b" " + text.encode("ascii").translate(_SCAN_TABLE) + b" "
             hits = self._strong_find(scan, True)
+            if not hits and not community_agencies:
+                return []
+            norm = text.lower()
         else:
+            chars = non_ascii_chars(text)
+            quick = _quick_scan_latin1(text, chars)
+            folded: str | None = None
+            if quick is None:
+                folded, omap = normalize_text(text, chars)
+                full = _scan_form(folded)
+                wide = max(full) > "\xff"
+                quick = full.encode("utf-8" if wide else "latin-1")
+            scan = quick
             hits = self._strong_find(scan, True)
             if not hits and not community_agencies:
                 return []  # most posts: no term, no community, and no normalization needed
-            norm, omap = normalize_text(text, chars)
+            if folded is None:
+                folded, omap = normalize_text(text, chars)
+            norm = folded
+            if wide and hits:
+                hits = _char_hits(scan, hits)
         may_have_urls = "." in norm or "@" in norm
         strong: list[tuple[int, int, _Slot]] = []
         values = self._strong_values
@@ -379,11 +434,10 @@ class Matcher:
 
         # Leftmost-longest among attributing spans; exact-case terms must match the original text.
         if len(strong) > 1:
-            strong.sort(key=lambda h: (h[0], h[0] - h[1]))
+            strong.sort(key=_leftmost_longest)
         chosen: list[tuple[int, int, list[tuple[int, str, str]], Any]] = []
         matched: set[int] = set()
-        ambiguous: list[Any] = []
-        term_spans: list[tuple[int, int]] = []
+        ambiguous = False
         last_end = -1
         for start, end, slot in strong:
             if start < last_end:
@@ -404,72 +458,90 @@ class Matcher:
                     written, amb[2], text, o_start, o_end
                 ):
                     amb = None
-            if not attrs and amb is None:
+            if amb is not None:
+                ambiguous = True
+            elif not attrs:
                 continue
-            chosen.append((o_start, o_end, attrs, amb))
-            term_spans.append((start, end))
+            # (start, end) in the scan's coordinates too: a place inside an agency's name settles nothing.
+            chosen.append((o_start, o_end, attrs, amb, start, end))
             for attribute in attrs:
                 matched.add(attribute[0])
-            if amb is not None:
-                ambiguous.append(amb)
             last_end = end
 
         context: set[str] = set()
-        if ambiguous:
-            evidence = matched.union(community_agencies)
-            if any(amb[0].isdisjoint(evidence) for amb in ambiguous):
-                # Only now are the city and state words worth a pass of their own.
-                settling = self._settling_values
-                for index, begin, stop in self._settling_find(scan, True):
-                    word = settling[index]
-                    if word in context:
-                        continue
-                    end = stop - 2
-                    for a, b in term_spans:
-                        if a <= begin and end <= b:
-                            # A place inside an agency's name settles nothing: "Wilson" in "Wilson County
-                            # Sheriff's Office", "Texas" in "Texas Highway Patrol".
-                            break
-                    else:
-                        if not (may_have_urls and _inside_url(norm, begin, end)):
-                            context.add(word)
-                # "Clinton, IA" / "Clinton (IA)": a capitalised postal code after a comma or in
-                # parentheses names the state; bare two-letter words ("in", "or", "me") never do.
-                for code in _STATE_CODE_RE.findall(text) if "," in text or "(" in text else ():
-                    state_key = _STATE_CODE_KEYS.get(code)
-                    if state_key:
-                        context.add(state_key)
+        if ambiguous and self._unsettled_alone(chosen, matched, community_agencies):
+            # Only now are the city and state words worth a pass of their own.
+            context = self._context(scan, wide, norm, text, chosen, may_have_urls)
 
         results: list[Match] = []
-        agencies = self._agencies
-        for o_start, o_end, attrs, amb in chosen:
+        slugs = self._slugs
+        for o_start, o_end, attrs, amb, _start, _end in chosen:
             for i, term, kind in attrs:
-                results.append(Match(agencies[i].slug, term, kind, o_start, o_end))
+                results.append(_new_match(Match, (slugs[i], term, kind, o_start, o_end)))
             if amb is not None:
                 settled = self._settle(amb, matched, community_agencies, context)
                 for i in settled:
-                    results.append(Match(agencies[i].slug, amb[1], "alias", o_start, o_end))
+                    results.append(_new_match(Match, (slugs[i], amb[1], "alias", o_start, o_end)))
                 if not settled and unsettled is not None:
-                    unsettled.append(Unsettled(amb[1], o_start, o_end,
-                                               tuple(sorted(agencies[i].slug for i in amb[0]))))
+                    unsettled.append(Unsettled(amb[1], o_start, o_end, amb[7]))
         if community_agencies:
             attributed = {m.agency_slug for m in results}
             for i in community_agencies:
-                if agencies[i].slug in attributed or not self._community_words[i]:
+                if slugs[i] in attributed or not self._community_words[i]:
                     continue
                 span = _first_police_word(self._community_words[i], norm, may_have_urls)
                 if span is not None:
                     o_start, o_end = span if omap is None else omap.span(*span)
-                    results.append(Match(agencies[i].slug, f"r/{sub}", "community", o_start, o_end))
+                    results.append(_new_match(Match, (slugs[i], f"r/{sub}", "community", o_start, o_end)))
         if len(results) > 1:
-            results.sort(key=lambda m: (m.start, m.agency_slug, m.kind))
+            results.sort(key=_match_order)
         return results
 
+    @staticmethod
+    def _unsettled_alone(chosen: list[Any], matched: set[int], community: Sequence[int]) -> bool:
+        """Whether an ambiguous name is left that the post's own evidence (agencies it names for certain, its
+        community's) does not settle: only then are the city and state words read."""
+        evidence: set[int] | frozenset[int] = matched.union(community) if community else matched
+        for chosen_one in chosen:
+            amb = chosen_one[3]
+            if amb is not None and amb[0].isdisjoint(evidence):
+                return True
+        return False
+
+    def _context(
+        self, scan: bytes, wide: bool, norm: str, text: str, chosen: list[Any], may_have_urls: bool
+    ) -> set[str]:
+        """The settling words (cities, counties, states) the post names outside the agency names it uses."""
+        context: set[str] = set()
+        settling = self._settling_values
+        hits = self._settling_find(scan, True)
+        for index, begin, stop in _char_hits(scan, hits) if wide and hits else hits:
+            word = settling[index]
+            if word in context:
+                continue
+            end = stop - 2
+            for chosen_one in chosen:
+                if chosen_one[4] <= begin and end <= chosen_one[5]:
+                    # A place inside an agency's name settles nothing: "Wilson" in "Wilson County
+                    # Sheriff's Office", "Texas" in "Texas Highway Patrol".
+                    break
+            else:
+                if not (may_have_urls and _inside_url(norm, begin, end)):
+                    context.add(word)
+        # "Clinton, IA" / "Clinton (IA)": a capitalised postal code after a comma or in
+        # parentheses names the state; bare two-letter words ("in", "or", "me") never do.
+        if "," in text or "(" in text:
+            for code in _STATE_CODE_RE.findall(text):
+                state_key = _STATE_CODE_KEYS.get(code)
+                if state_key:
+                    context.add(state_key)
+        return context
+
     def _settle(
-        self, amb: tuple[Any, ...], matched: set[int], community: list[int], context: set[str]
+        self, amb: tuple[Any, ...], matched: set[int], community: Sequence[int], context: set[str]
     ) -> list[int]:
         """Which candidates of an ambiguous alias the post settles: own evidence, city, then state."""
-        candidates, _term, _exact, city_index, state_index, default = amb
+        candidates, _term, _exact, city_index, state_index, default, by_state, _slugs = amb
         if matched or community:
             direct = [i for i in (*matched, *community) if i in candidates]
             if direct:
@@ -478,8 +550,7 @@ class Matcher:
         if matched and default is None:
             # "Kalamazoo Police and Portage police": the one Portage in the state of an agency the
             # post names for certain (never over a curated default: "Denver PD and SEPTA" is Denver).
-            states = {self._agencies[i].state for i in matched}
-            near = [i for i in candidates if self._agencies[i].state in states]
+            near = [i for state in {self._agencies[i].state for i in matched} for i in by_state.get(state, ())]
             if len(near) == 1:
                 fallback = near
         if not context:
@@ -491,13 +562,14 @@ class Matcher:
                 city.extend(found)
         if len(city) > 1:
             city = list(dict.fromkeys(city))
-        states = context & self._all_states
-        if city and states:
-            # A city named together with another state is another city of that name.
-            city = [i for i in city if not (states - self._city_ctx[i])
-                    or not states.isdisjoint(self._state_ctx[i])]
         if city:
-            return city
+            states = context & self._all_states
+            if states:
+                # A city named together with another state is another city of that name.
+                city = [i for i in city if not (states - self._city_ctx[i])
+                        or not states.isdisjoint(self._state_ctx[i])]
+            if city:
+                return city
         state: set[int] = set()
         for word in context:
             found = state_index.get(word)

@@ -218,8 +218,14 @@ def _quick_scan(text: str, chars: set[str] | None = None) -> str | None:
     spaces, full-width forms, accented Latin letters), which covers most posts.  The matcher then normalizes only
     the posts it finds a term in.  ``chars``: the text's :func:`non_ascii_chars`, when the caller has them.
     """
+    scan = _quick_scan_latin1(text, chars)
+    return None if scan is None else scan.decode("latin-1")
+
+
+def _quick_scan_latin1(text: str, chars: set[str] | None = None) -> bytes | None:
+    """:func:`_quick_scan` encoded in Latin-1, one byte per character, as the matcher's automatons read it."""
     if text.isascii():
-        return f" {text.encode('ascii').translate(_SCAN_TABLE).decode('ascii')} "
+        return b" " + text.encode("ascii").translate(_SCAN_TABLE) + b" "
     stand_ins = _SCAN_CHARS
     for ch in non_ascii_chars(text) if chars is None else chars:
         stand_in = stand_ins[ch] if ch in stand_ins else _scan_char(ch)
@@ -227,7 +233,7 @@ def _quick_scan(text: str, chars: set[str] | None = None) -> str | None:
             return None
         if ch > "\xff":
             text = text.replace(ch, stand_in)
-    return f" {text.encode('latin-1').translate(_SCAN_TABLE).decode('latin-1')} "
+    return b" " + text.encode("latin-1").translate(_SCAN_TABLE) + b" "
 
 
 def match_key(term: str) -> str:

@@ -1,7 +1,7 @@
 """registry_sync: the digest of the agency registry last written to agencies
 
-Revision ID: 0024
-Revises: 0023
+Revision ID: 0025
+Revises: 0024
 Create Date: 2026-11-30 12:00:00
 
 Issue 18: every collect run starts with ``sync_registry``, which compared the whole registry (18,700 agencies)
@@ -19,8 +19,8 @@ from alembic import op
 
 import trustwatch.models.types
 
-revision: str = '0024'
-down_revision: str | None = '0023'
+revision: str = '0025'
+down_revision: str | None = '0024'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
