@@ -506,3 +506,21 @@ class ApiRateLimit(Base):
     )
     window_start: Mapped[dt.datetime] = mapped_column(UTCDateTime, comment="Start of the current request-count window.")
     window_count: Mapped[int] = mapped_column(Integer, comment="Requests sent in the current window.")
+
+
+class RegistrySync(Base):
+    """The registry the agencies table was last synced from, so an unchanged registry is not compared again."""
+
+    __tablename__ = "registry_sync"
+    __table_args__ = (
+        CheckConstraint("id = 1", name="one_row"),
+        {"comment": "One row: the digest of the agency registry (files and code) last written to agencies; "
+                    "a collect run whose registry has the same digest skips the comparison."},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False, comment="Always 1.")
+    digest: Mapped[str | None] = mapped_column(
+        String(64), comment="SHA-256 of the registry files, their parsing code and the schema; NULL after a sync "
+                            "of entries that came from elsewhere (tests, a script), which forces the next comparison.")
+    agencies: Mapped[int] = mapped_column(Integer, comment="Entries in that registry.")
+    synced_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, comment="When the sync committed.")
