@@ -1,7 +1,7 @@
-"""How long migration 0025 (monthly partitions) takes on an existing PostgreSQL store of N posts.
+"""How long migration 0026 (monthly partitions) takes on an existing PostgreSQL store of N posts.
 
-Fills a store at revision 0024 (the plain tables) with ``bench/scale.py``'s generated year of posts, one
-mention and one snapshot each, then times ``migrate.upgrade`` to 0025: the tables rebuilt beside the old ones,
+Fills a store at revision 0025 (the plain tables) with ``bench/scale.py``'s generated year of posts, one
+mention and one snapshot each, then times ``migrate.upgrade`` to 0026: the tables rebuilt beside the old ones,
 rows copied month by month into their partitions, keys and indexes built, views recreated.
 
     nice .venv/bin/python bench/migrate_partitions.py --posts 1000000
@@ -27,7 +27,7 @@ from trustwatch.models.db import make_engine  # noqa: E402
 
 from trustwatch import migrate  # noqa: E402
 
-#: The fill as it was before 0025: snapshots had no post_created_at.
+#: The fill as it was before 0026: snapshots had no post_created_at.
 OLD_SNAPSHOTS = ("INSERT INTO metric_snapshots (post_id, observed_at, like_count, repost_count, reply_count, "
                  "quote_count)\nSELECT p.id, now(), p.like_count, p.repost_count, p.reply_count, p.quote_count\n"
                  "FROM posts p WHERE p.id > :last_id;")
@@ -46,17 +46,17 @@ def main() -> None:
     url = make_url(scale.ADMIN).set(drivername="postgresql+psycopg", database=name).render_as_string(False)
     engine = make_engine(url)
     try:
-        migrate.upgrade(engine, "0024")
+        migrate.upgrade(engine, "0025")
         scale.seed_agencies(engine)
         scale.fill(engine, 0, args.posts)
         t0 = time.perf_counter()
-        migrate.upgrade(engine, "0025")
+        migrate.upgrade(engine, "0026")
         seconds = time.perf_counter() - t0
         with engine.connect() as conn:
             counts = {t: conn.execute(text(f"SELECT count(*) FROM {t}")).scalar_one()
                       for t in ("posts", "post_mentions", "metric_snapshots")}
             months = conn.execute(text("SELECT count(*) FROM pg_inherits WHERE inhparent = 'posts'::regclass")).scalar()
-        print(f"migration 0025 on {counts['posts']:,} posts ({counts['post_mentions']:,} mentions, "
+        print(f"migration 0026 on {counts['posts']:,} posts ({counts['post_mentions']:,} mentions, "
               f"{counts['metric_snapshots']:,} snapshots; {months} partitions of posts): {seconds:.1f} s")
     finally:
         engine.dispose()

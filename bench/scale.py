@@ -9,7 +9,7 @@ checkpoint it reports the size on disk per million posts, the two analyst questi
 ``post_mentions`` (one agency over a year by day; every agency over one month), and the monthly retention
 step of the partitioned store (models/partitions.py): detaching the oldest month's partitions of posts,
 mentions and snapshots (the part analysts wait on), then archiving them to gzip CSV and dropping them.
-The store is partitioned by month (migration 0025); the fill's twelve months are prepared first.
+The store is partitioned by month (migration 0026); the fill's twelve months are prepared first.
 
     nice .venv/bin/python bench/scale.py --checkpoints 0 1000000 5000000 10000000
 """

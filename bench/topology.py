@@ -84,7 +84,9 @@ class MemorySampler(threading.Thread):
 
 def run_once(workers: int, hours: int, agencies: list[str], posts: int, pool_slots: int) -> dict:
     sandbox = SandboxServer(CorpusConfig(seed=18, posts=posts, days=2), x_bearer_token="bench-x",
-                            reddit_client_secret="bench-reddit").start()
+                            reddit_client_secret="bench-reddit")
+    sandbox.reddit.clock = lambda: dt.datetime.now(dt.UTC)  # comments appear as they are written, as on Reddit
+    sandbox.start()
     end = sandbox.config.stop
     start = end - dt.timedelta(hours=hours)
     metadata_url, store_url = _create_db("tw_bench_af"), _create_db("tw_bench_store")

@@ -16,6 +16,7 @@ hourly; ``none`` for manual runs only) and ``TRUSTWATCH_CATCHUP``.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import logging
 import os
 from collections.abc import Callable
@@ -85,19 +86,23 @@ def _run_context() -> dict[str, Any]:
     }
 
 
+@functools.cache
 def _agency_choices() -> tuple[list[str], dict[str, str]]:
     """The curated (tracked) agencies' slugs and display names, for the form's agency picker.
 
     Read from the curated registry file only (plain YAML, no registry code, so parsing stays cheap): the
     nationwide list has 18,000 names, too many for a picker; the others are reached through States and
-    Kinds.  A broken file leaves a free-text field; the collect tasks report the registry error.
+    Kinds.  A broken file leaves a free-text field; the collect tasks report the registry error.  Read once
+    per parse for both DAGs, with libyaml's loader where PyYAML has it: every task process parses this file.
     """
     try:
         import yaml
 
         from trustwatch.settings import resource_dir
 
-        data = yaml.safe_load((resource_dir("agencies") / "agencies.yaml").read_text(encoding="utf-8"))
+        loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+        data = yaml.load((resource_dir("agencies") / "agencies.yaml").read_text(encoding="utf-8"),
+                         Loader=loader)  # noqa: S506 (a safe loader: libyaml's SafeLoader)
         entries = [e for e in data["agencies"] if e.get("active", True)]
         return sorted(e["slug"] for e in entries), {e["slug"]: f"{e['name']} ({e['slug']})" for e in entries}
     except Exception:  # the form must still render

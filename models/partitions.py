@@ -102,7 +102,7 @@ def _bound(month: dt.date) -> str:
 
 
 def is_partitioned(conn: Connection) -> bool:
-    """True on a PostgreSQL store whose ``posts`` is partitioned (migration 0025 applied)."""
+    """True on a PostgreSQL store whose ``posts`` is partitioned (migration 0026 applied)."""
     if conn.dialect.name != "postgresql":
         return False
     return bool(conn.execute(text(
@@ -244,7 +244,7 @@ def detach_month(engine: Engine, month: dt.date, archive: Path) -> RetentionResu
     names = {spec.table: partition_name(spec.table, month) for spec in PARTITIONED}
     with engine.begin() as conn:
         if not is_partitioned(conn):
-            raise PartitionError("the store is not partitioned: run `trustwatch db upgrade` (migration 0025) first")
+            raise PartitionError("the store is not partitioned: run `trustwatch db upgrade` (migration 0026) first")
         attached = partitions_of(conn)
         present = {t for t, n in names.items()
                    if conn.execute(text("SELECT to_regclass(:n) IS NOT NULL"), {"n": n}).scalar()}

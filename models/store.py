@@ -31,6 +31,7 @@ from trustwatch.models.tables import (
     MetricSnapshot,
     Post,
     PostMention,
+    RegistrySync,
     RejectedPayload,
     Watermark,
 )
@@ -929,8 +930,21 @@ def advance_watermark(
 _REGISTRY_FIELDS = ("ori", "agency_type", "county", "latitude", "longitude", "nibrs", "timezone", "parent")
 
 
-def sync_agencies(engine: Engine, entries: Sequence[Any]) -> dict[str, int]:
-    """Upsert registry entries; agencies no longer in the registry become inactive, never deleted."""
+def last_registry_sync(engine: Engine) -> dict[str, Any] | None:
+    """The digest, size and time of the registry last synced by :func:`sync_agencies`, or None."""
+    c = RegistrySync.__table__.c  # Core columns: an ORM statement would configure Airflow's mappers in a task
+    with engine.connect() as conn:
+        row = conn.execute(select(c.digest, c.agencies, c.synced_at)).first()
+    return None if row is None else {"digest": row.digest, "agencies": row.agencies, "synced_at": row.synced_at}
+
+
+def sync_agencies(engine: Engine, entries: Sequence[Any], digest: str | None = None) -> dict[str, int]:
+    """Upsert registry entries; agencies no longer in the registry become inactive, never deleted.
+
+    ``digest`` identifies the registry the entries came from (``trustwatch.tasks.registry_sync_digest``) and
+    is recorded in the same transaction, so the next sync of the same registry can be skipped; entries
+    from elsewhere record none, and the next sync compares again.
+    """
     t = Agency.__table__
     now = utcnow()
     rows = [
@@ -974,8 +988,17 @@ def sync_agencies(engine: Engine, entries: Sequence[Any]) -> dict[str, int]:
             changed += len(todo)
             if todo:
                 conn.execute(stmt, todo)
-        gone = conn.execute(
-            update(t).where(or_(~t.c.slug.in_(slugs) if slugs else t.c.id.isnot(None)), t.c.active.is_(True))
-            .values(active=False, updated_at=now)
-        ).rowcount
-    return {"agencies": len(rows), "changed": changed, "deactivated": gone or 0}
+        # The agencies to deactivate are known from the rows read above: naming them is cheaper than a
+        # NOT IN over every registry slug (18,700 bound parameters, most of a second per sync).
+        wanted = set(slugs)
+        removed = [slug for slug, row in existing.items() if slug not in wanted and row.active]
+        gone = 0
+        for names in _chunks(removed):
+            gone += conn.execute(update(t).where(t.c.slug.in_(names), t.c.active.is_(True))
+                                 .values(active=False, updated_at=now)).rowcount or 0
+        if sa_inspect(conn).has_table(RegistrySync.__tablename__):  # a store before migration 0024 has none
+            record = _insert(conn, RegistrySync.__table__).values(id=1, digest=digest, agencies=len(rows),
+                                                                   synced_at=now)
+            conn.execute(record.on_conflict_do_update(
+                index_elements=["id"], set_={"digest": digest, "agencies": len(rows), "synced_at": now}))
+    return {"agencies": len(rows), "changed": changed, "deactivated": gone}

@@ -409,7 +409,7 @@ class PostScore(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, comment="Surrogate key.")
-    # No foreign key (migration 0025): one to the partitioned posts would have to name (id, created_at);
+    # No foreign key (migration 0026): one to the partitioned posts would have to name (id, created_at);
     # scores are rebuilt by the scorer, and retention deletes a month's scores with its posts.
     post_id: Mapped[int] = mapped_column(BigId, comment="The post.")
     agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), comment="The agency scored toward.")
@@ -512,3 +512,21 @@ class ApiRateLimit(Base):
     )
     window_start: Mapped[dt.datetime] = mapped_column(UTCDateTime, comment="Start of the current request-count window.")
     window_count: Mapped[int] = mapped_column(Integer, comment="Requests sent in the current window.")
+
+
+class RegistrySync(Base):
+    """The registry the agencies table was last synced from, so an unchanged registry is not compared again."""
+
+    __tablename__ = "registry_sync"
+    __table_args__ = (
+        CheckConstraint("id = 1", name="one_row"),
+        {"comment": "One row: the digest of the agency registry (files and code) last written to agencies; "
+                    "a collect run whose registry has the same digest skips the comparison."},
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False, comment="Always 1.")
+    digest: Mapped[str | None] = mapped_column(
+        String(64), comment="SHA-256 of the registry files, their parsing code and the schema; NULL after a sync "
+                            "of entries that came from elsewhere (tests, a script), which forces the next comparison.")
+    agencies: Mapped[int] = mapped_column(Integer, comment="Entries in that registry.")
+    synced_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, comment="When the sync committed.")

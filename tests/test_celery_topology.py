@@ -182,6 +182,10 @@ def test_backfill_on_two_celery_workers_stores_the_ground_truth_and_survives_a_k
         tmp_path, pg_server, registry):
     sandbox = SandboxServer(CorpusConfig(seed=18, posts=1200, days=2), x_bearer_token=X_TOKEN,
                             reddit_client_secret=REDDIT_SECRET)
+    # Reddit as it is: a thread's comments keep arriving for days, and a read shows those written by then
+    # (the live sandbox's clock).  Without it the sandbox served comments dated days ahead, which the
+    # collector rightly rejects.
+    sandbox.reddit.clock = lambda: dt.datetime.now(dt.UTC)
     end = sandbox.config.stop  # the hour the sandbox started in: the last window is the latest complete one
     start = end - dt.timedelta(hours=WINDOWS)
     metadata_url, store_url = pg_server.create("tw_af"), pg_server.create("tw_store")
@@ -200,6 +204,8 @@ def test_backfill_on_two_celery_workers_stores_the_ground_truth_and_survives_a_k
             # Only the backfill: no scheduled run (every agency) when the hour turns during the test.
             "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "false",
             "TRUSTWATCH_X_SCHEDULE": "@hourly",
+            # Each worker's registry cache (~/.cache/trustwatch in its container), kept in the test's folder.
+            "TRUSTWATCH_CACHE_DIR": str(tmp_path / "registry_cache"),
             "TRUSTWATCH_REDDIT_SCHEDULE": "@hourly",
         },
     )
@@ -223,6 +229,7 @@ def test_backfill_on_two_celery_workers_stores_the_ground_truth_and_survives_a_k
             # kill worker2 while it runs a collect task; its tries must be retried and succeed
             worker2 = next(p for p in topology.processes if p.name == "worker2")
             topology.wait(lambda: _running_on(metadata, "worker2"), 600, "worker2 to run a collect task")
+            kill_sent = dt.datetime.now(dt.UTC)
             topology.kill(worker2, signal.SIGKILL)
             killed_at = dt.datetime.now(dt.UTC)
             # compose's `restart: always` starts the worker's container again; without it the rest of the
@@ -237,8 +244,8 @@ def test_backfill_on_two_celery_workers_stores_the_ground_truth_and_survives_a_k
                 topology.airflow("dags", "pause", dag_id)
             topology.wait(lambda: not _active(metadata), 600, "every run to finish")
             with metadata.connect() as conn:
-                runs = conn.execute(text("SELECT dag_id, run_type, state, data_interval_start, data_interval_end, "
-                                         "conf FROM dag_run")).all()
+                runs = conn.execute(text("SELECT dag_id, run_id, run_type, state, data_interval_start, "
+                                         "data_interval_end, conf FROM dag_run")).all()
             backfilled = [r for r in runs if r.run_type == "backfill"]
             assert len(backfilled) == len(runs) == 2 * WINDOWS and {r.state for r in runs} == {"success"}, runs
             assert {r.data_interval_start for r in backfilled} == {
@@ -252,9 +259,11 @@ def test_backfill_on_two_celery_workers_stores_the_ground_truth_and_survives_a_k
     # both workers ran tasks (each worker reports its own hostname, as each container would)
     hosts = {t.hostname for t in tries if t.hostname}
     assert {"worker1", "worker2"} <= hosts, hosts
-    # the killed worker's try failed, a later try of the same task succeeded (on either worker)
-    lost = [t for t in tries if t.hostname == "worker2" and t.start_date and t.start_date < killed_at
-            and (t.end_date is None or t.end_date >= killed_at - dt.timedelta(seconds=1))]
+    # the killed worker's tries that were running when the signal was sent failed, and a later try of the
+    # same task succeeded (on either worker); a try that had finished just before the kill is not lost (tasks
+    # take about a second now, so one often ends in the second before the signal)
+    lost = [t for t in tries if t.hostname == "worker2" and t.start_date and t.start_date < kill_sent
+            and (t.end_date is None or t.end_date > kill_sent)]
     assert lost, "the kill hit no running task"
     for t in lost:
         later = [r for r in tries if (r.dag_id, r.run_id, r.task_id, r.map_index) ==
@@ -272,29 +281,72 @@ def test_backfill_on_two_celery_workers_stores_the_ground_truth_and_survives_a_k
         with store.connect() as conn:
             rows = conn.execute(text("SELECT platform, platform_post_id FROM posts")).all()
             ledger = conn.execute(text("SELECT status, count(*) FROM collection_runs GROUP BY status")).all()
+            rejected = conn.execute(text("SELECT reason FROM rejected_payloads LIMIT 5")).scalars().all()
             dup_mentions = conn.execute(text("SELECT count(*) - count(DISTINCT (post_id, agency_id, matched_term)) "
                                              "FROM post_mentions")).scalar()
     finally:
         store.dispose()
     assert len(rows) == len(set(rows)), "a post is stored twice"
     assert dup_mentions == 0
+    assert not rejected, rejected
     x_truth: set[str] = set()
-    reddit_truth: set[str] = set()
+    # Reddit: what could be read when each run read it.  A run's collect tasks read between the start of
+    # their first try and the end of their last; a comment written in between may or may not have been
+    # read, so the store must hold at least what existed at the first moment and at most what existed at
+    # the last (the two are equal unless a comment arrived during the run's own collect tasks).
+    reddit_earliest: set[str] = set()
+    reddit_latest: set[str] = set()
+    reads = _read_spans(tries)
     # the X queries as the collect DAG compiles them: with the connection's suffix (-is:retweet by default:
     # reposts are not collected), so the ground truth has no repost either
     suffix = query_suffix(x_extra(sandbox))
     for run in runs:  # what each run was asked for: its window, and its agencies (none named: all)
         agencies = _conf(run.conf).get("agencies") or None
+        window = (run.data_interval_start, run.data_interval_end)
         if run.dag_id == "collect_x":
             texts = [q.text for q in compile_x_queries(registry, max_query_length=512, suffix=suffix,
                                                        agencies=agencies)]
-            x_truth |= sandbox.x.expected_stored_ids(texts, run.data_interval_start, run.data_interval_end)
+            x_truth |= sandbox.x.expected_stored_ids(texts, *window)
         else:
-            reddit_truth |= sandbox.reddit.ground_truth(run.data_interval_start, run.data_interval_end, agencies)
-    assert x_truth and reddit_truth
+            first, last = reads[run.run_id]
+            reddit_earliest |= _reddit_truth(sandbox, window, agencies, first)
+            reddit_latest |= _reddit_truth(sandbox, window, agencies, last)
+    stored_reddit = {i for p, i in rows if p == "reddit"}
+    assert x_truth and reddit_earliest
     assert {i for p, i in rows if p == "x"} == x_truth
-    assert {i for p, i in rows if p == "reddit"} == reddit_truth
+    assert reddit_earliest <= stored_reddit <= reddit_latest, (
+        sorted(reddit_earliest - stored_reddit), sorted(stored_reddit - reddit_latest))
+    assert len(reddit_latest - reddit_earliest) <= 2, "comments written during a run's reads are rare"
+    # comments written after their run read the thread wait for revisit_reddit (not run here)
+    assert sandbox.reddit.ground_truth(start, end, AGENCIES) - reddit_latest
     assert dict(ledger).keys() == {"success"}, ledger
+
+
+def _read_spans(tries: list[Any]) -> dict[str, tuple[dt.datetime, dt.datetime]]:
+    """Per collect_reddit run: when its collect tasks began reading (the earliest start of a try that
+    succeeded) and when they stopped (the latest end of any try, the killed ones included)."""
+    spans: dict[str, tuple[dt.datetime, dt.datetime]] = {}
+    for t in tries:
+        if t.dag_id != "collect_reddit" or t.task_id != "collect" or t.start_date is None:
+            continue
+        first, last = spans.get(t.run_id, (None, None))
+        if t.state == "success":
+            first = t.start_date if first is None else min(first, t.start_date)
+        end = t.end_date or t.start_date
+        last = end if last is None else max(last, end)
+        spans[t.run_id] = (first, last)
+    missing = [run for run, (first, _) in spans.items() if first is None]
+    assert not missing, f"runs with no successful collect try: {missing}"
+    return spans  # type: ignore[return-value]
+
+
+def _reddit_truth(sandbox: SandboxServer, window: tuple[dt.datetime, dt.datetime], agencies: list[str] | None,
+                  at: dt.datetime) -> set[str]:
+    """What the default (listing-first) plan stores for a window read at ``at``: the threads started in the
+    window with their comments written by then, and the window's comments naming an agency, with their
+    threads' submissions."""
+    return (sandbox.reddit.ground_truth(*window, agencies, at=at)
+            | sandbox.reddit.comment_truth(*window, agencies, at=at))
 
 
 def _parsed(engine: Any) -> int:

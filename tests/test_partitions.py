@@ -169,10 +169,10 @@ def test_retention_detaches_a_month_in_under_a_second_and_archives_it(pg_engine:
 
 @pytest.mark.postgres
 def test_the_migration_truncates_sub_second_times_and_says_so(pg_server, caplog: pytest.LogCaptureFixture) -> None:
-    """A store written before 0025 holds an edited post's millisecond time: the migration truncates it (its
+    """A store written before 0026 holds an edited post's millisecond time: the migration truncates it (its
     mentions follow) and reports how many rows that touched, and stops on a mention a second or more off."""
-    engine = make_engine(pg_server.create("tw_m0025"))
-    migrate.upgrade(engine, "0024")
+    engine = make_engine(pg_server.create("tw_m0026"))
+    migrate.upgrade(engine, "0025")
     with engine.begin() as conn:
         conn.execute(text("INSERT INTO agencies (id, slug, name, kind, aliases, x_handles, hashtags, subreddits, "
                           "active, updated_at) VALUES (1, 'a', 'A', 'municipal', '[]', '[]', '[]', '[]', true, now())"))
@@ -185,7 +185,7 @@ def test_the_migration_truncates_sub_second_times_and_says_so(pg_server, caplog:
                           "(2, 1, 'A', 'name', '2026-02-01 10:00:05+00', 'x')"))
     with pytest.raises(Exception, match="a second or more away"):
         migrate.upgrade(engine)
-    assert migrate.current(engine) == "0024"
+    assert migrate.current(engine) == "0025"
     with engine.begin() as conn:
         conn.execute(text("UPDATE post_mentions SET post_created_at = '2026-02-01 10:00:00.5+00' WHERE post_id = 2"))
     with caplog.at_level(logging.WARNING):

@@ -55,7 +55,7 @@ def test_sqlite_stores_the_documented_text_form(sqlite_engine: Engine) -> None:
 def test_upgrade_rewrites_times_stored_in_the_old_form_and_downgrade_restores_them(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
     # written by today's write path at head, then taken back to the revision before 0017 (today's rows have
-    # columns 0020 lacks, e.g. metric_snapshots.post_created_at of 0025)
+    # columns 0020 lacks, e.g. metric_snapshots.post_created_at of 0026)
     migrate.upgrade(engine)
     _fill(engine)
     migrate.downgrade(engine, "0020")

@@ -35,7 +35,7 @@ def cmd_db(args: argparse.Namespace) -> int:
 
 def cmd_agencies(args: argparse.Namespace) -> int:
     if args.action == "sync":
-        _print_json(tasks.sync_registry(recheck=True))
+        _print_json(tasks.sync_registry(recheck=True))  # by hand: compare and match ambiguities again
     elif args.action == "list":
         reg = tasks.registry()
         entries = reg.entries
@@ -163,7 +163,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     ag = sub.add_parser("agencies", help="the agency registry")
     ag_sub = ag.add_subparsers(dest="action", required=True)
-    ag_sub.add_parser("sync", help="load agencies/*.yaml into the store and match stored ambiguities again")
+    ag_sub.add_parser("sync", help="load agencies/*.yaml into the store and match stored ambiguities again "
+                      "(always compares; collect runs skip an unchanged registry)")
     ls = ag_sub.add_parser("list", help="list the registry (slug, ORI, kind, state, tracked or known, name)")
     ls.add_argument("--state", action="append", help="only agencies of this state (two letters; repeatable)")
     ls.add_argument("--kind", action="append", help="only this kind: municipal, sheriff, state... (repeatable)")

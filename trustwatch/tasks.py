@@ -62,30 +62,38 @@ def engine(check: bool = True) -> Engine:
     return _checked(url) if check else _engine_for(url)
 
 
-@functools.cache
-def _registry_cached(directory: str | None) -> Any:
-    from trustwatch.collectors.agencies import load_registry
+def _registry_dir() -> Path | None:
+    """TRUSTWATCH_AGENCIES_DIR, or None for the registry shipped with trustwatch."""
+    import os
 
-    return load_registry(None if directory is None else Path(directory))
+    directory = os.environ.get("TRUSTWATCH_AGENCIES_DIR")
+    return Path(directory) if directory else None
+
+
+@functools.cache
+def _registry_cached(directory: Path | None) -> Any:
+    from trustwatch.collectors.agencies.cache import load_registry_cached
+
+    return load_registry_cached(directory)
 
 
 def registry() -> Any:
-    """The agency registry (agencies/*.yaml, or TRUSTWATCH_AGENCIES_DIR)."""
-    import os
-
-    return _registry_cached(os.environ.get("TRUSTWATCH_AGENCIES_DIR"))
+    """The agency registry (agencies/*.yaml, or TRUSTWATCH_AGENCIES_DIR), parsed once per process and read
+    from the on-disk cache when the same files were parsed before (every Airflow task is a new process)."""
+    return _registry_cached(_registry_dir())
 
 
 @functools.cache
-def _matcher_for(reg_id: int) -> Any:
-    from trustwatch.collectors.agencies import Matcher
+def _matcher_cached(directory: Path | None) -> Any:
+    from trustwatch.collectors.agencies.cache import load_matcher_cached
 
-    return Matcher(registry())
+    return load_matcher_cached(directory)
 
 
 def matcher() -> Any:
-    """The matcher over the current registry, built once per process."""
-    return _matcher_for(id(registry()))
+    """The matcher over the current registry, built once per process (and cached on disk like the registry);
+    only the tasks that match posts pay for it."""
+    return _matcher_cached(_registry_dir())
 
 
 def upgrade_store() -> str:
@@ -98,25 +106,53 @@ def upgrade_store() -> str:
     return migrate.current(eng) or "base"
 
 
-def sync_registry(recheck: bool = False) -> dict[str, int]:
+def sync_registry(recheck: bool = False) -> dict[str, Any]:
     """Load the registry into the store: upsert entries, deactivate removed ones; then match the posts of the
     stored ambiguities again (``ambiguities_*`` in the result) when an agency changed, or always with
-    ``recheck`` (``trustwatch agencies sync``), so they follow the registry (collectors/ambiguities.py).  On a
-    partitioned PostgreSQL store it also prepares the coming months' partitions (every collect run passes here)."""
+    ``recheck`` (``trustwatch agencies sync``), so they follow the registry (collectors/ambiguities.py).
+
+    Every collect run starts with this step, and the registry rarely changes between runs: when the digest
+    of the registry files and code (:func:`registry_sync_digest`) equals the one the store recorded at its
+    last sync, the store already holds these entries and nothing is parsed or compared (``unchanged`` in
+    the result).  ``recheck`` compares anyway (after the agencies table was edited by hand).  On a
+    partitioned PostgreSQL store it first prepares the coming months' partitions, changed registry or not.
+    """
     from trustwatch.collectors.ambiguities import Reconciled, reconcile_ambiguities
     from trustwatch.models.partitions import prepare
-    from trustwatch.models.store import sync_agencies
+    from trustwatch.models.store import last_registry_sync, sync_agencies
 
-    store = engine()
-    result = sync_agencies(store, registry().entries)
-    changed = bool(result.get("changed") or result.get("deactivated"))
-    result.update((reconcile_ambiguities(store, matcher) if recheck or changed else Reconciled()).summary())
-    log.info("agency registry synced: %s", result)
+    eng = engine()
     # PostgreSQL: the coming months' partitions exist before their posts arrive (a no-op on SQLite)
-    created = prepare(store)
+    created = prepare(eng)
     if created:
         log.info("partitions created: %s", ", ".join(created))
+    digest = registry_sync_digest()
+    last = None if recheck else last_registry_sync(eng)
+    if last is not None and last["digest"] == digest:
+        result: dict[str, Any] = {"agencies": last["agencies"], "changed": 0, "deactivated": 0,
+                                  **Reconciled().summary(), "unchanged": True}
+        log.info("agency registry unchanged since the store's last sync (%s): %s", last["synced_at"], result)
+        return result
+    result = {**sync_agencies(eng, registry().entries, digest=digest), "unchanged": False}
+    changed = bool(result.get("changed") or result.get("deactivated"))
+    result.update((reconcile_ambiguities(eng, matcher) if recheck or changed else Reconciled()).summary())
+    log.info("agency registry synced: %s", result)
     return result
+
+
+def registry_sync_digest() -> str:
+    """What a sync writes, as a digest: the registry files and the code that parses them
+    (``registry_digest``), the code that writes them (models/store.py) and the store's schema revision."""
+    import hashlib
+
+    from trustwatch import migrate
+    from trustwatch.collectors.agencies.cache import registry_digest
+    from trustwatch.models import store
+
+    digest = hashlib.sha256(registry_digest(_registry_dir()).encode())
+    digest.update(Path(store.__file__).read_bytes())
+    digest.update(str(migrate.head()).encode())
+    return digest.hexdigest()
 
 
 def parse_time(value: str | dt.datetime | None, name: str) -> dt.datetime | None:

@@ -151,6 +151,12 @@ class _Slot:
     plain: list[tuple[int, str, str]] = field(default_factory=list)
     exact: bool = False
 
+    def __reduce__(self) -> tuple[type[_Slot], tuple[Any, ...]]:
+        """Pickle as a constructor call: a third of the default's load time for a slotted class (62,000 slots
+        in the nationwide matcher, loaded by every collect task from the registry cache)."""
+        return _Slot, (self.attributes, self.ambiguous, self.context, self.blocker, self.strong, self.plain,
+                       self.exact)
+
 
 _BLOCKED = _Slot(blocker=True, strong=True)
 #: Builds a Match from a tuple without the named tuple's Python-level ``__new__`` (one per mention).
@@ -324,10 +330,29 @@ class Matcher:
                 settling_words[f" {key} "] = key
                 if " " not in key and key[0] not in "@#":
                     settling_words[f" #{key} "] = key
-        self._strong_find, self._strong_values = _automaton(strong_words)
+        # Kept so that a pickled matcher (trustwatch/cache.py, one per registry for every task process) can
+        # rebuild its automatons, which are native objects and do not pickle.
+        self._strong_words, self._settling_words = strong_words, settling_words
+        self._build_automatons()
+
+    def _build_automatons(self) -> None:
+        self._strong_find, self._strong_values = _automaton(self._strong_words)
         # Both stay the crate's contiguous NFA: as DFAs they run fewer instructions but need 110 and 12 MiB
         # more, and their tables miss the caches between posts; the matcher got slower (BENCHMARKS.md).
-        self._settling_find, self._settling_values = _automaton(settling_words)
+        self._settling_find, self._settling_values = _automaton(self._settling_words)
+
+    def __getstate__(self) -> dict[str, Any]:
+        """Picklable state (``collectors/agencies/cache.py``): the automatons are native objects, so they are
+        left out and rebuilt from their words on load (a tenth of building the whole matcher)."""
+        state = dict(self.__dict__)
+        for name in ("_strong_find", "_strong_values", "_settling_find", "_settling_values"):
+            del state[name]
+        state["_community_cache"] = {}
+        return state
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._build_automatons()
 
     @staticmethod
     def _exclusive(sets: list[frozenset[str]], i: int, group: Sequence[int]) -> frozenset[str]:

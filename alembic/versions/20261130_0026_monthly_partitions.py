@@ -1,7 +1,7 @@
 """monthly partitions on PostgreSQL: posts, post_mentions and metric_snapshots by month of the post's time
 
-Revision ID: 0025
-Revises: 0024
+Revision ID: 0026
+Revises: 0025
 Create Date: 2026-11-30 12:00:00
 
 Issue 18 §2 (docs/SCALING.md). On PostgreSQL the three tables become declaratively partitioned by range of
@@ -20,7 +20,7 @@ in dependency order: no view SQL is copied here, so nothing can drift from 0014a
 
 ``created_at`` precision: stored times with a fraction of a second (an edited X post stored with its id's
 millisecond time) are truncated in the copy, and mentions and snapshots take their post's truncated time.
-The migration reports how many rows that touched (log line ``migration 0025:``), including every mention
+The migration reports how many rows that touched (log line ``migration 0026:``), including every mention
 whose stored time differed from its post's only below a second; a mention or snapshot whose time differs
 from its post's by a second or more is not guessed at: the migration stops and names them.
 
@@ -42,8 +42,8 @@ from sqlalchemy import text
 import trustwatch.models.types
 from trustwatch.models import partitions
 
-revision: str = '0025'
-down_revision: str | None = '0024'
+revision: str = '0026'
+down_revision: str | None = '0025'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -136,11 +136,11 @@ def _check_times() -> None:
     if beyond:
         sample = ", ".join(f"post_mentions.id {r[0]} (post {r[1]}: {r[2]} vs {r[3]})" for r in beyond[:5])
         raise RuntimeError(
-            f"migration 0025: {len(beyond)} rows of post_mentions carry a post time a second or more away from "
+            f"migration 0026: {len(beyond)} rows of post_mentions carry a post time a second or more away from "
             f"their post's created_at ({sample}); which month they belong to is ambiguous, so nothing was changed. "
             "Set post_mentions.post_created_at from posts.created_at for them (or delete them) and migrate again.")
     if fraction or below:
-        log.warning("migration 0025: truncated to whole seconds: created_at of %d posts; post_created_at of %d "
+        log.warning("migration 0026: truncated to whole seconds: created_at of %d posts; post_created_at of %d "
                     "mentions that differed from their post's time only below a second (set to the post's)",
                     fraction, len(below))
 
@@ -148,7 +148,7 @@ def _check_times() -> None:
 def _detach(spec: partitions.Partitioned, partitioned: bool) -> dict:
     """Rename the table aside, without keys or indexes, and create the new one like it; returns what
     :func:`_fill` needs to finish it."""
-    t, old = spec.table, f"{spec.table}_before_0025"
+    t, old = spec.table, f"{spec.table}_before_0026"
     comment = _q("SELECT obj_description(to_regclass(:n), 'pg_class')", n=t).scalar()
     state = {"spec": spec, "old": old, "grants": _grants(t), "partitioned": partitioned}
     keys = {r.conname for r in _q("SELECT conname FROM pg_constraint WHERE conrelid = to_regclass(:n) "
@@ -201,7 +201,7 @@ def _rebuild_all(partitioned: bool) -> None:
         partitions.ensure_default(conn)
         # the months of the posts: mentions and snapshots take their post's time in the copy
         partitions.ensure_months(conn, [partitions.month_of(m) for m in _q(
-            "SELECT DISTINCT date_trunc('month', created_at AT TIME ZONE 'UTC') FROM posts_before_0025").scalars()])
+            "SELECT DISTINCT date_trunc('month', created_at AT TIME ZONE 'UTC') FROM posts_before_0026").scalars()])
     for state in states:
         _fill(state)
     _restore_views(views)
