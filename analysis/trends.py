@@ -172,6 +172,11 @@ def _rollup_statement(dialect: str, grain: str, ranges: int) -> Any:
     if ranges:
         time_filter = "AND (" + " OR ".join(
             f"(p.created_at >= :start_{i} AND p.created_at < :end_{i})" for i in range(ranges)) + ")"
+        if dialect == "postgresql":
+            # a mention carries its post's time, the partition key of both tables: the same ranges on it let
+            # the planner read only these months of post_mentions too (it does not carry ranges across a join)
+            time_filter += " AND (" + " OR ".join(
+                f"(m.post_created_at >= :start_{i} AND m.post_created_at < :end_{i})" for i in range(ranges)) + ")"
         period_filter = "WHERE pm.period IN :periods"
     days = 1 if grain == "day" else 7
     sql = _ROLLUP_SQL.format(

@@ -228,8 +228,9 @@ INSERT INTO post_mentions (post_id, agency_id, matched_term, match_kind, post_cr
 SELECT p.id, a.id, a.name, 'name', p.created_at, 'x' FROM posts p
 JOIN (SELECT id, name, row_number() OVER (ORDER BY id) AS rn FROM agencies) a ON a.rn <= 2
 WHERE p.platform_post_id LIKE '1000%';
-INSERT INTO metric_snapshots (post_id, observed_at, like_count, repost_count, reply_count, quote_count)
-SELECT id, first_collected_at, like_count, repost_count, reply_count, quote_count FROM posts;
+INSERT INTO metric_snapshots (post_id, post_created_at, observed_at, like_count, repost_count, reply_count,
+                              quote_count)
+SELECT id, created_at, first_collected_at, like_count, repost_count, reply_count, quote_count FROM posts;
 """
 
 

@@ -6,8 +6,10 @@ with the store, and a page's author lookup must not grow with it) by ``INSERT ..
 and at each checkpoint measures ``write_page`` on fresh 500-post pages of new posts (the collectors'
 path); the rate on the empty store is the baseline every later rate is divided by.  After the last
 checkpoint it reports the size on disk per million posts, the two analyst questions read straight from
-``post_mentions`` (one agency over a year by day; every agency over one month), and a monthly retention
-step on this (unpartitioned) schema: deleting the oldest month's posts, mentions and snapshots.
+``post_mentions`` (one agency over a year by day; every agency over one month), and the monthly retention
+step of the partitioned store (models/partitions.py): detaching the oldest month's partitions of posts,
+mentions and snapshots (the part analysts wait on), then archiving them to gzip CSV and dropping them.
+The store is partitioned by month (migration 0026); the fill's twelve months are prepared first.
 
     nice .venv/bin/python bench/scale.py --checkpoints 0 1000000 5000000 10000000
 """
@@ -19,6 +21,7 @@ import datetime as dt
 import os
 import statistics
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -29,7 +32,7 @@ from sqlalchemy.engine import make_url
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from trustwatch.models import store  # noqa: E402
+from trustwatch.models import partitions, store  # noqa: E402
 from trustwatch.models.db import make_engine  # noqa: E402
 
 from tests.store_helpers import AGENCIES, make_page  # noqa: E402
@@ -55,8 +58,10 @@ INSERT INTO post_mentions (post_id, agency_id, matched_term, match_kind, post_cr
 SELECT p.id, a.id, a.name, 'name', p.created_at, 'x'
 FROM posts p JOIN agencies_ranked a ON a.rank = (p.id % :agencies)
 WHERE p.id > :last_id;
-INSERT INTO metric_snapshots (post_id, observed_at, like_count, repost_count, reply_count, quote_count)
-SELECT p.id, now(), p.like_count, p.repost_count, p.reply_count, p.quote_count FROM posts p WHERE p.id > :last_id;
+INSERT INTO metric_snapshots (post_id, post_created_at, observed_at, like_count, repost_count, reply_count,
+                              quote_count)
+SELECT p.id, p.created_at, now(), p.like_count, p.repost_count, p.reply_count, p.quote_count
+FROM posts p WHERE p.id > :last_id;
 """
 
 
@@ -123,6 +128,11 @@ def main() -> None:
     engine = make_engine(url)
     try:
         migrate.upgrade(engine)
+        with engine.begin() as conn:  # the year the fill spreads posts over
+            months = [partitions.month_of(YEAR_START)]
+            while len(months) < 13:
+                months.append(partitions.next_month(months[-1]))
+            partitions.ensure_months(conn, months)
         seed_agencies(engine)
         stored = 0
         next_id = 500
@@ -145,8 +155,8 @@ def main() -> None:
             total = conn.execute(text("SELECT count(*) FROM posts")).scalar_one()
             authors = conn.execute(text("SELECT count(*) FROM authors")).scalar_one()
             size = int(conn.execute(text(
-                "SELECT sum(pg_total_relation_size(c)) FROM unnest(ARRAY['posts', 'post_mentions', "
-                "'metric_snapshots']::regclass[]) c")).scalar_one())
+                "SELECT sum(pg_total_relation_size(t.relid)) FROM unnest(ARRAY['posts', 'post_mentions', "
+                "'metric_snapshots']::regclass[]) c, pg_partition_tree(c) t")).scalar_one())
             agency = conn.execute(text("SELECT id FROM agencies ORDER BY id LIMIT 1")).scalar_one()
         print(f"\nsize on disk: {size / 2**20:,.0f} MiB for {total:,} posts = "
               f"{size / 2**20 / (total / 1e6):,.0f} MiB per million posts (posts, mentions, snapshots, indexes); "
@@ -160,14 +170,12 @@ def main() -> None:
                           {"s": month, "e": month + dt.timedelta(days=30)})
         print(f"one agency over a year (daily counts): {one_year * 1000:,.0f} ms")
         print(f"all agencies over a month: {all_month * 1000:,.0f} ms")
-        cut = YEAR_START + dt.timedelta(days=31)
-        t0 = time.perf_counter()
-        with engine.begin() as conn:
-            conn.execute(text("DELETE FROM post_mentions WHERE post_created_at < :c"), {"c": cut})
-            conn.execute(text("DELETE FROM metric_snapshots WHERE post_id IN "
-                              "(SELECT id FROM posts WHERE created_at < :c)"), {"c": cut})
-            gone = conn.execute(text("DELETE FROM posts WHERE created_at < :c"), {"c": cut}).rowcount
-        print(f"retention of the oldest month by DELETE ({gone:,} posts): {time.perf_counter() - t0:.1f} s")
+        with tempfile.TemporaryDirectory(prefix="tw_archive_") as archive:
+            result = partitions.detach_month(engine, partitions.month_of(YEAR_START), Path(archive))
+        print(f"retention of the oldest month by DETACH PARTITION ({result.rows['posts']:,} posts, "
+              f"{result.rows['post_mentions']:,} mentions, {result.rows['metric_snapshots']:,} snapshots): "
+              f"detach {result.detach_seconds * 1000:,.0f} ms; with the archive to gzip CSV and the drop "
+              f"{result.seconds:.1f} s")
     finally:
         engine.dispose()
         with _admin().connect() as conn:

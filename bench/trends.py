@@ -104,8 +104,8 @@ SELECT p.id, ag.ids[1 + floor(random() * ag.n)::int], 'term2', 'alias', p.create
 FROM posts p, (SELECT array_agg(id ORDER BY id) AS ids, count(*) AS n FROM agencies) ag
 WHERE p.platform_post_id LIKE 'n%' AND p.id % 10 = 0
 ON CONFLICT DO NOTHING;
-INSERT INTO metric_snapshots (post_id, observed_at, like_count)
-SELECT id, :end, 0 FROM posts WHERE platform_post_id LIKE 'n%';
+INSERT INTO metric_snapshots (post_id, post_created_at, observed_at, like_count)
+SELECT id, created_at, :end, 0 FROM posts WHERE platform_post_id LIKE 'n%';
 """
 
 VIEW_ONE = """

@@ -28,6 +28,7 @@ from sqlalchemy import Engine, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from trustwatch.collectors.runner import post_match_text
+from trustwatch.models.partitions import mention_key
 from trustwatch.models.store import agency_ids
 from trustwatch.models.tables import AmbiguousMention, Post, PostMention
 
@@ -131,7 +132,7 @@ def reconcile_ambiguities(engine: Engine, matcher: Callable[[], Any]) -> Reconci
                 result.attributed += 1
             if new_rows:
                 conn.execute(insert(PostMention.__table__).on_conflict_do_nothing(
-                    index_elements=["post_id", "agency_id", "match_kind", "matched_term"]), new_rows)
+                    index_elements=mention_key(conn.dialect.name)), new_rows)
             if gone:
                 conn.execute(delete(AmbiguousMention).where(AmbiguousMention.id.in_(gone)))
     log.info("stored ambiguities matched again: %s", result.summary())

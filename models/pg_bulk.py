@@ -61,6 +61,8 @@ ON CONFLICT (platform, platform_user_id) DO UPDATE SET
     last_seen_at = EXCLUDED.last_seen_at
 """
 
+# The conflict targets include the post's time: the keys of the monthly partitioned tables
+# (models/partitions.py); validate_post truncates created_at to whole seconds so every sighting matches.
 # Same merge rules as the portable path in store.py: first_collected_at never changes, a tombstone keeps
 # its scrubbed content, counters keep the last known value when a response omits them.  Mentions and
 # metric snapshots join the page's own upserted rows (CTE "up"), never the whole posts table.  A post this
@@ -96,7 +98,7 @@ up AS (
            coalesce(s.author_is_agency, false)
     FROM tw_stage_posts s CROSS JOIN ids
     ORDER BY s.platform, s.platform_post_id
-    ON CONFLICT (platform, platform_post_id) DO UPDATE SET
+    ON CONFLICT (platform, platform_post_id, created_at) DO UPDATE SET
         kind = CASE WHEN EXCLUDED.kind = 'post' AND posts.kind IN ('reply', 'quote', 'repost') THEN posts.kind
                     ELSE EXCLUDED.kind END,
         author_id = COALESCE(EXCLUDED.author_id, posts.author_id),
@@ -145,12 +147,12 @@ more_mentions AS (
     FROM seen CROSS JOIN LATERAL jsonb_to_recordset(seen.mentions)
                                  AS m(a int, t text, k text, s int, e int, r boolean)
     WHERE NOT seen.is_new
-    ON CONFLICT (post_id, agency_id, match_kind, matched_term) DO NOTHING
+    ON CONFLICT (post_id, agency_id, match_kind, matched_term, post_created_at) DO NOTHING
 ),
 snap AS (
-    INSERT INTO metric_snapshots (post_id, run_id, observed_at, like_count, repost_count, reply_count,
-                                  quote_count, score)
-    SELECT id, :run_id, :now, like_count, repost_count, reply_count, quote_count, score FROM seen
+    INSERT INTO metric_snapshots (post_id, post_created_at, run_id, observed_at, like_count, repost_count,
+                                  reply_count, quote_count, score)
+    SELECT id, created_at, :run_id, :now, like_count, repost_count, reply_count, quote_count, score FROM seen
 )
 SELECT count(*) FILTER (WHERE is_new) FROM seen
 """

@@ -643,6 +643,7 @@ def _write_rows(
         snapshots = [
             {
                 "post_id": post_ids[(p.platform, p.platform_post_id)][0],
+                "post_created_at": post_ids[(p.platform, p.platform_post_id)][1],
                 "run_id": run_id,
                 "observed_at": now,
                 "like_count": p.metrics.likes,

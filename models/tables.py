@@ -288,6 +288,10 @@ class MetricSnapshot(Base):
     id: Mapped[int] = mapped_column(BigId, primary_key=True, comment="Surrogate key.")
     # No foreign keys on this high-volume table (see post_mentions).
     post_id: Mapped[int] = mapped_column(BigId, comment="The post (posts.id).")
+    # The partition key on PostgreSQL (models/partitions.py): a post's snapshots live in its month.
+    post_created_at: Mapped[dt.datetime] = mapped_column(
+        UTCDateTime, comment="The post's created_at, copied: the partition key on PostgreSQL."
+    )
     run_id: Mapped[int | None] = mapped_column(
         BigId, comment="The collection run that observed it (collection_runs.id)."
     )
@@ -405,7 +409,9 @@ class PostScore(Base):
     )
 
     id: Mapped[int] = mapped_column(BigId, primary_key=True, comment="Surrogate key.")
-    post_id: Mapped[int] = mapped_column(ForeignKey("posts.id", ondelete="CASCADE"), comment="The post.")
+    # No foreign key (migration 0026): one to the partitioned posts would have to name (id, created_at);
+    # scores are rebuilt by the scorer, and retention deletes a month's scores with its posts.
+    post_id: Mapped[int] = mapped_column(BigId, comment="The post.")
     agency_id: Mapped[int] = mapped_column(ForeignKey("agencies.id"), comment="The agency scored toward.")
     scorer: Mapped[str] = mapped_column(String(40), comment="Scorer name, e.g. 'vader+trust-lexicon'.")
     scorer_version: Mapped[str] = mapped_column(String(20), comment="Scorer version.")

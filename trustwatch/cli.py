@@ -55,6 +55,24 @@ def cmd_agencies(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_partitions(args: argparse.Namespace) -> int:
+    from trustwatch.models import partitions
+
+    _print_json({"created": partitions.prepare(tasks.engine(), ahead=args.ahead)})
+    return 0
+
+
+def cmd_retention(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from trustwatch.models import partitions
+
+    result = partitions.detach_month(tasks.engine(), partitions.parse_month(args.month), Path(args.archive))
+    _print_json({"month": result.month, "detach_seconds": round(result.detach_seconds, 4), "rows": result.rows,
+                 "files": result.files, "seconds": round(result.seconds, 3)})
+    return 0
+
+
 def cmd_queries(args: argparse.Namespace) -> int:
     _print_json(tasks.compile_queries(args.platform, args.agency))
     # The cost of the tracked set: estimated posts read a month (stderr, so stdout stays the JSON list).
@@ -155,6 +173,21 @@ def build_parser() -> argparse.ArgumentParser:
     match.add_argument("text")
     match.add_argument("--community", help="the subreddit the text was posted in, e.g. r/nyc")
     ag.set_defaults(func=cmd_agencies)
+
+    pa = sub.add_parser("partitions", help="PostgreSQL: monthly partitions of posts, mentions and snapshots")
+    pa_sub = pa.add_subparsers(dest="action", required=True)
+    prep = pa_sub.add_parser("prepare", help="create this month's and the coming months' partitions, and move "
+                                             "rows out of the default partition (the DAGs' sync step does it too)")
+    prep.add_argument("--ahead", type=int, default=2, help="months to prepare after the current one (default 2)")
+    pa.set_defaults(func=cmd_partitions)
+
+    ret = sub.add_parser("retention", help="PostgreSQL: detach a month of posts, archive it and drop it")
+    ret_sub = ret.add_subparsers(dest="action", required=True)
+    det = ret_sub.add_parser("detach", help="detach the month's partitions (metadata only), write them to gzip "
+                                            "CSV files in the archive folder, then drop them")
+    det.add_argument("--month", required=True, help="the month of the posts' created_at, YYYY-MM (UTC)")
+    det.add_argument("--archive", required=True, help="folder for <table>_<YYYY_MM>.csv.gz and a manifest")
+    ret.set_defaults(func=cmd_retention)
 
     q = sub.add_parser("queries", help="print the compiled search queries")
     q.add_argument("platform", choices=list(tasks.PLATFORMS))

@@ -286,7 +286,10 @@ def int_or_none(value: Any) -> int | None:
 
 
 def validate_post(post: PostRecord) -> None:
-    """Check what the store relies on; raise RecordError with the reason otherwise."""
+    """Check what the store relies on; raise RecordError with the reason otherwise.
+
+    Also truncates ``created_at`` to whole seconds (the one change it makes), so that every sighting of a
+    post carries the same time, which the partitioned store's key needs."""
     if post.platform not in PLATFORMS:
         raise RecordError(f"unknown platform {post.platform!r}")
     if not isinstance(post.platform_post_id, str) or not post.platform_post_id.strip():
@@ -303,6 +306,11 @@ def validate_post(post: PostRecord) -> None:
         raise RecordError(f"unknown post kind {post.kind!r}")
     if not isinstance(post.created_at, dt.datetime) or post.created_at.tzinfo is None:
         raise RecordError("created_at is missing or has no timezone")
+    # Whole seconds for every source: on PostgreSQL created_at is part of the posts' key (monthly partitions),
+    # and one post arrives as X's "...:50.000Z" text and, once edited, as its id's millisecond time, or as
+    # Reddit's float created_utc and a dump's integer one.  Truncated, every sighting names the same row.
+    if post.created_at.microsecond:
+        post.created_at = post.created_at.replace(microsecond=0)
     _check_shape(post)
     for name in ("likes", "reposts", "replies", "quotes", "score"):
         count = getattr(post.metrics, name)

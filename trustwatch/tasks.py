@@ -114,12 +114,18 @@ def sync_registry(recheck: bool = False) -> dict[str, Any]:
     Every collect run starts with this step, and the registry rarely changes between runs: when the digest
     of the registry files and code (:func:`registry_sync_digest`) equals the one the store recorded at its
     last sync, the store already holds these entries and nothing is parsed or compared (``unchanged`` in
-    the result).  ``recheck`` compares anyway (after the agencies table was edited by hand).
+    the result).  ``recheck`` compares anyway (after the agencies table was edited by hand).  On a
+    partitioned PostgreSQL store it first prepares the coming months' partitions, changed registry or not.
     """
     from trustwatch.collectors.ambiguities import Reconciled, reconcile_ambiguities
+    from trustwatch.models.partitions import prepare
     from trustwatch.models.store import last_registry_sync, sync_agencies
 
     eng = engine()
+    # PostgreSQL: the coming months' partitions exist before their posts arrive (a no-op on SQLite)
+    created = prepare(eng)
+    if created:
+        log.info("partitions created: %s", ", ".join(created))
     digest = registry_sync_digest()
     last = None if recheck else last_registry_sync(eng)
     if last is not None and last["digest"] == digest:
