@@ -290,7 +290,9 @@ def test_backfill_on_two_celery_workers_stores_the_ground_truth_and_survives_a_k
                                                        agencies=agencies)]
             x_truth |= sandbox.x.expected_stored_ids(texts, run.data_interval_start, run.data_interval_end)
         else:
+            # the default (listing) plan also stores the submissions that only leave a shared name unsettled
             reddit_truth |= sandbox.reddit.ground_truth(run.data_interval_start, run.data_interval_end, agencies)
+            reddit_truth |= sandbox.reddit.ambiguous_truth(run.data_interval_start, run.data_interval_end, agencies)
     assert x_truth and reddit_truth
     assert {i for p, i in rows if p == "x"} == x_truth
     assert {i for p, i in rows if p == "reddit"} == reddit_truth
