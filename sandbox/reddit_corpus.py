@@ -635,17 +635,15 @@ class RedditCorpus:
         self._index()
         return ids
 
-    def _readable(self, wanted: set[str], unreadable: Iterable[str]) -> set[str]:
-        """Lower-cased subreddits the collector reads for the ``wanted`` agencies: the global ones and the
-        agencies' own, less the ``unreadable`` (private) ones."""
+    def _scope(self, agencies: Iterable[str] | None, unreadable: Iterable[str]) -> tuple[set[str], set[str]]:
+        """The wanted agencies (all when None) and the lower-cased subreddits the collector reads for them:
+        the global ones and the agencies' own, less the ``unreadable`` (private) ones."""
+        wanted = set(agencies) if agencies is not None else {a.slug for a in self.agencies}
         readable = {s.lower() for s in GLOBAL_SUBREDDITS}
         for agency in self.agencies:
             if agency.slug in wanted:
                 readable |= {s.lower() for s in agency.subreddits}
-        return readable - {s.lower().removeprefix("r/") for s in unreadable}
-
-    def _wanted(self, agencies: Iterable[str] | None) -> set[str]:
-        return set(agencies) if agencies is not None else {a.slug for a in self.agencies}
+        return wanted, readable - {s.lower().removeprefix("r/") for s in unreadable}
 
     def submission_ids(
         self,
@@ -657,8 +655,7 @@ class RedditCorpus:
         """Submissions in [start, end) about the given agencies (all agencies when None), in the
         subreddits the collector reads (global searches and the agencies' own subreddits), less the
         ``unreadable`` (private) ones."""
-        wanted = self._wanted(agencies)
-        readable = self._readable(wanted, unreadable)
+        wanted, readable = self._scope(agencies, unreadable)
         return {
             s.id
             for s in self.submissions.values()
@@ -677,8 +674,7 @@ class RedditCorpus:
         ambiguities (attributed to none) without their comment trees.  Only the listings of those
         subreddits see them (a search for agency names does not find "APD meeting moved to Friday"); their
         comments that name an agency are in :meth:`comment_truth`."""
-        wanted = self._wanted(agencies)
-        readable = self._readable(wanted, unreadable)
+        wanted, readable = self._scope(agencies, unreadable)
         return {
             s.id
             for s in self.submissions.values()
@@ -695,8 +691,7 @@ class RedditCorpus:
     ) -> set[str]:
         """Comments in [start, end) that name one of the agencies, in the subreddits a listing-first
         plan reads (global and the agencies' own), with their submissions (stored as context)."""
-        wanted = self._wanted(agencies)
-        readable = self._readable(wanted, unreadable)
+        wanted, readable = self._scope(agencies, unreadable)
         ids: set[str] = set()
         for comment in self.comments.values():
             if not (start <= comment.created < end) or comment.subreddit.lower() not in readable:

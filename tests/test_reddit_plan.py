@@ -40,12 +40,16 @@ def corpus_config() -> CorpusConfig:
     return CorpusConfig(seed=5, posts=800, end=END, days=7)
 
 
-def collect(engine, server, registry, matcher, queries, window=DAY):
-    store_module.sync_agencies(engine, registry.entries)
+def make_collector(server, matcher) -> RedditCollector:
     settings = RedditSettings(client_id="sandbox-client", client_secret=SECRET,
                               user_agent="trustwatch-tests/0.1 by u/trustwatch", base_url=server.url,
                               backoff_seconds=0.01)
-    collector = RedditCollector(settings, matcher, sleep=lambda seconds: None)
+    return RedditCollector(settings, matcher, sleep=lambda seconds: None)
+
+
+def collect(engine, server, registry, matcher, queries, window=DAY):
+    store_module.sync_agencies(engine, registry.entries)
+    collector = make_collector(server, matcher)
     return [run_query(engine, collector, q, window, matcher=matcher) for q in queries]
 
 
@@ -340,3 +344,28 @@ def test_the_search_plan_leaves_ambiguity_only_submissions_to_the_listings(sqlit
     got = stored(sqlite_engine)
     assert unsettled not in got and shared not in got
     assert set(got) == truth - missed
+
+
+def test_a_narrowed_run_keeps_the_ambiguities_of_its_agencies_and_its_dry_run_counts_them(
+    sqlite_engine, registry, matcher
+):
+    """A run for NYPD alone leaves "APD arrested two men downtown" out (NYPD is no candidate of APD), a run
+    for Austin's police keeps it; "Clinton PD ..." is kept by neither.  The dry run of the submission
+    listings counts what they keep: the agencies' submissions and their ambiguities."""
+    with SandboxServer(corpus_config()) as server:
+        corpus = server.reddit.corpus
+        _apd, unsettled, shared, _settled = add_ambiguities(corpus, DAY.end - dt.timedelta(hours=2))
+        collector = make_collector(server, matcher)
+        listings = {slug: [q for q in listing_first_queries(registry, agencies=[slug]) if q.kind == "new"]
+                    for slug in ("nypd", "austin-pd")}
+        counted = {slug: sum(collector.count(q, DAY) for q in queries) for slug, queries in listings.items()}
+        expected = {slug: len(corpus.submission_ids(DAY.start, DAY.end, [slug])
+                              | corpus.ambiguous_truth(DAY.start, DAY.end, [slug])) for slug in listings}
+        collect(sqlite_engine, server, registry, matcher, listings["nypd"])
+        after_nypd = stored(sqlite_engine)
+        collect(sqlite_engine, server, registry, matcher, listings["austin-pd"])
+        after_austin = stored(sqlite_engine)
+    assert unsettled in corpus.ambiguous_truth(DAY.start, DAY.end, ["austin-pd"])
+    assert counted == expected
+    assert unsettled not in after_nypd and shared not in after_nypd
+    assert unsettled in after_austin and shared not in after_austin
