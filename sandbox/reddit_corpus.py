@@ -374,8 +374,9 @@ class RedditCorpus:
         acronyms = [acro for a in self.agencies for acro in a.ambiguous]
         unsettled: list[str] = []
         if acronyms and rng.random() < 0.4:
+            template = rng.choice(_AMBIGUOUS_TITLES)  # drawn before the acronym: the seeds' corpora stay
             acro = rng.choice(acronyms)
-            title = rng.choice(_AMBIGUOUS_TITLES).format(acro=acro)
+            title = template.format(acro=acro)
             unsettled = [a.slug for a in self.agencies if acro in a.ambiguous]
         elif rng.random() < 0.6:
             title = rng.choice(_NOISE_TITLES)
