@@ -650,18 +650,13 @@ class RedditCollector:
 
     # -- matching --------------------------------------------------------------------------------
 
-    def _agencies_of(self, post: PostRecord) -> set[str]:
-        """Slugs of the agencies a post mentions by itself (name, alias, handle, or its community).
+    def _named(self, post: PostRecord) -> tuple[set[str], set[str]]:
+        """Slugs of the agencies a post mentions by itself (name, alias, handle, or its community), and the
+        candidates of the shared names it leaves unsettled ("Clinton PD": 19 agencies), from one pass.
 
         Only used to choose what to keep and which threads to fetch: the runner matches every stored
-        post again and records the mentions with their terms and offsets.
+        post again and records the mentions and ambiguities with their terms and offsets.
         """
-        text = f"{post.title}\n{post.text}" if post.title else post.text
-        return {match.agency_slug for match in self.matcher.match(text, community=post.community)}
-
-    def _named(self, post: PostRecord) -> tuple[set[str], set[str]]:
-        """:meth:`_agencies_of`, and the candidates of the shared names the post leaves unsettled ("Clinton PD":
-        19 agencies), from one pass of the matcher."""
         text = f"{post.title}\n{post.text}" if post.title else post.text
         unsettled: list[Any] = []
         matches = self.matcher.match(text, community=post.community, unsettled=unsettled)
@@ -888,10 +883,9 @@ class RedditCollector:
         return kind
 
     def count(self, query: Any, window: Window) -> int:
-        """Dry run: how many submissions in the window the query would keep (comments not fetched)."""
+        """Dry run: how many posts in the window the query would keep (comment trees not fetched)."""
         kind = self.kind_of(query)
         subs = "+".join(query.subreddits)
-        wanted = set(getattr(query, "agency_slugs", ()) or ())
         after: str | None = None
         total = 0
         while True:
@@ -910,13 +904,11 @@ class RedditCollector:
                     raise RedditApiError(f"r/{subs} was not found (404, {exc.reason})") from None
                 return total  # a private subreddit counts nothing, as the collection would skip it
             listing = normalize_reddit_listing(payload, source=path)
-            reached_start = False
-            for post in listing.posts:
-                if post.created_at < window.start:
-                    reached_start = True
-                elif post.created_at < window.end:
-                    slugs = self._agencies_of(post)
-                    total += bool(slugs and (not wanted or slugs & wanted))
+            # the collection's own choice, ambiguity-only posts included
+            kept, reached_start = self._listed_matches(
+                listing, query, window, "comment" if kind == "comments" else "submission"
+            )
+            total += len(kept)
             after = listing.cursor
             if reached_start or after is None:
                 return total
@@ -956,7 +948,12 @@ class RedditCollector:
 
     def _listing_page(self, listing: RedditPage, query: RedditQuery, window: Window) -> tuple[RedditPage, bool]:
         """Keep the listing's submissions in the window that mention one of the query's agencies,
-        with their comment trees; report whether the listing reached the window start."""
+        with their comment trees; report whether the listing reached the window start.
+
+        A submission whose only agency-like name is shared and unsettled ("APD arrested two men") is kept
+        without its comment tree: the runner stores the name in ``ambiguous_mentions``, and a tree would be
+        paid for with no agency to attribute it to (its comments that name one come from the comment
+        listings)."""
         page = RedditPage(rejects=list(listing.rejects))
         authors = {author.platform_user_id: author for author in listing.authors}
         kept, reached_start = self._listed_matches(listing, query, window, "submission")
@@ -964,7 +961,8 @@ class RedditCollector:
             page.posts.append(post)
             if post.author_platform_id in authors:
                 page.authors.append(authors[post.author_platform_id])
-            self._add_thread(page, post, sorted(slugs))
+            if slugs:
+                self._add_thread(page, post, sorted(slugs))
         page.notes["listed"] = len(listing.seen_ids)
         return page, reached_start
 
@@ -973,7 +971,9 @@ class RedditCollector:
     ) -> tuple[list[tuple[PostRecord, set[str]]], bool]:
         """The listed posts of ``kind`` inside the window that name an agency the query wants, with their
         agencies, and whether the listing reached the window start (listings are newest first: the caller
-        finishes the page, then stops)."""
+        finishes the page, then stops).  A post whose only agency-like name is a shared name it leaves
+        unsettled, with a wanted agency among the candidates, is kept with no agencies, like an X post: the
+        runner stores the name in ambiguous_mentions, attributed to none."""
         reached_start = False
         wanted = set(getattr(query, "agency_slugs", ()) or ())
         kept: list[tuple[PostRecord, set[str]]] = []
@@ -985,17 +985,11 @@ class RedditCollector:
                 continue
             if post.created_at >= window.end:
                 continue
-            if kind != "comment":
-                slugs = self._agencies_of(post)
-            else:
-                # A comment whose only agency-like name is shared and unsettled is kept like an X post: the
-                # runner stores the name in ambiguous_mentions, attributed to none (its thread is context).
-                slugs, candidates = self._named(post)
-                if not slugs and candidates and not (wanted and not candidates & wanted):
-                    kept.append((post, set()))
-                    continue
+            slugs, candidates = self._named(post)
             if slugs and not (wanted and not slugs & wanted):
                 kept.append((post, slugs))
+            elif not slugs and candidates and not (wanted and not candidates & wanted):
+                kept.append((post, set()))
         return kept, reached_start
 
     def _comment_listing_page(

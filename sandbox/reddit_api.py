@@ -166,8 +166,8 @@ class RedditApi:
     def ground_truth(
         self, start: Any, end: Any, agencies: Iterable[str] | None = None, at: dt.datetime | None = None
     ) -> set[str]:
-        """Ids (submissions and comments) a collector must store for [start, end): every comment of the
-        threads, or only those written by ``at`` (what a read at that moment can see)."""
+        """Ids (submissions and comments) a collector must store for [start, end) as attributed threads:
+        every comment of the threads, or only those written by ``at`` (what a read at that moment can see)."""
         ids = self.corpus.ground_truth(start, end, agencies, unreadable=self.private_subreddits)
         return ids if at is None else self._written_by(ids, at)
 
@@ -179,6 +179,11 @@ class RedditApi:
         written by ``at`` when given."""
         ids = self.corpus.comment_truth(start, end, agencies, unreadable=self.private_subreddits)
         return ids if at is None else self._written_by(ids, at)
+
+    def ambiguous_truth(self, start: Any, end: Any, agencies: Iterable[str] | None = None) -> set[str]:
+        """Submissions in [start, end) whose only agency-like name is a shared name they leave unsettled (a
+        listing stores them as ambiguities, without their comment trees), less the private subreddits'."""
+        return self.corpus.ambiguous_truth(start, end, agencies, unreadable=self.private_subreddits)
 
     def _written_by(self, ids: set[str], at: dt.datetime) -> set[str]:
         comments = self.corpus.comments

@@ -4,9 +4,10 @@ Same agencies and time span as the X corpus (``CorpusConfig``).  Submissions liv
 subreddits (where they name agencies, as Reddit search finds them) and in the agencies' own
 subreddits (where generic police words count, by the community rule).  Every submission has a comment
 tree (nested replies, some deleted or removed).  Noise: posts about no agency, posts with only generic
-police words outside an agency subreddit, ambiguous acronyms without context, off-topic chatter in
-agency subreddits.  Ids are base36 counters that grow with time, as on Reddit, submissions and
-comments each with their own counter.
+police words outside an agency subreddit, off-topic chatter in agency subreddits.  Shared acronyms
+without context ("APD meeting moved to Friday") name no agency but are not noise: a listing keeps them as
+ambiguities (``unsettled``: their candidates), without reading their comment trees.  Ids are base36
+counters that grow with time, as on Reddit, submissions and comments each with their own counter.
 """
 
 from __future__ import annotations
@@ -116,6 +117,9 @@ class RedditSubmission:
     score: int
     agencies: list[str]
     removed_by_category: str | None = None
+    #: The candidates (corpus agencies) of the shared name the submission leaves unsettled when it names no
+    #: agency for certain ("APD ..." without a city): stored as an ambiguity, attributed to none.
+    unsettled: list[str] = field(default_factory=list)
     #: Locked by the moderators: no new comments (tests lock a thread between two reads).
     locked: bool = False
     comments: list[str] = field(default_factory=list)  # top-level comment ids, oldest first
@@ -335,17 +339,18 @@ class RedditCorpus:
 
         for moment in moments:
             roll = rng.random()
+            unsettled: list[str] = []
             if roll < 0.35 or not local:
                 sub, title, labels = self._global_agency_post()
             elif roll < 0.45:
-                sub, title, labels = self._global_noise_post()
+                sub, title, labels, unsettled = self._global_noise_post()
             elif roll < 0.78:
                 sub, title, labels = self._local_post(rng.choice(local))
             elif roll < 0.93:
                 sub, title, labels = self._local_offtopic_post(rng.choice(local))
             else:
                 sub, title, labels = OFFTOPIC_SUBREDDIT, self._offtopic_title(), []
-            self._add_submission(moment, sub, title, labels)
+            self._add_submission(moment, sub, title, labels).unsettled = unsettled
         self._renumber_comments()
         self._add_history()
 
@@ -363,16 +368,21 @@ class RedditCorpus:
         title = rng.choice(_AGENCY_TITLES).format(ref=ref, place=rng.choice(_PLACES))
         return rng.choice(GLOBAL_SUBREDDITS), title, [a.slug for a in chosen]
 
-    def _global_noise_post(self) -> tuple[str, str, list[str]]:
+    def _global_noise_post(self) -> tuple[str, str, list[str], list[str]]:
+        """A global post about no agency for certain, and the candidates of the acronym it leaves unsettled."""
         rng = self.rng
         acronyms = [acro for a in self.agencies for acro in a.ambiguous]
+        unsettled: list[str] = []
         if acronyms and rng.random() < 0.4:
-            title = rng.choice(_AMBIGUOUS_TITLES).format(acro=rng.choice(acronyms))
+            template = rng.choice(_AMBIGUOUS_TITLES)  # drawn before the acronym: the seeds' corpora stay
+            acro = rng.choice(acronyms)
+            title = template.format(acro=acro)
+            unsettled = [a.slug for a in self.agencies if acro in a.ambiguous]
         elif rng.random() < 0.6:
             title = rng.choice(_NOISE_TITLES)
         else:
             title = self._offtopic_title()
-        return rng.choice(GLOBAL_SUBREDDITS), title, []
+        return rng.choice(GLOBAL_SUBREDDITS), title, [], unsettled
 
     def _local_post(self, agency: _Agency) -> tuple[str, str, list[str]]:
         rng = self.rng
@@ -561,6 +571,22 @@ class RedditCorpus:
         self._index()
         return ids
 
+    def add_submission(
+        self, subreddit: str, title: str, created: dt.datetime, agencies: Sequence[str] = (),
+        unsettled: Sequence[str] = (),
+    ) -> str:
+        """Add a submission without comments; ``agencies`` are what it names for certain and ``unsettled`` the
+        candidates of a shared name it leaves open ("Clinton PD" alone).  Returns its id."""
+        latest = max((int(s, 36) for s in self.submissions), default=self._next_submission)
+        self._next_submission = max(self._next_submission, latest) + 1
+        sid = to_base36(self._next_submission)
+        self.submissions[sid] = RedditSubmission(
+            id=sid, subreddit=self._sub_name(subreddit), author=self.rng.choice(self._users), title=title,
+            selftext="", created=created, score=1, agencies=list(agencies), unsettled=list(unsettled),
+        )
+        self._index()
+        return sid
+
     def add_comment(self, link_id: str, body: str, created: dt.datetime, agencies: Sequence[str] = ()) -> str:
         """Add a top-level comment to submission ``link_id``; ``agencies`` are what it names for certain (its
         ground truth: a comment that only uses a shared name without settling it names none).  Returns its id."""
@@ -610,6 +636,16 @@ class RedditCorpus:
         self._index()
         return ids
 
+    def _scope(self, agencies: Iterable[str] | None, unreadable: Iterable[str]) -> tuple[set[str], set[str]]:
+        """The wanted agencies (all when None) and the lower-cased subreddits the collector reads for them:
+        the global ones and the agencies' own, less the ``unreadable`` (private) ones."""
+        wanted = set(agencies) if agencies is not None else {a.slug for a in self.agencies}
+        readable = {s.lower() for s in GLOBAL_SUBREDDITS}
+        for agency in self.agencies:
+            if agency.slug in wanted:
+                readable |= {s.lower() for s in agency.subreddits}
+        return wanted, readable - {s.lower().removeprefix("r/") for s in unreadable}
+
     def submission_ids(
         self,
         start: dt.datetime,
@@ -620,16 +656,31 @@ class RedditCorpus:
         """Submissions in [start, end) about the given agencies (all agencies when None), in the
         subreddits the collector reads (global searches and the agencies' own subreddits), less the
         ``unreadable`` (private) ones."""
-        wanted = set(agencies) if agencies is not None else {a.slug for a in self.agencies}
-        readable = {s.lower() for s in GLOBAL_SUBREDDITS}
-        for agency in self.agencies:
-            if agency.slug in wanted:
-                readable |= {s.lower() for s in agency.subreddits}
-        readable -= {s.lower().removeprefix("r/") for s in unreadable}
+        wanted, readable = self._scope(agencies, unreadable)
         return {
             s.id
             for s in self.submissions.values()
             if start <= s.created < end and set(s.agencies) & wanted and s.subreddit.lower() in readable
+        }
+
+    def ambiguous_truth(
+        self,
+        start: dt.datetime,
+        end: dt.datetime,
+        agencies: Iterable[str] | None = None,
+        unreadable: Iterable[str] = (),
+    ) -> set[str]:
+        """Submissions in [start, end) that name no agency for certain but leave a shared name unsettled
+        with one of the agencies among its candidates, in the subreddits a listing reads: stored as
+        ambiguities (attributed to none) without their comment trees.  Only the listings of those
+        subreddits see them (a search for agency names does not find "APD meeting moved to Friday"); their
+        comments that name an agency are in :meth:`comment_truth`."""
+        wanted, readable = self._scope(agencies, unreadable)
+        return {
+            s.id
+            for s in self.submissions.values()
+            if start <= s.created < end and not s.agencies and set(s.unsettled) & wanted
+            and s.subreddit.lower() in readable
         }
 
     def comment_truth(
@@ -641,12 +692,7 @@ class RedditCorpus:
     ) -> set[str]:
         """Comments in [start, end) that name one of the agencies, in the subreddits a listing-first
         plan reads (global and the agencies' own), with their submissions (stored as context)."""
-        wanted = set(agencies) if agencies is not None else {a.slug for a in self.agencies}
-        readable = {s.lower() for s in GLOBAL_SUBREDDITS}
-        for agency in self.agencies:
-            if agency.slug in wanted:
-                readable |= {s.lower() for s in agency.subreddits}
-        readable -= {s.lower().removeprefix("r/") for s in unreadable}
+        wanted, readable = self._scope(agencies, unreadable)
         ids: set[str] = set()
         for comment in self.comments.values():
             if not (start <= comment.created < end) or comment.subreddit.lower() not in readable:
@@ -662,7 +708,8 @@ class RedditCorpus:
         agencies: Iterable[str] | None = None,
         unreadable: Iterable[str] = (),
     ) -> set[str]:
-        """Ids a collector must store for this window: the submissions and all their comments."""
+        """Ids a collector must store for this window as attributed threads: the submissions about the
+        agencies and all their comments (a listing also stores :meth:`ambiguous_truth`)."""
         ids = self.submission_ids(start, end, agencies, unreadable)
         for sid in list(ids):
             ids.update(self.submissions[sid].all_comments)

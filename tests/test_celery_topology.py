@@ -343,10 +343,12 @@ def _read_spans(tries: list[Any]) -> dict[str, tuple[dt.datetime, dt.datetime]]:
 def _reddit_truth(sandbox: SandboxServer, window: tuple[dt.datetime, dt.datetime], agencies: list[str] | None,
                   at: dt.datetime) -> set[str]:
     """What the default (listing-first) plan stores for a window read at ``at``: the threads started in the
-    window with their comments written by then, and the window's comments naming an agency, with their
-    threads' submissions."""
+    window with their comments written by then, the window's comments naming an agency, with their threads'
+    submissions, and the submissions that only leave a shared name unsettled (stored as ambiguities, without
+    their comment trees)."""
     return (sandbox.reddit.ground_truth(*window, agencies, at=at)
-            | sandbox.reddit.comment_truth(*window, agencies, at=at))
+            | sandbox.reddit.comment_truth(*window, agencies, at=at)
+            | sandbox.reddit.ambiguous_truth(*window, agencies))
 
 
 def _parsed(engine: Any) -> int:

@@ -14,6 +14,7 @@ from trustwatch.models.tables import CollectionRun, Post
 from trustwatch.sandbox.common import CorpusConfig
 from trustwatch.sandbox.server import SandboxServer
 
+from tests.reddit_checks import assert_stored_as_ambiguities
 from trustwatch.records import Window
 
 END = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
@@ -123,12 +124,14 @@ def test_a_cut_combined_listing_is_split_into_its_subreddits_before_giving_up(sq
             server.reddit.corpus.add_filler(sub, 200, END - dt.timedelta(hours=3), END)
         summaries = collect(sqlite_engine, server, registry, matcher, None, queries=queries)
         truth = server.reddit.ground_truth(DAY.start, DAY.end) | server.reddit.comment_truth(DAY.start, DAY.end)
+        ambiguous = server.reddit.ambiguous_truth(DAY.start, DAY.end)
+        assert_stored_as_ambiguities(sqlite_engine, server, ambiguous)
         alone = {r.path for r in server.request_log if r.path.endswith("/new") and "+" not in r.path
                  and r.query.get("limit") != ["1"]}
     assert len(first.subreddits) > 2
     assert {s.status for s in summaries} == {"success"}
     assert not any(s.coverage_gap for s in summaries), "every member's own listing reached the day's start"
-    assert stored(sqlite_engine) == truth
+    assert ambiguous and stored(sqlite_engine) == truth | ambiguous
     row = next(r for r in ledger(sqlite_engine) if r.query_key == first.key)
     assert "listing_truncated" in row.notes and "ended after 300 items" in row.notes["listing_truncated"]
     assert {f"/r/{sub}/new" for sub in busy} <= alone
@@ -137,20 +140,31 @@ def test_a_cut_combined_listing_is_split_into_its_subreddits_before_giving_up(sq
 def test_a_subreddit_cut_even_alone_is_searched_for_the_agencies(sqlite_engine, registry, matcher):
     """r/news so busy that its own listing stops three hours back: the NYPD posts of the morning are
     beyond any listing.  The collector searches r/news for the agencies' names (what listings cannot
-    reach) and stores them; only the comment listing, which no search can replace, could still be a gap."""
+    reach) and stores them; only the comment listing, which no search can replace, could still be a gap.  Nor
+    can the searches find the submissions that only leave a shared acronym unsettled ("APD meeting moved to
+    Friday"): r/news's are stored as far as its listing reaches, the others' wherever they are."""
     with SandboxServer(corpus_config()) as server:
         server.reddit.listing_cap = 300
         corpus = server.reddit.corpus
+        apd = [a.slug for a in corpus.agencies if "APD" in a.ambiguous]
+        lost = corpus.add_submission("news", "APD meeting moved to Friday, sorry all", END - dt.timedelta(hours=15),
+                                     unsettled=apd)
         corpus.add_filler("news", 400, END - dt.timedelta(hours=3), END)
         morning = corpus.add_mentions_burst("news", "nypd", 5, END - dt.timedelta(hours=20),
                                             END - dt.timedelta(hours=10))
         queries = listing_first_queries(registry)
         summaries = collect(sqlite_engine, server, registry, matcher, None, queries=queries)
         truth = server.reddit.ground_truth(DAY.start, DAY.end) | server.reddit.comment_truth(DAY.start, DAY.end)
+        ambiguous = server.reddit.ambiguous_truth(DAY.start, DAY.end)
+        # r/news's own listing shows its 300 newest items (by id), all filler
+        beyond = {sid for sid in ambiguous if corpus.submissions[sid].subreddit == "news"} - set(
+            corpus.by_subreddit["news"][:300])
+        assert_stored_as_ambiguities(sqlite_engine, server, ambiguous - beyond)
         searches = {r.path for r in server.request_log if r.path.endswith("/search")}
     assert {s.status for s in summaries} == {"success"}
     assert searches == {"/r/news/search"}, "a search only where a listing could not reach"
     assert set(morning) <= stored(sqlite_engine)
-    assert stored(sqlite_engine) == truth
+    assert lost in beyond and ambiguous - beyond, "ambiguities beyond r/news's reach and in other subreddits"
+    assert stored(sqlite_engine) == truth | (ambiguous - beyond)
     new = next(s for s in summaries if s.query_key == next(q.key for q in queries if q.kind == "new"))
     assert not new.coverage_gap and "r/news" in new.notes["searched"]
