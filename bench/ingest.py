@@ -42,7 +42,7 @@ sys.path.insert(0, str(ROOT))
 
 from trustwatch.models import store  # noqa: E402
 from trustwatch.models.db import make_engine  # noqa: E402
-from trustwatch.models.tables import Agency, Author, Post, PostMention  # noqa: E402
+from trustwatch.models.tables import Agency, Author, MetricSnapshot, Post, PostMention  # noqa: E402
 
 from tests.store_helpers import AGENCIES, make_page  # noqa: E402
 from trustwatch import migrate  # noqa: E402
@@ -139,7 +139,11 @@ def bench_write_page_and_copy(url: str, page_list: list) -> tuple[float, float, 
 def competent_page(session: Session, page, agency_ids: dict[str, int], now: dt.datetime) -> None:
     """One page by the ORM loop a competent user writes: one IN lookup of the page's authors and one of its
     posts, new rows through add_all, existing ones updated in place, mentions of existing posts looked up
-    in one IN query, one flush per kind of row and one commit per page."""
+    in one IN query, one flush per kind of row and one commit per page.
+
+    It stores what ``write_page`` stores, so the two are compared on the same work: every post column the
+    records carry, the mentions with their offsets, and one engagement snapshot per post and sighting
+    (``bench_competent_in_turn`` checks that both stores end with the same rows)."""
     platform = page.posts[0].platform
     records = {a.platform_user_id: a for a in page.authors}
     authors = {a.platform_user_id: a for a in session.scalars(select(Author).where(
@@ -161,10 +165,17 @@ def competent_page(session: Session, page, agency_ids: dict[str, int], now: dt.d
             post = posts[p.platform_post_id] = Post(platform=p.platform, platform_post_id=p.platform_post_id,
                                                     first_collected_at=now)
             new_posts.append(post)
-        post.kind, post.text, post.created_at, post.lang = p.kind, p.text, p.created_at, p.lang
-        post.author_id, post.author_platform_id, post.raw = (authors[p.author_platform_id].id,
-                                                             p.author_platform_id, p.raw)
-        post.like_count, post.last_collected_at = p.metrics.likes, now
+        m = p.metrics
+        post.kind, post.text, post.title, post.created_at, post.lang = p.kind, p.text, p.title, p.created_at, p.lang
+        post.url, post.conversation_id, post.community = p.url, p.conversation_id, p.community
+        post.parent_platform_id, post.root_platform_id = p.parent_platform_id, p.root_platform_id
+        post.like_count, post.repost_count, post.reply_count = m.likes, m.reposts, m.replies
+        post.quote_count, post.score = m.quotes, m.score
+        post.withheld, post.removed_by_category, post.edit_history_ids = (p.withheld, p.removed_by_category,
+                                                                           p.edit_history_ids)
+        post.author_id = authors[p.author_platform_id].id if p.author_platform_id in authors else None
+        post.author_platform_id, post.raw, post.last_collected_at = p.author_platform_id, p.raw, now
+        post.author_is_agency = p.author_is_agency
     session.add_all(new_posts)
     session.flush()  # posts get their ids
     existing = set(session.execute(select(PostMention.post_id, PostMention.agency_id, PostMention.match_kind,
@@ -172,17 +183,36 @@ def competent_page(session: Session, page, agency_ids: dict[str, int], now: dt.d
         PostMention.post_id.in_([posts[k].id for k in posts if posts[k] not in new_posts]))).all()) \
         if len(new_posts) < len(posts) else set()
     created = {p.platform_post_id: p.created_at for p in page.posts}
-    mentions = []
+    rows: list[Any] = []
     for m in page.mentions:
         post = posts[m.platform_post_id]
         key = (post.id, agency_ids[m.agency_slug], m.match_kind, m.matched_term)
         if key not in existing:
             existing.add(key)
-            mentions.append(PostMention(post_id=post.id, agency_id=key[1], matched_term=m.matched_term,
-                                        match_kind=m.match_kind, post_created_at=created[m.platform_post_id],
-                                        platform=m.platform))
-    session.add_all(mentions)
+            rows.append(PostMention(post_id=post.id, agency_id=key[1], matched_term=m.matched_term,
+                                    match_kind=m.match_kind, start_offset=m.start, end_offset=m.end,
+                                    post_created_at=created[m.platform_post_id], platform=m.platform,
+                                    via_repost=m.via_repost))
+    for p in page.posts:
+        m = p.metrics
+        rows.append(MetricSnapshot(post_id=posts[p.platform_post_id].id, post_created_at=p.created_at,
+                                   observed_at=now, like_count=m.likes, repost_count=m.reposts,
+                                   reply_count=m.replies, quote_count=m.quotes, score=m.score))
+    session.add_all(rows)
     session.commit()
+
+
+def same_rows(engines: list) -> dict[str, list[int]]:
+    """Row counts of the written tables in each store: the two writers must have done the same work."""
+    counts: dict[str, list[int]] = {}
+    for table in ("authors", "posts", "post_mentions", "metric_snapshots"):
+        counts[table] = []
+        for engine in engines:
+            with engine.connect() as conn:
+                counts[table].append(conn.execute(text(f"SELECT count(*) FROM {table}")).scalar_one())
+    if any(len(set(c)) != 1 for c in counts.values()):
+        raise SystemExit(f"write_page and the competent loop stored different rows: {counts}")
+    return counts
 
 
 def bench_competent_in_turn(url_write: str, url_orm: str, page_list: list) -> tuple[float, float]:
@@ -197,6 +227,7 @@ def bench_competent_in_turn(url_write: str, url_orm: str, page_list: list) -> tu
         agency_ids = {a.slug: a.id for a in session.scalars(select(Agency))}
         times = in_turn(page_list, [partial(store.write_page, engines[0]),
                                     lambda page: competent_page(session, page, agency_ids, now)])
+    print(f"  same rows in both stores: {same_rows(engines)}")
     for engine in engines:
         engine.dispose()
     return times[0], times[1]
