@@ -210,6 +210,8 @@ class RetentionResult:
     rows: dict[str, int]
     files: list[str]
     seconds: float
+    #: Ledger rows whose window overlaps the month, now noted ``archived`` (their posts left the store).
+    ledger_rows: int = 0
 
 
 def _archive_table(conn: Connection, query: str, path: Path) -> int:
@@ -233,7 +235,9 @@ def detach_month(engine: Engine, month: dt.date, archive: Path) -> RetentionResu
     2. Each detached table is copied to ``archive/<table>_<YYYY_MM>.csv.gz``, and so are the scores and
        ambiguous names of those posts (kept in plain tables), which are then deleted; a manifest lists files
        and row counts.
-    3. The detached tables are dropped only after their files are written and read back with the same counts.
+    3. The detached tables are dropped only after their files are written and read back with the same counts,
+       and the ledger rows whose window overlaps the month get ``notes.archived`` (month and archive folder),
+       so an analyst reading a `success` row learns that its posts were archived.
     A run that stops half way is resumed by running it again: detached tables are found and archived.
     """
     if engine.dialect.name != "postgresql":
@@ -277,7 +281,14 @@ def detach_month(engine: Engine, month: dt.date, archive: Path) -> RetentionResu
         conn.execute(text(f"DELETE FROM ambiguous_mentions WHERE post_created_at >= {lo} AND post_created_at < {hi}"))
         for table in present:
             conn.execute(text(f"DROP TABLE {names[table]}"))
+        # A `success` row promises its window is in the store: the ledger says where the month went instead.
+        ledger_rows = conn.execute(text(
+            "UPDATE collection_runs SET notes = COALESCE(notes, '{}'::jsonb) || jsonb_build_object('archived', "
+            "jsonb_build_object('month', CAST(:month AS text), 'archive', CAST(:archive AS text))) "
+            f"WHERE window_start < {hi} AND window_end > {lo}"
+        ), {"month": f"{month:%Y-%m}", "archive": str(archive.resolve())}).rowcount
         manifest = {"month": f"{month:%Y-%m}", "rows": rows, "files": [Path(f).name for f in files],
                     "format": "CSV with a header, gzip; load with \\copy <table> FROM PROGRAM 'zcat FILE' CSV HEADER"}
         (archive / f"manifest_{month:%Y_%m}.json").write_text(json.dumps(manifest, indent=2))
-    return RetentionResult(f"{month:%Y-%m}", detach_seconds, rows, files, time.perf_counter() - started)
+    return RetentionResult(f"{month:%Y-%m}", detach_seconds, rows, files, time.perf_counter() - started,
+                           ledger_rows)

@@ -149,6 +149,16 @@ def test_retention_detaches_a_month_in_under_a_second_and_archives_it(pg_engine:
                           "FROM post_mentions"))
     jan_ids = {r[0] for r in rows(pg_engine, "SELECT id FROM posts WHERE created_at < '2025-02-01'")}
     assert len(jan_ids) == 40
+    with pg_engine.begin() as conn:  # the ledger: one run in January, one across the month's end, one in February
+        for key, start, end in [("jan", "2025-01-20 00:00", "2025-01-20 01:00"),
+                                ("edge", "2025-01-31 23:00", "2025-02-01 01:00"),
+                                ("feb", "2025-02-03 00:00", "2025-02-03 01:00")]:
+            conn.execute(text(
+                "INSERT INTO collection_runs (platform, source, query_key, query_version, query_text, window_start, "
+                "window_end, status, started_at, attempts, pages, requests, posts_seen, posts_new, posts_updated, "
+                "rejected, api_errors, rate_limit_waits, rate_limit_wait_seconds, coverage_gap) VALUES ('x', 'api', "
+                ":k, 'v', 'q', CAST(:s AS timestamptz), CAST(:e AS timestamptz), 'success', now(), 1, 1, 1, 0, 0, "
+                "0, 0, 0, 0, 0, false)"), {"k": key, "s": start + "+00", "e": end + "+00"})
     archive = tmp_path / "archive"
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TRUSTWATCH_DATABASE_URL", pg_engine.url.render_as_string(hide_password=False))
@@ -165,6 +175,10 @@ def test_retention_detaches_a_month_in_under_a_second_and_archives_it(pg_engine:
     assert rows(pg_engine, "SELECT to_regclass('posts_2025_01')")[0][0] is None
     assert rows(pg_engine, "SELECT count(*) FROM agency_mentions")[0][0] == 60
     assert (archive / "manifest_2025_01.json").exists()
+    # the ledger's success rows of January say where their posts went; February's is untouched
+    assert report["ledger_rows_archived"] == 2, report
+    noted = dict(rows(pg_engine, "SELECT query_key, notes -> 'archived' ->> 'month' FROM collection_runs"))
+    assert noted == {"jan": "2025-01", "edge": "2025-01", "feb": None}, noted
 
 
 @pytest.mark.postgres

@@ -69,7 +69,8 @@ def cmd_retention(args: argparse.Namespace) -> int:
 
     result = partitions.detach_month(tasks.engine(), partitions.parse_month(args.month), Path(args.archive))
     _print_json({"month": result.month, "detach_seconds": round(result.detach_seconds, 4), "rows": result.rows,
-                 "files": result.files, "seconds": round(result.seconds, 3)})
+                 "files": result.files, "ledger_rows_archived": result.ledger_rows,
+                 "seconds": round(result.seconds, 3)})
     return 0
 
 
