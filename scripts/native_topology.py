@@ -193,7 +193,8 @@ ENTRYPOINT = r"""
 function /entrypoint {
   if [[ "${_AIRFLOW_DB_MIGRATE:-}" == "true" ]]; then airflow db migrate >/dev/null; fi
   if [[ "${_AIRFLOW_WWW_USER_CREATE:-}" == "true" ]]; then
-    airflow users create --username "${_AIRFLOW_WWW_USER_USERNAME}" --password "${_AIRFLOW_WWW_USER_PASSWORD}" \
+    # --password=VALUE: a generated password may begin with "-", which argparse takes for an option otherwise
+    airflow users create --username "${_AIRFLOW_WWW_USER_USERNAME}" --password="${_AIRFLOW_WWW_USER_PASSWORD}" \
       --firstname Airflow --lastname Admin --email admin@example.org --role Admin >/dev/null
   fi
   "$@"
