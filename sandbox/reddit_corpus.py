@@ -15,7 +15,7 @@ from __future__ import annotations
 import datetime as dt
 import random
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -656,12 +656,7 @@ class RedditCorpus:
         """Submissions in [start, end) about the given agencies (all agencies when None), in the
         subreddits the collector reads (global searches and the agencies' own subreddits), less the
         ``unreadable`` (private) ones."""
-        wanted, readable = self._scope(agencies, unreadable)
-        return {
-            s.id
-            for s in self.submissions.values()
-            if start <= s.created < end and set(s.agencies) & wanted and s.subreddit.lower() in readable
-        }
+        return self._submissions_naming(start, end, agencies, unreadable, lambda s: s.agencies)
 
     def ambiguous_truth(
         self,
@@ -675,12 +670,24 @@ class RedditCorpus:
         ambiguities (attributed to none) without their comment trees.  Only the listings of those
         subreddits see them (a search for agency names does not find "APD meeting moved to Friday"); their
         comments that name an agency are in :meth:`comment_truth`."""
+        return self._submissions_naming(start, end, agencies, unreadable,
+                                        lambda s: () if s.agencies else s.unsettled)
+
+    def _submissions_naming(
+        self,
+        start: dt.datetime,
+        end: dt.datetime,
+        agencies: Iterable[str] | None,
+        unreadable: Iterable[str],
+        names: Callable[[RedditSubmission], Iterable[str]],
+    ) -> set[str]:
+        """Ids of the submissions in [start, end), in a subreddit read for ``agencies``, whose ``names``
+        include a wanted agency."""
         wanted, readable = self._scope(agencies, unreadable)
         return {
             s.id
             for s in self.submissions.values()
-            if start <= s.created < end and not s.agencies and set(s.unsettled) & wanted
-            and s.subreddit.lower() in readable
+            if start <= s.created < end and not wanted.isdisjoint(names(s)) and s.subreddit.lower() in readable
         }
 
     def comment_truth(
