@@ -938,12 +938,18 @@ def last_registry_sync(engine: Engine) -> dict[str, Any] | None:
     return None if row is None else {"digest": row.digest, "agencies": row.agencies, "synced_at": row.synced_at}
 
 
-def sync_agencies(engine: Engine, entries: Sequence[Any], digest: str | None = None) -> dict[str, int]:
+def sync_agencies(engine: Engine, entries: Sequence[Any], digest: str | None = None,
+                  if_changed: bool = False) -> dict[str, int]:
     """Upsert registry entries; agencies no longer in the registry become inactive, never deleted.
 
     ``digest`` identifies the registry the entries came from (``trustwatch.tasks.registry_sync_digest``) and
     is recorded in the same transaction, so the next sync of the same registry can be skipped; entries
     from elsewhere record none, and the next sync compares again.
+
+    Two runs starting together on a new store both sync: the sync holds a lock for its transaction (an
+    advisory lock on PostgreSQL, the IMMEDIATE write lock on SQLite), so the second waits instead of
+    colliding with the first's inserts on the ``ori`` index; with ``if_changed`` it then finds the
+    first's digest and returns ``unchanged`` without writing.
     """
     t = Agency.__table__
     now = utcnow()
@@ -968,6 +974,11 @@ def sync_agencies(engine: Engine, entries: Sequence[Any], digest: str | None = N
     ]
     slugs = [r["slug"] for r in rows]
     with engine.begin() as conn:
+        _lock_window(conn, "trustwatch:registry-sync")
+        if if_changed and digest is not None and sa_inspect(conn).has_table(RegistrySync.__tablename__):
+            c = RegistrySync.__table__.c
+            if conn.execute(select(c.digest)).scalar() == digest:
+                return {"agencies": len(rows), "changed": 0, "deactivated": 0, "unchanged": True}
         # A store not yet at the registry migration (0016) gets the columns it has: tests seed old
         # revisions through this function, and a sync must not fail while an upgrade is pending.
         present = {c["name"] for c in sa_inspect(conn).get_columns(t.name)}

@@ -13,6 +13,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from sqlalchemy import func as sa_func
 from sqlalchemy import select
 from trustwatch.collectors.agencies import Matcher, load_registry
 from trustwatch.collectors.agencies import cache as registry_cache
@@ -196,3 +197,41 @@ def test_a_task_process_with_nothing_changed_imports_no_alembic_and_parses_no_re
     assert task_process() == ["False", "True", "True"]  # the first run: migrations read, registry parsed
     assert task_process() == ["True", "False", "False"]  # every later one: neither
     assert migrate.head() == migrate._head_uncached()
+
+
+def test_two_runs_syncing_a_new_store_together_both_succeed_and_one_writes(pg_server, registry):
+    """Two collect runs started together on a new PostgreSQL store both sync the nationwide registry first;
+    both wrote every row, and the second could collide with the first's uncommitted inserts on the ``ori``
+    index and die with an IntegrityError traceback (CI, test_two_runs_of_the_same_window_read_it_once).  Now
+    it waits for the first, finds its digest and writes nothing."""
+    import threading
+
+    url = pg_server.create("tw_regrace")
+    engine = make_engine(url)
+    try:
+        migrate.upgrade(engine)
+        digest = tasks.registry_sync_digest()
+        barrier = threading.Barrier(2)
+        results: list[dict] = []
+        errors: list[BaseException] = []
+
+        def run() -> None:
+            try:
+                barrier.wait()
+                results.append(store_module.sync_agencies(engine, registry.entries, digest=digest,
+                                                          if_changed=True))
+            except BaseException as exc:  # reported below, in the test thread
+                errors.append(exc)
+
+        threads = [threading.Thread(target=run) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=300)
+        assert not errors, errors
+        assert sorted(r["changed"] for r in results) == [0, len(registry.entries)]
+        assert [r.get("unchanged", False) for r in results if r["changed"] == 0] == [True]
+        with engine.connect() as conn:
+            assert conn.execute(select(sa_func.count()).select_from(Agency)).scalar() == len(registry.entries)
+    finally:
+        engine.dispose()

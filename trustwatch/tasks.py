@@ -133,7 +133,8 @@ def sync_registry(recheck: bool = False) -> dict[str, Any]:
                                   **Reconciled().summary(), "unchanged": True}
         log.info("agency registry unchanged since the store's last sync (%s): %s", last["synced_at"], result)
         return result
-    result = {**sync_agencies(eng, registry().entries, digest=digest), "unchanged": False}
+    # another process may sync the same registry meanwhile: the sync waits for it, then finds its digest
+    result = {"unchanged": False, **sync_agencies(eng, registry().entries, digest=digest, if_changed=not recheck)}
     changed = bool(result.get("changed") or result.get("deactivated"))
     result.update((reconcile_ambiguities(eng, matcher) if recheck or changed else Reconciled()).summary())
     log.info("agency registry synced: %s", result)
