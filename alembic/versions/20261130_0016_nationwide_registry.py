@@ -23,27 +23,32 @@ down_revision: str | None = '0017'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-COLUMNS = [
-    sa.Column("ori", sa.String(length=9), nullable=True,
-              comment="FBI Originating Agency Identifier (unique where known): join FBI crime data on it."),
-    sa.Column("agency_type", sa.String(length=40), nullable=True,
-              comment="The FBI's agency type: City, County, State Police, University or College, Tribal, "
-              "Other State Agency, Other; NULL for agencies absent from the FBI list."),
-    sa.Column("county", sa.String(length=100), nullable=True, comment="County of the agency (FBI list)."),
-    sa.Column("latitude", sa.Float(), nullable=True, comment="Latitude (FBI list; often the county centroid)."),
-    sa.Column("longitude", sa.Float(), nullable=True, comment="Longitude (FBI list; often the county centroid)."),
-    sa.Column("nibrs", sa.Boolean(), nullable=True,
-              comment="Reported to NIBRS when the FBI list was retrieved (2018)."),
-    sa.Column("timezone", sa.String(length=64), nullable=True,
-              comment="IANA timezone (from the coordinates, else the state): its trend days start at its "
-              "midnight."),
-    sa.Column("parent", sa.String(length=80), nullable=True,
-              comment="Slug of the agency people name instead (state-police troop -> the state police)."),
-    sa.Column("tracked", sa.Boolean(), server_default=sa.true(), nullable=False,
-              comment="Queries are compiled for it; every active agency is matched whether tracked or only known."),
-    sa.Column("matched", sa.Boolean(), server_default=sa.true(), nullable=False,
-              comment="False for known rows that are not police (prosecutors, fire investigators): never attributed."),
-]
+
+def _columns() -> list[sa.Column]:
+    """The new columns, built afresh per call: a Column belongs to one table (Column.copy() is deprecated)."""
+    return [
+        sa.Column("ori", sa.String(length=9), nullable=True,
+                  comment="FBI Originating Agency Identifier (unique where known): join FBI crime data on it."),
+        sa.Column("agency_type", sa.String(length=40), nullable=True,
+                  comment="The FBI's agency type: City, County, State Police, University or College, Tribal, "
+                  "Other State Agency, Other; NULL for agencies absent from the FBI list."),
+        sa.Column("county", sa.String(length=100), nullable=True, comment="County of the agency (FBI list)."),
+        sa.Column("latitude", sa.Float(), nullable=True, comment="Latitude (FBI list; often the county centroid)."),
+        sa.Column("longitude", sa.Float(), nullable=True, comment="Longitude (FBI list; often the county centroid)."),
+        sa.Column("nibrs", sa.Boolean(), nullable=True,
+                  comment="Reported to NIBRS when the FBI list was retrieved (2018)."),
+        sa.Column("timezone", sa.String(length=64), nullable=True,
+                  comment="IANA timezone (from the coordinates, else the state): its trend days start at its "
+                  "midnight."),
+        sa.Column("parent", sa.String(length=80), nullable=True,
+                  comment="Slug of the agency people name instead (state-police troop -> the state police)."),
+        sa.Column("tracked", sa.Boolean(), server_default=sa.true(), nullable=False,
+                  comment="Queries are compiled for it; every active agency is matched whether tracked or only known."),
+        sa.Column("matched", sa.Boolean(), server_default=sa.true(), nullable=False,
+                  comment="False for known rows that are not police (prosecutors, fire investigators): never attributed."),
+    ]
+
+
 #: The rollup's day is the agency's own day now (analysis/trends.py): (column, old, new, type).
 TREND_COMMENTS = [
     ("grain", "'day': one UTC day; 'week': the ISO week (Monday to Sunday, UTC) starting on `day`.",
@@ -98,8 +103,8 @@ def _replace_views(extra: bool) -> None:
 
 def upgrade() -> None:
     with op.batch_alter_table("agencies") as batch:
-        for column in COLUMNS:
-            batch.add_column(column.copy())
+        for column in _columns():
+            batch.add_column(column)
         batch.create_index("ix_agencies_ori", ["ori"], unique=True)
     if op.get_bind().dialect.name == "postgresql":
         op.alter_column("agencies", "kind", comment=NEW_KIND, existing_comment=OLD_KIND,
@@ -125,5 +130,5 @@ def downgrade() -> None:
     _replace_views(extra=False)
     with op.batch_alter_table("agencies") as batch:
         batch.drop_index("ix_agencies_ori")
-        for column in reversed(COLUMNS):
+        for column in reversed(_columns()):
             batch.drop_column(column.name)
