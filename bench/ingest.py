@@ -46,6 +46,7 @@ from trustwatch.models.tables import Agency, Author, MetricSnapshot, Post, PostM
 
 from tests.store_helpers import AGENCIES, make_page  # noqa: E402
 from trustwatch import migrate  # noqa: E402
+from trustwatch.records import validated  # noqa: E402
 
 
 def fresh_db(admin_url: str) -> tuple[str, str]:
@@ -66,8 +67,14 @@ def drop_db(admin_url: str, name: str) -> None:
 
 
 def pages(total: int, size: int) -> list:
-    return [make_page(range(i, min(i + size, total)), seed=i, text_len=120 + (i % 7) * 30)
-            for i in range(0, total, size)]
+    """Pages of generated records, checked as the normalizers hand them to ``write_page``
+    (``records.validated``, part of parsing): the write path does not check a record again (issue 19.2)."""
+    out = [make_page(range(i, min(i + size, total)), seed=i, text_len=120 + (i % 7) * 30)
+           for i in range(0, total, size)]
+    for page in out:
+        for post in page.posts:
+            validated(post)
+    return out
 
 
 COPY_COLS = ("platform", "platform_post_id", "kind", "author_platform_id", "text", "lang", "created_at",
