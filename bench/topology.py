@@ -126,6 +126,7 @@ def run_once(workers: int, hours: int, agencies: list[str], posts: int, pool_slo
                 load_after = os.getloadavg()[0]
                 failed = _count(metadata, "SELECT count(*) FROM dag_run WHERE state = 'failed'")
                 tasks = _count(metadata, "SELECT count(*) FROM task_instance WHERE dag_id LIKE 'collect_%'")
+                busy = _task_times(metadata)
         finally:
             sampler.stopped.set()
             metadata.dispose()
@@ -133,7 +134,23 @@ def run_once(workers: int, hours: int, agencies: list[str], posts: int, pool_slo
             _drop_db(metadata_url)
             _drop_db(store_url)
     return {"workers": workers, "wall_s": wall, "failed_runs": failed, "tasks": tasks, "peak_rss": sampler.peaks,
-            "load": (load_before, load_after)}
+            "load": (load_before, load_after), "slots": workers * topology.worker_concurrency, **busy}
+
+
+def _task_times(engine) -> dict[str, float]:
+    """Where the wall time went: the task instances' summed run time (what the worker slots had to do) and
+    their mean wait from queued to started.  Summed run time over wall time is the slots kept busy on
+    average; well below the slots there are, the workers were not the bound (the runs' task order, the
+    scheduler's loop or the APIs were)."""
+    sql = """SELECT coalesce(sum(extract(epoch FROM end_date - start_date)), 0),
+                    coalesce(avg(extract(epoch FROM start_date - queued_dttm)), 0)
+             FROM task_instance WHERE dag_id LIKE 'collect_%' AND end_date IS NOT NULL"""
+    try:
+        with engine.connect() as conn:
+            run_s, wait_s = conn.execute(text(sql)).one()
+    except Exception:
+        return {"task_run_s": float("nan"), "queue_wait_s": float("nan")}
+    return {"task_run_s": float(run_s), "queue_wait_s": float(wait_s)}
 
 
 def _count(engine, sql: str) -> int:
@@ -154,11 +171,14 @@ def main() -> None:
     results = [run_once(workers, args.hours, args.agencies, args.posts, args.pool_slots) for workers in (1, 2)]
     one, two = results
     print(f"cpus: {os.cpu_count()}, load average at the end: {os.getloadavg()}, pool slots: {args.pool_slots}")
-    print("| workers | wall time (s) | task instances | failed runs | speed-up vs 1 worker | load before / after |")
-    print("|---|---|---|---|---|---|")
+    print("| workers | wall time (s) | task instances | failed runs | speed-up vs 1 worker | load before / after "
+          "| task run time, summed (s) | slots busy on average | mean wait queued to started (s) |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['workers']} | {r['wall_s']:.0f} | {r['tasks']} | {r['failed_runs']} | "
-              f"{one['wall_s'] / r['wall_s']:.2f}x | {r['load'][0]:.1f} / {r['load'][1]:.1f} |")
+              f"{one['wall_s'] / r['wall_s']:.2f}x | {r['load'][0]:.1f} / {r['load'][1]:.1f} | "
+              f"{r['task_run_s']:.0f} | {r['task_run_s'] / r['wall_s']:.2f} of {r['slots']} | "
+              f"{r['queue_wait_s']:.1f} |")
     print()
     print("| process | peak RSS, 1 worker (MiB) | peak RSS, 2 workers (MiB) |")
     print("|---|---|---|")
