@@ -233,22 +233,40 @@ def bench_competent_in_turn(url_write: str, url_orm: str, page_list: list) -> tu
     with Session(engines[1]) as session:
         agency_ids = {a.slug: a.id for a in session.scalars(select(Agency))}
         times = in_turn(page_list, [partial(store.write_page, engines[0]),
-                                    lambda page: competent_page(session, page, agency_ids, now)])
+                                    lambda page: competent_page(session, page, agency_ids, now)],
+                        between=lambda i: _analyze(engines) if i % ANALYZE_EVERY == ANALYZE_EVERY - 1 else None)
     print(f"  same rows in both stores: {same_rows(engines)}")
     for engine in engines:
         engine.dispose()
     return times[0], times[1]
 
 
-def in_turn(page_list: list, writers: list[Callable[[Any], Any]]) -> list[float]:
+#: Pages between two ANALYZEs of the compared stores (untimed), as autovacuum keeps a live store's statistics.
+ANALYZE_EVERY = 20
+
+
+def _analyze(engines: list) -> None:
+    """Statistics for the stores' tables.  A new partition has none until autovacuum analyzes it, and
+    without them the planner answered the competent loop's ``IN`` lookup of a page's posts by reading every
+    stored post of the platform (a bitmap scan on ``platform`` alone): that loop then slowed as the store
+    grew (1,900 to 1,180 posts/s over 20,000 posts), a fresh-database artifact no running store has."""
+    for engine in engines:
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+            conn.execute(text("ANALYZE authors, posts, post_mentions, metric_snapshots"))
+
+
+def in_turn(page_list: list, writers: list[Callable[[Any], Any]],
+            between: Callable[[int], Any] | None = None) -> list[float]:
     """Seconds each writer spent on the same pages, called page by page in turn, the order rotating, so a
-    drift in the shared machine's load hits every writer alike."""
+    drift in the shared machine's load hits every writer alike; ``between(i)`` runs untimed after page i."""
     times = [0.0] * len(writers)
     for i, page in enumerate(page_list):
         for k in ((i + j) % len(writers) for j in range(len(writers))):
             t0 = time.perf_counter()
             writers[k](page)
             times[k] += time.perf_counter() - t0
+        if between is not None:
+            between(i)
     return times
 
 
