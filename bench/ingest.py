@@ -251,7 +251,7 @@ def _analyze(engines: list) -> None:
     stored post of the platform (a bitmap scan on ``platform`` alone): that loop then slowed as the store
     grew (1,900 to 1,180 posts/s over 20,000 posts), a fresh-database artifact no running store has."""
     for engine in engines:
-        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        with engine.begin() as conn:
             conn.execute(text("ANALYZE authors, posts, post_mentions, metric_snapshots"))
 
 

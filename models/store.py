@@ -739,9 +739,10 @@ def _describe_holder(holder: str) -> str:
     return f"pid {rest.partition(':')[0]} on {host}"
 
 
-def _lock_window(conn: Connection, key: str) -> None:
-    """Serialize the claim of one window: a transaction-scoped advisory lock on PostgreSQL; on SQLite the
-    transaction already began IMMEDIATE (one writer at a time), which serializes it."""
+def _xact_lock(conn: Connection, key: str) -> None:
+    """Serialize the transactions that take ``key`` (the claim of one window, the registry sync): a
+    transaction-scoped advisory lock on PostgreSQL; on SQLite the transaction already began IMMEDIATE (one
+    writer at a time), which serializes it."""
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(hashtextextended(:k, 0))"), {"k": key})
 
@@ -772,7 +773,7 @@ def open_run(
     t = CollectionRun.__table__
     me = holder or lease_holder()
     with engine.begin() as conn:
-        _lock_window(conn, "|".join(map(str, ("trustwatch-run", platform, query_key, query_version, source,
+        _xact_lock(conn, "|".join(map(str, ("trustwatch-run", platform, query_key, query_version, source,
                                                window_start, window_end))))
         now = utcnow()
         same = and_(
@@ -974,8 +975,9 @@ def sync_agencies(engine: Engine, entries: Sequence[Any], digest: str | None = N
     ]
     slugs = [r["slug"] for r in rows]
     with engine.begin() as conn:
-        _lock_window(conn, "trustwatch:registry-sync")
-        if if_changed and digest is not None and sa_inspect(conn).has_table(RegistrySync.__tablename__):
+        _xact_lock(conn, "trustwatch:registry-sync")
+        recorded = sa_inspect(conn).has_table(RegistrySync.__tablename__)  # a store before migration 0024 has none
+        if if_changed and digest is not None and recorded:
             c = RegistrySync.__table__.c
             if conn.execute(select(c.digest)).scalar() == digest:
                 return {"agencies": len(rows), "changed": 0, "deactivated": 0, "unchanged": True}
@@ -1007,7 +1009,7 @@ def sync_agencies(engine: Engine, entries: Sequence[Any], digest: str | None = N
         for names in _chunks(removed):
             gone += conn.execute(update(t).where(t.c.slug.in_(names), t.c.active.is_(True))
                                  .values(active=False, updated_at=now)).rowcount or 0
-        if sa_inspect(conn).has_table(RegistrySync.__tablename__):  # a store before migration 0024 has none
+        if recorded:
             record = _insert(conn, RegistrySync.__table__).values(id=1, digest=digest, agencies=len(rows),
                                                                    synced_at=now)
             conn.execute(record.on_conflict_do_update(
