@@ -22,6 +22,7 @@ import datetime as dt
 import importlib.util
 import json
 import os
+import re
 import sys
 import tempfile
 import threading
@@ -82,7 +83,47 @@ class MemorySampler(threading.Thread):
                 self.peaks[process.name] = max(self.peaks.get(process.name, 0), rss)
 
 
-def run_once(workers: int, hours: int, agencies: list[str], posts: int, pool_slots: int) -> dict:
+def _tree_cpu(pid: int) -> float:
+    """CPU seconds of a process and its descendants: the live ones' own time, plus what each has reaped
+    (a worker's task processes are reaped by its pool processes, PostgreSQL's backends by the postmaster)."""
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.Error:
+        return 0.0
+    total = 0.0
+    for proc in procs:
+        try:
+            t = proc.cpu_times()
+        except psutil.Error:
+            continue
+        total += t.user + t.system + t.children_user + t.children_system
+    return total
+
+
+def _postmaster() -> int | None:
+    """The local PostgreSQL server's main process (metadata and store run there, outside the topology)."""
+    for proc in psutil.process_iter(["name", "ppid"]):
+        try:
+            if proc.info["name"] == "postgres" and psutil.Process(proc.info["ppid"]).name() != "postgres":
+                return proc.pid
+        except psutil.Error:
+            continue
+    return None
+
+
+def cpu_by_service(topology) -> dict[str, float]:
+    """CPU seconds so far of each started service, of PostgreSQL and of this process (the sandbox APIs)."""
+    out = {p.name: _tree_cpu(p.popen.pid) for p in topology.processes}
+    if (pid := _postmaster()) is not None:
+        out["postgresql (metadata and store)"] = _tree_cpu(pid)
+    own = psutil.Process().cpu_times()
+    out["sandbox APIs and this bench"] = own.user + own.system
+    return out
+
+
+def run_once(workers: int, hours: int, agencies: list[str], posts: int, pool_slots: int,
+             overrides: dict[str, str] | None = None) -> dict:
     sandbox = SandboxServer(CorpusConfig(seed=18, posts=posts, days=2), x_bearer_token="bench-x",
                             reddit_client_secret="bench-reddit")
     sandbox.reddit.clock = lambda: dt.datetime.now(dt.UTC)  # comments appear as they are written, as on Reddit
@@ -98,7 +139,8 @@ def run_once(workers: int, hours: int, agencies: list[str], posts: int, pool_slo
                                                    "base_url": sandbox.url, "user_agent": "trustwatch-bench/0.1"}}),
     }
     with tempfile.TemporaryDirectory(prefix="tw_topology_") as tmp:
-        extra = {**conns, "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "false"}  # only the backfill runs
+        extra = {**conns, "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "false",  # only the backfill runs
+                 **(overrides or {})}
         variables = {**native.generated_variables(), "TRUSTWATCH_X_POOL_SLOTS": str(pool_slots),
                      "TRUSTWATCH_REDDIT_POOL_SLOTS": str(pool_slots)}
         topology = native.Topology(Path(tmp), metadata_url, store_url, variables, workers=workers, extra_env=extra)
@@ -110,6 +152,7 @@ def run_once(workers: int, hours: int, agencies: list[str], posts: int, pool_slo
                 topology.wait(lambda: _count(metadata, "SELECT count(*) FROM dag WHERE dag_id LIKE 'collect_%'") >= 2,
                               300, "the DAGs to be parsed")
                 load_before = os.getloadavg()[0]
+                cpu_before = cpu_by_service(topology)
                 t0 = time.perf_counter()
                 for dag_id in ("collect_x", "collect_reddit"):
                     result = topology.airflow("backfill", "create", "--dag-id", dag_id, "--from-date",
@@ -123,10 +166,12 @@ def run_once(workers: int, hours: int, agencies: list[str], posts: int, pool_slo
                                                        "AND state IN ('success', 'failed')") >= 2 * hours,
                               3600, "the backfill")
                 wall = time.perf_counter() - t0
+                cpu_after = cpu_by_service(topology)
                 load_after = os.getloadavg()[0]
                 failed = _count(metadata, "SELECT count(*) FROM dag_run WHERE state = 'failed'")
                 tasks = _count(metadata, "SELECT count(*) FROM task_instance WHERE dag_id LIKE 'collect_%'")
                 busy = _task_times(metadata)
+                holds = _slot_holds(Path(tmp), metadata)
         finally:
             sampler.stopped.set()
             metadata.dispose()
@@ -134,7 +179,8 @@ def run_once(workers: int, hours: int, agencies: list[str], posts: int, pool_slo
             _drop_db(metadata_url)
             _drop_db(store_url)
     return {"workers": workers, "wall_s": wall, "failed_runs": failed, "tasks": tasks, "peak_rss": sampler.peaks,
-            "load": (load_before, load_after), "slots": workers * topology.worker_concurrency, **busy}
+            "load": (load_before, load_after), "slots": workers * topology.worker_concurrency, **busy, **holds,
+            "cpu": {name: cpu_after[name] - cpu_before.get(name, 0.0) for name in cpu_after}}
 
 
 def _task_times(engine) -> dict[str, float]:
@@ -153,6 +199,33 @@ def _task_times(engine) -> dict[str, float]:
     return {"task_run_s": float(run_s), "queue_wait_s": float(wait_s)}
 
 
+#: A worker's log line at the end of each task: how long the supervisor held the slot, and for which task.
+_FINISHED = re.compile(r"Workload finished .*?duration=([0-9.]+).*?workload_id=([0-9a-f-]+)")
+
+
+def _slot_holds(workdir: Path, engine) -> dict[str, float]:
+    """How long a worker slot was held per task instance (the supervisor's "Workload finished" duration in
+    the workers' logs) against the task's own run time (start_date to end_date), and how many tasks held
+    their slot more than 4 s past their run: Airflow's supervisor sleeps up to ``[workers]
+    min_heartbeat_interval`` when the task process closes its sockets before it has exited (docs/SCALING.md)."""
+    held = {}
+    for log in workdir.glob("worker*.log"):
+        for match in _FINISHED.finditer(log.read_text(errors="replace")):
+            held[match.group(2)] = float(match.group(1))
+    try:
+        with engine.connect() as conn:
+            runs = dict(conn.execute(text("SELECT CAST(id AS text), extract(epoch FROM end_date - start_date) "
+                                          "FROM task_instance WHERE dag_id LIKE 'collect_%' AND end_date IS NOT NULL")
+                                     ).all())
+    except Exception:
+        runs = {}
+    pairs = [(held[i], float(r)) for i, r in runs.items() if i in held and r is not None]
+    if not pairs:
+        return {"slot_hold_s": float("nan"), "held_past_run_4s": 0}
+    return {"slot_hold_s": sum(h for h, _ in pairs) / len(pairs),
+            "held_past_run_4s": sum(1 for h, r in pairs if h - r > 4)}
+
+
 def _count(engine, sql: str) -> int:
     try:
         with engine.connect() as conn:
@@ -167,18 +240,33 @@ def main() -> None:
     parser.add_argument("--agencies", nargs="+", default=["nypd", "seattle-pd"])
     parser.add_argument("--posts", type=int, default=1200)
     parser.add_argument("--pool-slots", type=int, default=8, help="slots of the x_api and reddit_api pools")
+    parser.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                        help="an environment setting for every process on top of compose's (to compare a setting)")
     args = parser.parse_args()
-    results = [run_once(workers, args.hours, args.agencies, args.posts, args.pool_slots) for workers in (1, 2)]
+    overrides = dict(item.split("=", 1) for item in args.set)
+    if overrides:
+        print(f"settings on top of docker-compose.yml's: {overrides}")
+    results = [run_once(workers, args.hours, args.agencies, args.posts, args.pool_slots, overrides)
+               for workers in (1, 2)]
     one, two = results
     print(f"cpus: {os.cpu_count()}, load average at the end: {os.getloadavg()}, pool slots: {args.pool_slots}")
     print("| workers | wall time (s) | task instances | failed runs | speed-up vs 1 worker | load before / after "
-          "| task run time, summed (s) | slots busy on average | mean wait queued to started (s) |")
-    print("|---|---|---|---|---|---|---|---|---|")
+          "| task run time, summed (s) | slots busy on average | mean wait queued to started (s) "
+          "| slot held per task (s) | tasks held > 4 s past their run |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['workers']} | {r['wall_s']:.0f} | {r['tasks']} | {r['failed_runs']} | "
               f"{one['wall_s'] / r['wall_s']:.2f}x | {r['load'][0]:.1f} / {r['load'][1]:.1f} | "
               f"{r['task_run_s']:.0f} | {r['task_run_s'] / r['wall_s']:.2f} of {r['slots']} | "
-              f"{r['queue_wait_s']:.1f} |")
+              f"{r['queue_wait_s']:.1f} | {r['slot_hold_s']:.2f} | {r['held_past_run_4s']} of {r['tasks']} |")
+    print()
+    print("| process | CPU during the backfill, 1 worker (s) | with 2 workers (s) |")
+    print("|---|---|---|")
+    for name in sorted(set(one["cpu"]) | set(two["cpu"])):
+        print(f"| {name} | {one['cpu'].get(name, 0):.0f} | {two['cpu'].get(name, 0):.0f} |")
+    cpus = os.cpu_count() or 1
+    print(f"| all | {sum(one['cpu'].values()):.0f} of {cpus * one['wall_s']:.0f} core-seconds | "
+          f"{sum(two['cpu'].values()):.0f} of {cpus * two['wall_s']:.0f} |")
     print()
     print("| process | peak RSS, 1 worker (MiB) | peak RSS, 2 workers (MiB) |")
     print("|---|---|---|")

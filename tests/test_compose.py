@@ -90,6 +90,22 @@ def test_airflow_components_share_one_configuration_and_jwt_secret(compose):
         assert services[name]["build"]["dockerfile"] == "Dockerfile", name
 
 
+def test_task_supervisors_notice_a_finished_task_within_a_second_in_both_topologies(compose, tmp_path):
+    """Airflow's supervisor can sleep ``min_heartbeat_interval`` past a task's end (trustwatch/local.py):
+    the compose topology and the embedded local run set it to 1 s alike, and keep the defaults' tolerance
+    of an unreachable API server (3 failed heartbeats x 5 s) by allowing more failed heartbeats."""
+    from trustwatch.local import SUPERVISOR_SETTINGS, LocalConfig, airflow_environment
+
+    interval = int(SUPERVISOR_SETTINGS["AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL"])
+    assert interval == 1
+    assert interval * int(SUPERVISOR_SETTINGS["AIRFLOW__WORKERS__MAX_FAILED_HEARTBEATS"]) >= 3 * 5
+    for name in AIRFLOW_SERVICES:
+        env = compose["services"][name]["environment"]
+        assert {key: env.get(key) for key in SUPERVISOR_SETTINGS} == SUPERVISOR_SETTINGS, name
+    local = airflow_environment(LocalConfig(airflow_home=tmp_path / "airflow", data_dir=tmp_path / "data"), base={})
+    assert {key: local[key] for key in SUPERVISOR_SETTINGS} == SUPERVISOR_SETTINGS
+
+
 def test_the_worker_can_be_scaled(compose):
     worker = compose["services"]["airflow-worker"]
     assert worker["command"] == "celery worker"

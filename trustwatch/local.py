@@ -42,6 +42,17 @@ POOLS = {
 ADMIN_USER = "admin"
 SIMPLE_AUTH_MANAGER = "airflow.api_fastapi.auth.managers.simple.simple_auth_manager.SimpleAuthManager"
 
+#: Task supervisor settings, the same in docker-compose.yml (tests/test_compose.py compares them).  When a
+#: task process closes its sockets a moment before it has exited, Airflow's supervisor (task SDK 1.3) waits
+#: out its select timeout, ``min_heartbeat_interval`` (5 s by default), before it notices the exit: about
+#: half the task instances held their executor slot 5 s past their end (docs/SCALING.md, BENCHMARKS.md).
+#: At 1 s a task heartbeats every second instead of every 5; 15 failed heartbeats keep the defaults'
+#: tolerance of an unreachable API server (3 x 5 s).
+SUPERVISOR_SETTINGS = {
+    "AIRFLOW__WORKERS__MIN_HEARTBEAT_INTERVAL": "1",
+    "AIRFLOW__WORKERS__MAX_FAILED_HEARTBEATS": "15",
+}
+
 
 class LocalRunError(RuntimeError):
     """A step of the local run failed; the message says which and what to do."""
@@ -172,6 +183,7 @@ def airflow_environment(config: LocalConfig, base: dict[str, str] | None = None)
             "AIRFLOW__LOGGING__DAG_PROCESSOR_CHILD_PROCESS_LOG_DIRECTORY": str(config.log_dir / "dag_processor"),
             "TRUSTWATCH_DATA_DIR": str(config.data_dir),
             "PATH": os.pathsep.join([bin_dir, env.get("PATH", "")]),
+            **SUPERVISOR_SETTINGS,
         }
     )
     return env
