@@ -364,8 +364,9 @@ garbage collector's full collections, each of which walks every tracked object o
 includes the benchmark's own pre-generated pages (about 95,000 objects).  How much of that a real process
 pays depends on its heap (a collect task holds about 660,000 tracked objects with the registry loaded,
 and Python defers a full collection until the survivors since the last one are a quarter of that).  The
-second ratio takes the harness's pages out of the collector's sight (gc.freeze) and counts only what each
-writer costs by itself; the competent loop gains more from it, so it is the lower, stricter ratio."""
+second ratio takes the harness's pages (and whatever else is alive before the comparison starts: modules,
+engines) out of the collector's sight with gc.freeze, and counts only what each writer allocates itself;
+the competent loop gains more from it, so it is the lower, stricter ratio."""
 
 
 def main() -> None:

@@ -110,18 +110,17 @@ def main() -> None:
         child(args.child, args.window, args.query)
         return
 
-    import compileall
-
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
     from trustwatch.sandbox.common import CorpusConfig
     from trustwatch.sandbox.server import SandboxServer
 
-    # Bytecode written first, as pip writes it when it installs the wheel (scripts/native_topology.py
-    # compile_sources): with PYTHONDONTWRITEBYTECODE set, each step would otherwise compile every module again.
-    for folder in ("trustwatch", *SUBPACKAGES):
-        if (args.tree or REPO).joinpath(folder).is_dir():
-            compileall.compile_dir(str((args.tree or REPO) / folder), quiet=1, workers=1)
+    # Bytecode written first, as pip writes it when it installs the wheel: with PYTHONDONTWRITEBYTECODE set,
+    # each step would otherwise compile every module again.
+    sys.path.insert(0, str(REPO / "scripts"))
+    from native_topology import compile_sources
+
+    compile_sources(args.tree or REPO)
     admin = make_url(os.environ.get("TRUSTWATCH_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/postgres"))
     admin = admin.set(drivername="postgresql+psycopg")
     name = f"tw_bench_cpu_{uuid.uuid4().hex[:8]}"

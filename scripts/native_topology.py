@@ -418,8 +418,9 @@ class Topology:
 SOURCE_FOLDERS = ("trustwatch", "collectors", "models", "analysis", "sandbox", "alembic", "dags")
 
 
-def compile_sources() -> None:
-    """Write the bytecode of the project's sources, as pip does when it installs the image's wheel.
+def compile_sources(root: Path = REPO) -> None:
+    """Write the bytecode of the project's sources (those of the checkout at ``root``), as pip does when it
+    installs the image's wheel.
 
     The processes here run the checkout, not an installed wheel: where ``PYTHONDONTWRITEBYTECODE`` is set (as
     on these machines) every task process would otherwise compile each trustwatch module it imports again
@@ -429,7 +430,8 @@ def compile_sources() -> None:
     import compileall
 
     for name in SOURCE_FOLDERS:
-        compileall.compile_dir(str(REPO / name), quiet=1, workers=1)
+        if (root / name).is_dir():
+            compileall.compile_dir(str(root / name), quiet=1, workers=1)
 
 
 @contextmanager
