@@ -19,6 +19,8 @@ APIs' page sizes (100 and 500) and measures, in the same run and on the same row
   generate_series, mentions and snapshots included), page by page in turn with the same pages into an
   empty store, so both see the same machine state.
 
+Every timed writer first writes ``WARMUP_PAGES`` untimed pages of its own, so one-time costs do not count.
+
 Usage: .venv/bin/python bench/ingest.py [--posts 200000] [--sample 20000] [--stored 1000000] [--pg URL]
 """
 
@@ -81,6 +83,25 @@ def pages(total: int, size: int) -> list:
     return out
 
 
+#: Untimed pages every writer writes before a timed comparison: one-time costs (the first compile of each
+#: statement, psycopg's server-side prepare after its fifth execution, the ORM's mapper setup) otherwise
+#: land on whichever writer runs first.  Without them two identical write_page writers in turn differed
+#: by 4.5 to 6 %, the first one slower, and write_page's first page took 23 ms against 6 ms later on.
+WARMUP_PAGES = 6
+#: Where the warm-up pages' ids start: past every measured page, in the same month.
+WARMUP_FIRST_ID = 1_000_000
+
+
+def warmup_pages(size: int) -> list:
+    """``WARMUP_PAGES`` pages like :func:`pages`, with ids none of the measured pages use."""
+    out = [make_page(range(start, start + size), seed=start, text_len=180)
+           for start in range(WARMUP_FIRST_ID, WARMUP_FIRST_ID + WARMUP_PAGES * size, size)]
+    for page in out:
+        for post in page.posts:
+            validated(post)
+    return out
+
+
 COPY_COLS = ("platform", "platform_post_id", "kind", "author_platform_id", "text", "lang", "created_at",
              "like_count", "repost_count", "reply_count", "quote_count", "raw", "first_collected_at",
              "last_collected_at")
@@ -122,7 +143,11 @@ def bench_write_page_and_copy(url: str, page_list: list) -> tuple[float, float, 
     set_json_dumps(lambda obj: orjson.dumps(obj).decode(), context=raw.driver_connection)
     now = dt.datetime.now(dt.UTC)
     t_write = t_copy = t_binary = 0.0
+    warmup = warmup_pages(len(page_list[0].posts))
     try:
+        for i, page in enumerate(warmup):  # untimed (WARMUP_PAGES)
+            store.write_page(engine, page)
+            copy_page(raw, page, now, binary=i % 2 == 1)
         for i, page in enumerate(page_list):
             t0 = time.perf_counter()
             store.write_page(engine, page)
@@ -139,7 +164,7 @@ def bench_write_page_and_copy(url: str, page_list: list) -> tuple[float, float, 
         n = conn.execute(text("select count(*) from posts")).scalar_one()
         m = conn.execute(text("select count(*) from post_mentions")).scalar_one()
         c = conn.execute(text("select count(*) from posts_copy")).scalar_one()
-    assert n == c == sum(len(p.posts) for p in page_list), (n, c)
+    assert n == c == sum(len(p.posts) for p in page_list + warmup), (n, c)
     assert m == 2 * n, m
     engine.dispose()
     # Text and binary COPY each took every other page: scale each to the whole set of pages.
@@ -240,8 +265,8 @@ def bench_competent_in_turn(url_write: str, url_orm: str, page_list: list,
         agency_ids = {a.slug: a.id for a in session.scalars(select(Agency))}
         times = in_turn(page_list, [partial(store.write_page, engines[0]),
                                     lambda page: competent_page(session, page, agency_ids, now)],
-                        between=lambda i: _analyze(engines) if i % ANALYZE_EVERY == ANALYZE_EVERY - 1 else None,
-                        cpu=cpu)
+                        between=partial(analyze_every, engines), cpu=cpu,
+                        warmup=warmup_pages(len(page_list[0].posts)))
     print(f"  same rows in both stores: {same_rows(engines)}")
     for engine in engines:
         engine.dispose()
@@ -250,6 +275,12 @@ def bench_competent_in_turn(url_write: str, url_orm: str, page_list: list,
 
 #: Pages between two ANALYZEs of the compared stores (untimed), as autovacuum keeps a live store's statistics.
 ANALYZE_EVERY = 20
+
+
+def analyze_every(engines: list, i: int) -> None:
+    """``in_turn``'s ``between``: statistics after the warm-up pages (-1) and every ``ANALYZE_EVERY`` pages."""
+    if i < 0 or i % ANALYZE_EVERY == ANALYZE_EVERY - 1:
+        _analyze(engines)
 
 
 def _analyze(engines: list) -> None:
@@ -263,11 +294,18 @@ def _analyze(engines: list) -> None:
 
 
 def in_turn(page_list: list, writers: list[Callable[[Any], Any]],
-            between: Callable[[int], Any] | None = None, cpu: list[float] | None = None) -> list[float]:
+            between: Callable[[int], Any] | None = None, cpu: list[float] | None = None,
+            warmup: list | None = None) -> list[float]:
     """Seconds each writer spent on the same pages, called page by page in turn, the order rotating, so a
     drift in the shared machine's load hits every writer alike; ``between(i)`` runs untimed after page i.
     ``cpu``, when given, receives each writer's CPU seconds in this process (``time.process_time``): the
-    rest of its time it waited on the database server."""
+    rest of its time it waited on the database server.  ``warmup`` pages are written by every writer first,
+    untimed (``WARMUP_PAGES``), followed by ``between(-1)``."""
+    for page in warmup or ():
+        for write in writers:
+            write(page)
+    if warmup and between is not None:
+        between(-1)
     times = [0.0] * len(writers)
     spent = [0.0] * len(writers)
     for i, page in enumerate(page_list):
@@ -316,13 +354,8 @@ def bench_stored(url_empty: str, url_full: str, page_list: list, stored: int) ->
     for engine in engines:
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(text("VACUUM ANALYZE"))
-    times = [0.0, 0.0]
-    for i, page in enumerate(page_list):
-        order = (0, 1) if i % 2 == 0 else (1, 0)
-        for k in order:
-            t0 = time.perf_counter()
-            store.write_page(engines[k], page)
-            times[k] += time.perf_counter() - t0
+    times = in_turn(page_list, [partial(store.write_page, engine) for engine in engines],
+                    warmup=warmup_pages(len(page_list[0].posts)))
     for engine in engines:
         engine.dispose()
     return times[0], times[1]
@@ -334,10 +367,10 @@ def bench_naive(url: str, page_list: list) -> float:
     migrate.upgrade(engine)
     store.sync_agencies(engine, AGENCIES)
     now = dt.datetime.now(dt.UTC)
-    t0 = time.perf_counter()
     with Session(engine) as session:
         agency_ids = {a.slug: a.id for a in session.scalars(select(Agency))}
-        for page in page_list:
+
+        def write(page: Any) -> None:
             authors = {a.platform_user_id: a for a in page.authors}
             for p in page.posts:
                 a = authors[p.author_platform_id]
@@ -364,6 +397,12 @@ def bench_naive(url: str, page_list: list) -> float:
                                                   matched_term=m.matched_term, match_kind=m.match_kind,
                                                   post_created_at=p.created_at, platform=p.platform))
             session.commit()
+
+        for page in warmup_pages(len(page_list[0].posts)):  # untimed (WARMUP_PAGES)
+            write(page)
+        t0 = time.perf_counter()
+        for page in page_list:
+            write(page)
     elapsed = time.perf_counter() - t0
     engine.dispose()
     return elapsed

@@ -4,7 +4,9 @@ Takes the ``models/`` folder of an older commit (``git archive <rev> models | ta
 same synthetic pages (``bench/ingest.py``'s generator) page by page in turn, the order rotating, with three
 writers each into a fresh PostgreSQL store: the old ``write_page``, this checkout's, and the competent ORM loop
 of ``bench/ingest.py``.  Run in turn, all three see the same machine state, so the ratios hold on a shared
-machine whose speed drifts.
+machine whose speed drifts.  Every writer first writes ``bench/ingest.py``'s untimed warm-up pages (one-time
+costs would otherwise land on whichever writer runs first), and the stores are analyzed after them and every
+20 pages, as autovacuum keeps a live store's statistics.
 
 Usage: .venv/bin/python bench/ingest_ab.py --old DIR [--posts 5000] [--size 100] [--rounds 2] [--pg URL]
 """
@@ -33,7 +35,7 @@ from trustwatch.models import store as new_store  # noqa: E402
 from trustwatch.models.db import make_engine  # noqa: E402
 from trustwatch.models.tables import Agency  # noqa: E402
 
-from bench.ingest import competent_page, drop_db, fresh_db, in_turn, pages  # noqa: E402
+from bench.ingest import analyze_every, competent_page, drop_db, fresh_db, in_turn, pages, warmup_pages  # noqa: E402
 from tests.store_helpers import AGENCIES  # noqa: E402
 from trustwatch import migrate  # noqa: E402
 
@@ -87,7 +89,8 @@ def main() -> None:
             with Session(engines[2]) as session:
                 agency_ids = {a.slug: a.id for a in session.scalars(select(Agency))}
                 times = in_turn(page_list, [partial(write_old, engines[0]), partial(new_store.write_page, engines[1]),
-                                            partial(competent_page, session, agency_ids=agency_ids, now=now)])
+                                            partial(competent_page, session, agency_ids=agency_ids, now=now)],
+                                warmup=warmup_pages(args.size), between=partial(analyze_every, engines))
             for engine in engines:
                 engine.dispose()
         finally:
