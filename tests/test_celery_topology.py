@@ -198,6 +198,11 @@ def test_backfill_on_two_celery_workers_stores_the_ground_truth_and_survives_a_k
             # Test speed only: a killed worker's tasks are noticed after 20 s instead of 5 minutes.
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT": "20",
             "AIRFLOW__SCHEDULER__TASK_INSTANCE_HEARTBEAT_TIMEOUT_DETECTION_INTERVAL": "5",
+            # Test speed only: a task the killed worker had received but not yet reported running stays
+            # "queued" until this timeout requeues it (600 s by default, checked every 120 s; the CI run
+            # of 30 November waited 11 min 42 s for one). Tasks here wait at most about 2 s in the queue.
+            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT": "60",
+            "AIRFLOW__SCHEDULER__TASK_QUEUED_TIMEOUT_CHECK_INTERVAL": "10",
             # Test speed only: the DAG files do not change during the test; re-parsing them every 30 s
             # takes CPU from the tasks on a two-core machine.
             "AIRFLOW__DAG_PROCESSOR__MIN_FILE_PROCESS_INTERVAL": "600",
