@@ -140,31 +140,41 @@ def ensure_months(conn: Connection, months: Iterable[dt.date]) -> list[str]:
     """Create the partitions of ``months`` for every partitioned table; returns the ones created.
 
     Rows already in the ``DEFAULT`` partition for a month are moved into the new partition (PostgreSQL
-    refuses a partition whose range the default partition still holds rows of)."""
+    refuses a partition whose range the default partition still holds rows of).
+
+    Writers wait while partitions are made: the partitioned tables are locked against writes (``SHARE ROW
+    EXCLUSIVE`` on the parents only; readers go on) until the transaction ends.  A page committed between
+    the copy of a month's rows and their deletion from the default partition would otherwise be deleted
+    without having been copied, and a row routed to the default partition after the move would make the
+    attach fail.  Nothing is locked when every partition exists (the usual call, from each DAG's sync step).
+    The parents are locked in the order the write path's merge statement takes them, so the two cannot
+    deadlock."""
     conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _LOCK_KEY})
     existing = partitions_of(conn)
+    missing = [(month, spec) for month in sorted(set(months)) for spec in PARTITIONED
+               if partition_name(spec.table, month) not in existing]
+    if not missing:
+        return []
+    conn.execute(text(f"LOCK TABLE ONLY {', '.join(spec.table for spec in PARTITIONED)} IN SHARE ROW EXCLUSIVE MODE"))
     created: list[str] = []
-    for month in sorted(set(months)):
+    for month, spec in missing:
         lo, hi = _bound(month), _bound(next_month(month))
-        for spec in PARTITIONED:
-            name = partition_name(spec.table, month)
-            if name in existing:
-                continue
-            default = f"{spec.table}_default"
-            stray = conn.execute(text(
-                f"SELECT EXISTS (SELECT 1 FROM {default} WHERE {spec.column} >= {lo} AND {spec.column} < {hi})"
-            )).scalar() if default in existing else False
-            if stray:
-                conn.execute(text(f"CREATE TABLE {name} (LIKE {spec.table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"))
-                conn.execute(text(f"INSERT INTO {name} SELECT * FROM {default} "
-                                  f"WHERE {spec.column} >= {lo} AND {spec.column} < {hi}"))
-                conn.execute(text(f"DELETE FROM {default} WHERE {spec.column} >= {lo} AND {spec.column} < {hi}"))
-                conn.execute(text(f"ALTER TABLE {spec.table} ATTACH PARTITION {name} FOR VALUES FROM ({lo}) TO ({hi})"))
-            else:
-                conn.execute(text(f"CREATE TABLE {name} PARTITION OF {spec.table} FOR VALUES FROM ({lo}) TO ({hi})"))
-            conn.execute(text(f"COMMENT ON TABLE {name} IS 'Partition of {spec.table}: rows with {spec.column} in "
-                              f"{month:%Y-%m} (UTC). Query {spec.table}.'"))
-            created.append(name)
+        name = partition_name(spec.table, month)
+        default = f"{spec.table}_default"
+        stray = conn.execute(text(
+            f"SELECT EXISTS (SELECT 1 FROM {default} WHERE {spec.column} >= {lo} AND {spec.column} < {hi})"
+        )).scalar() if default in existing else False
+        if stray:
+            conn.execute(text(f"CREATE TABLE {name} (LIKE {spec.table} INCLUDING DEFAULTS INCLUDING CONSTRAINTS)"))
+            conn.execute(text(f"INSERT INTO {name} SELECT * FROM {default} "
+                              f"WHERE {spec.column} >= {lo} AND {spec.column} < {hi}"))
+            conn.execute(text(f"DELETE FROM {default} WHERE {spec.column} >= {lo} AND {spec.column} < {hi}"))
+            conn.execute(text(f"ALTER TABLE {spec.table} ATTACH PARTITION {name} FOR VALUES FROM ({lo}) TO ({hi})"))
+        else:
+            conn.execute(text(f"CREATE TABLE {name} PARTITION OF {spec.table} FOR VALUES FROM ({lo}) TO ({hi})"))
+        conn.execute(text(f"COMMENT ON TABLE {name} IS 'Partition of {spec.table}: rows with {spec.column} in "
+                          f"{month:%Y-%m} (UTC). Query {spec.table}.'"))
+        created.append(name)
     return created
 
 

@@ -250,3 +250,66 @@ def test_prepare_creates_the_coming_months_from_the_command_line(pg_engine: Engi
     assert created == [partitions.partition_name(t, coming) for t in ("posts", "post_mentions", "metric_snapshots")]
     with pg_engine.connect() as conn:
         assert set(created) <= partitions.partitions_of(conn)
+
+
+@pytest.mark.postgres
+def test_posts_written_while_prepare_moves_their_month_out_of_the_default_partition_are_kept(
+        pg_engine: Engine) -> None:
+    """`partitions prepare` runs in every collect DAG's sync step, beside collect tasks that write.  When it
+    moves a month's rows out of the default partition (copy, delete, attach), a page of that month committed
+    between the copy and the delete was deleted without having been copied: posts gone, their run a success.
+    A writer must wait for the move instead, and land in the new month afterwards."""
+    import threading
+
+    from sqlalchemy import event
+
+    tw_store.sync_agencies(pg_engine, AGENCIES)
+    month = dt.datetime(2018, 7, 9, 8, 30, tzinfo=UTC)  # a month no migration prepares: the default partition
+    tw_store.write_page(pg_engine, page_at([1, 2, 3], month))
+    url = pg_engine.url.render_as_string(hide_password=False)
+    writer, maintenance = make_engine(url), make_engine(url)
+    watcher = make_engine(url, isolation_level="AUTOCOMMIT")
+    outcome: dict[str, object] = {}
+
+    def write_during_the_move() -> None:
+        try:
+            outcome["result"] = tw_store.write_page(writer, page_at([4, 5], month + dt.timedelta(hours=2)))
+        except Exception as exc:  # reported by the assertion below
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=write_during_the_move)
+
+    def between_copy_and_delete(conn, cursor, statement, parameters, context, executemany) -> None:
+        if not statement.startswith("INSERT INTO posts_2018_07 SELECT") or thread.is_alive():
+            return
+        thread.start()  # the page commits now, unless the move makes it wait
+        deadline = dt.datetime.now(UTC) + dt.timedelta(seconds=30)
+        while thread.is_alive() and dt.datetime.now(UTC) < deadline:
+            with watcher.connect() as w:  # which table the writer waits for, if it waits
+                waiting = w.execute(text("SELECT l.relation::regclass::text FROM pg_locks l JOIN pg_database d "
+                                         "ON d.oid = l.database WHERE d.datname = current_database() "
+                                         "AND NOT l.granted")).scalars().all()
+            if waiting:
+                outcome["waited_for"] = waiting
+                break
+            thread.join(0.05)
+
+    event.listen(maintenance, "after_cursor_execute", between_copy_and_delete)
+    try:
+        created = partitions.prepare(maintenance)
+        thread.join(30)
+        assert not thread.is_alive(), "the writer never finished"
+    finally:
+        for engine in (writer, maintenance, watcher):
+            engine.dispose()
+    assert "posts_2018_07" in created
+    assert "error" not in outcome, outcome["error"]
+    # it waited before its statement picked a partition (a row routed to the default partition before the
+    # attach would have been refused after it)
+    assert outcome.get("waited_for") == ["posts"], outcome
+    assert outcome["result"].new == 2
+    ids = sorted(r[0] for r in rows(pg_engine, "SELECT platform_post_id FROM posts"))
+    assert ids == sorted(make_page([1, 2, 3, 4, 5]).posts[i].platform_post_id for i in range(5))
+    for table, count in (("posts", 5), ("post_mentions", 10), ("metric_snapshots", 5)):
+        placed = rows(pg_engine, f"SELECT tableoid::regclass::text, count(*) FROM {table} GROUP BY 1")
+        assert placed == [(f"{table}_2018_07", count)], placed
