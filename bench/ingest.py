@@ -77,8 +77,13 @@ def pages(total: int, size: int) -> list:
     (``records.validated``, part of parsing): the write path does not check a record again (issue 19.2)."""
     if total > WARMUP_FIRST_ID:
         raise SystemExit(f"at most {WARMUP_FIRST_ID:,} posts: the warm-up pages' ids start there")
-    out = [make_page(range(i, min(i + size, total)), seed=i, text_len=120 + (i % 7) * 30)
-           for i in range(0, total, size)]
+    return _generated(0, total, size)
+
+
+def _generated(first: int, end: int, size: int) -> list:
+    """Pages of ``size`` generated posts with ids ``first`` to ``end``, checked as a normalizer checks them."""
+    out = [make_page(range(i, min(i + size, end)), seed=i, text_len=120 + (i % 7) * 30)
+           for i in range(first, end, size)]
     for page in out:
         for post in page.posts:
             validated(post)
@@ -96,12 +101,7 @@ WARMUP_FIRST_ID = 1_000_000
 
 def warmup_pages(size: int) -> list:
     """``WARMUP_PAGES`` pages like :func:`pages`, with ids none of the measured pages use."""
-    out = [make_page(range(start, start + size), seed=start, text_len=180)
-           for start in range(WARMUP_FIRST_ID, WARMUP_FIRST_ID + WARMUP_PAGES * size, size)]
-    for page in out:
-        for post in page.posts:
-            validated(post)
-    return out
+    return _generated(WARMUP_FIRST_ID, WARMUP_FIRST_ID + WARMUP_PAGES * size, size)
 
 
 COPY_COLS = ("platform", "platform_post_id", "kind", "author_platform_id", "text", "lang", "created_at",

@@ -170,8 +170,9 @@ def run_once(workers: int, hours: int, agencies: list[str], posts: int, pool_slo
                 load_after = os.getloadavg()[0]
                 failed = _count(metadata, "SELECT count(*) FROM dag_run WHERE state = 'failed'")
                 tasks = _count(metadata, "SELECT count(*) FROM task_instance WHERE dag_id LIKE 'collect_%'")
-                busy = _task_times(metadata)
-                holds = _slot_holds(Path(tmp), metadata)
+                task_rows = _task_rows(metadata)
+                busy = _task_times(task_rows)
+                holds = _slot_holds(Path(tmp), task_rows)
         finally:
             sampler.stopped.set()
             metadata.dispose()
@@ -183,27 +184,36 @@ def run_once(workers: int, hours: int, agencies: list[str], posts: int, pool_slo
             "cpu": {name: cpu_after[name] - cpu_before.get(name, 0.0) for name in cpu_after}}
 
 
-def _task_times(engine) -> dict[str, float]:
+def _task_rows(engine) -> list[tuple[str, float, float | None]]:
+    """(id, run seconds, seconds from queued to started, None when never queued) of every finished collect
+    task instance."""
+    sql = """SELECT CAST(id AS text), extract(epoch FROM end_date - start_date),
+                    extract(epoch FROM start_date - queued_dttm)
+             FROM task_instance WHERE dag_id LIKE 'collect_%' AND end_date IS NOT NULL"""
+    try:
+        with engine.connect() as conn:
+            return [(i, float(run or 0), None if wait is None else float(wait))
+                    for i, run, wait in conn.execute(text(sql))]
+    except Exception:
+        return []
+
+
+def _task_times(rows: list[tuple[str, float, float | None]]) -> dict[str, float]:
     """Where the wall time went: the task instances' summed run time (what the worker slots had to do) and
     their mean wait from queued to started.  Summed run time over wall time is the slots kept busy on
     average; well below the slots there are, the workers were not the bound (the runs' task order, the
     scheduler's loop or the APIs were)."""
-    sql = """SELECT coalesce(sum(extract(epoch FROM end_date - start_date)), 0),
-                    coalesce(avg(extract(epoch FROM start_date - queued_dttm)), 0)
-             FROM task_instance WHERE dag_id LIKE 'collect_%' AND end_date IS NOT NULL"""
-    try:
-        with engine.connect() as conn:
-            run_s, wait_s = conn.execute(text(sql)).one()
-    except Exception:
+    waits = [w for _, _, w in rows if w is not None]
+    if not rows:
         return {"task_run_s": float("nan"), "queue_wait_s": float("nan")}
-    return {"task_run_s": float(run_s), "queue_wait_s": float(wait_s)}
+    return {"task_run_s": sum(r for _, r, _ in rows), "queue_wait_s": sum(waits) / len(waits) if waits else 0.0}
 
 
 #: A worker's log line at the end of each task: how long the supervisor held the slot, and for which task.
 _FINISHED = re.compile(r"Workload finished .*?duration=([0-9.]+).*?workload_id=([0-9a-f-]+)")
 
 
-def _slot_holds(workdir: Path, engine) -> dict[str, float]:
+def _slot_holds(workdir: Path, rows: list[tuple[str, float, float | None]]) -> dict[str, float]:
     """How long a worker slot was held per task instance (the supervisor's "Workload finished" duration in
     the workers' logs) against the task's own run time (start_date to end_date), and how many tasks held
     their slot more than 4 s past their run: Airflow's supervisor sleeps up to ``[workers]
@@ -212,14 +222,7 @@ def _slot_holds(workdir: Path, engine) -> dict[str, float]:
     for log in workdir.glob("worker*.log"):
         for match in _FINISHED.finditer(log.read_text(errors="replace")):
             held[match.group(2)] = float(match.group(1))
-    try:
-        with engine.connect() as conn:
-            runs = dict(conn.execute(text("SELECT CAST(id AS text), extract(epoch FROM end_date - start_date) "
-                                          "FROM task_instance WHERE dag_id LIKE 'collect_%' AND end_date IS NOT NULL")
-                                     ).all())
-    except Exception:
-        runs = {}
-    pairs = [(held[i], float(r)) for i, r in runs.items() if i in held and r is not None]
+    pairs = [(held[i], run) for i, run, _ in rows if i in held]
     if not pairs:
         return {"slot_hold_s": float("nan"), "held_past_run_4s": 0}
     return {"slot_hold_s": sum(h for h, _ in pairs) / len(pairs),

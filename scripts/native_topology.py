@@ -414,10 +414,6 @@ class Topology:
                               text=True, timeout=timeout, cwd=self.workdir, check=False)
 
 
-#: The folders the trustwatch wheel is built from (Dockerfile), Python sources included.
-SOURCE_FOLDERS = ("trustwatch", "collectors", "models", "analysis", "sandbox", "alembic", "dags")
-
-
 def compile_sources(root: Path = REPO) -> None:
     """Write the bytecode of the project's sources (those of the checkout at ``root``), as pip does when it
     installs the image's wheel.
@@ -428,8 +424,11 @@ def compile_sources(root: Path = REPO) -> None:
     whatever that setting.
     """
     import compileall
+    import tomllib
 
-    for name in SOURCE_FOLDERS:
+    # the folders the wheel is built from: pyproject.toml's package-dir
+    folders = tomllib.loads((root / "pyproject.toml").read_text())["tool"]["setuptools"]["package-dir"].values()
+    for name in folders:
         if (root / name).is_dir():
             compileall.compile_dir(str(root / name), quiet=1, workers=1)
 

@@ -9,10 +9,11 @@ import datetime as dt
 import gzip
 import json
 import logging
+import threading
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Engine, select, text
+from sqlalchemy import Engine, event, select, text
 from trustwatch.collectors.x import snowflake_at, tweet_to_record
 from trustwatch.models import partitions
 from trustwatch.models import store as tw_store
@@ -259,10 +260,6 @@ def test_posts_written_while_prepare_moves_their_month_out_of_the_default_partit
     moves a month's rows out of the default partition (copy, delete, attach), a page of that month committed
     between the copy and the delete was deleted without having been copied: posts gone, their run a success.
     A writer must wait for the move instead, and land in the new month afterwards."""
-    import threading
-
-    from sqlalchemy import event
-
     tw_store.sync_agencies(pg_engine, AGENCIES)
     month = dt.datetime(2018, 7, 9, 8, 30, tzinfo=UTC)  # a month no migration prepares: the default partition
     tw_store.write_page(pg_engine, page_at([1, 2, 3], month))
